@@ -1,0 +1,39 @@
+# spiderpool developer entry points. `make test` is the README's test command and what .ci/run calls.
+PYTHON ?= python3
+STATE_DIR ?= .dev
+
+.PHONY: help setup test lint unit integration bench cluster-up cluster-down crds clean
+
+help: ## list targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
+
+setup: ## install everything the tests need (apt, pip, editable build, Kubernetes binaries)
+	bash hack/setup.sh
+
+test: setup ## lint, type-check, import contracts, then every test suite against a real control plane
+	bash hack/test.sh
+
+lint: ## ruff, mypy --strict, import-linter
+	bash hack/test.sh --lint-only
+
+unit: ## the pure unit tests only (no control plane)
+	$(PYTHON) -m pytest tests/unit
+
+integration: ## integration tests against the real local control plane
+	$(PYTHON) -m pytest tests/integration
+
+bench: ## run every benchmark under perf/ and record the results in perf/results/
+	$(PYTHON) perf/bench_alloc.py --json
+	$(PYTHON) perf/bench_store.py --json
+
+cluster-up: ## start etcd + kube-apiserver in the background; kubeconfig in $(STATE_DIR)/kubeconfig
+	$(PYTHON) -m spiderpool.devcluster up --state-dir $(STATE_DIR)
+
+cluster-down: ## stop the background control plane and remove its state
+	$(PYTHON) -m spiderpool.devcluster down --state-dir $(STATE_DIR)
+
+crds: ## regenerate charts/spiderpool/crds/ from spiderpool/k8s/crd_schema.py
+	$(PYTHON) -m spiderpool.k8s.crd_schema --write
+
+clean: ## remove build products
+	rm -rf build .mypy_cache .ruff_cache .pytest_cache

@@ -1,0 +1,1 @@
+"""The pure core: addressing, allocators, pool specs and selection, codecs. No I/O of any kind lives here."""

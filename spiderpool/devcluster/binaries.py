@@ -1,0 +1,181 @@
+"""Locate or build the pinned Kubernetes binaries, cached by version outside the work tree.
+
+Resolution order for each binary: ``SPIDERPOOL_K8S_BIN_DIR``, then ``KUBEBUILDER_ASSETS`` (envtest ships etcd and
+kube-apiserver), then the cache, then a build from the Go module proxy into the cache.  The build happens in a
+scratch Go module that pins every ``k8s.io/*`` staging module to the release's ``v0.Y.Z`` (a dependency's own
+``replace`` lines are ignored by Go, so they must be restated).
+"""
+
+from __future__ import annotations
+
+import argparse
+import fcntl
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+
+K8S_VERSION = "v1.36.3"
+BINARIES = ("etcd", "kube-apiserver", "kube-controller-manager")
+_PACKAGES = {
+    "kube-apiserver": "k8s.io/kubernetes/cmd/kube-apiserver",
+    "kube-controller-manager": "k8s.io/kubernetes/cmd/kube-controller-manager",
+    "etcd": "go.etcd.io/etcd/server/v3",
+}
+_STAGING = re.compile(r"^\s*(k8s\.io/[\w.\-/]+)\s+=>\s+\./staging/", re.MULTILINE)
+_GODEBUG = re.compile(r"^godebug\s.*$", re.MULTILINE)
+
+
+class BuildError(RuntimeError):
+    """The Kubernetes binaries could not be built; the message carries the failing command's output."""
+
+
+def cache_root() -> Path:
+    explicit = os.environ.get("SPIDERPOOL_CACHE_DIR")
+    if explicit:
+        return Path(explicit)
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "spiderpool"
+
+
+def version_dir(version: str = K8S_VERSION) -> Path:
+    return cache_root() / "k8s" / version
+
+
+def _log(message: str) -> None:
+    print(f"[k8s-binaries] {message}", file=sys.stderr, flush=True)
+
+
+def _candidate_dirs(version: str) -> Iterator[Path]:
+    for var in ("SPIDERPOOL_K8S_BIN_DIR", "KUBEBUILDER_ASSETS"):
+        value = os.environ.get(var)
+        if value:
+            yield Path(value)
+    yield version_dir(version) / "bin"
+
+
+def find_binary(name: str, version: str = K8S_VERSION) -> Path | None:
+    for directory in _candidate_dirs(version):
+        path = directory / name
+        if path.is_file() and os.access(path, os.X_OK):
+            return path
+    return None
+
+
+def ensure_binaries(names: Sequence[str] = BINARIES, version: str = K8S_VERSION) -> dict[str, Path]:
+    """Return a path for every binary in ``names``, building the missing ones (slow when cold: ~20-30 min)."""
+    found = {name: find_binary(name, version) for name in names}
+    missing = [name for name, path in found.items() if path is None]
+    if missing:
+        build(missing, version)
+    result: dict[str, Path] = {}
+    for name in names:
+        path = find_binary(name, version)
+        if path is None:
+            raise BuildError(f"{name} still missing after a build into {version_dir(version) / 'bin'}")
+        result[name] = path
+    return result
+
+
+@contextmanager
+def _build_lock(directory: Path) -> Iterator[None]:
+    directory.mkdir(parents=True, exist_ok=True)
+    with open(directory / ".lock", "w") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def _go_env() -> dict[str, str]:
+    env = dict(os.environ)
+    env.update({"GOTOOLCHAIN": "local", "CGO_ENABLED": "0", "GOFLAGS": "-mod=mod -buildvcs=false"})
+    return env
+
+
+def _run(cmd: Sequence[str], cwd: Path) -> str:
+    proc = subprocess.run(cmd, cwd=cwd, env=_go_env(), capture_output=True, text=True, check=False)
+    if proc.returncode != 0:
+        raise BuildError(f"`{' '.join(cmd)}` failed ({proc.returncode}):\n{proc.stderr[-4000:]}")
+    return proc.stdout
+
+
+def _write_module(src: Path, version: str) -> None:
+    if shutil.which("go") is None:
+        raise BuildError("the `go` toolchain is not on PATH; install Go >= 1.26 (apt: golang-go is too old)")
+    src.mkdir(parents=True, exist_ok=True)
+    info = json.loads(_run(["go", "mod", "download", "-json", f"k8s.io/kubernetes@{version}"], src))
+    upstream = Path(info["GoMod"]).read_text()
+    staging_version = "v0" + version[version.index(".") :]
+    replaces = "\n".join(f"\t{m} => {m} {staging_version}" for m in sorted(set(_STAGING.findall(upstream))))
+    godebug = "\n".join(_GODEBUG.findall(upstream))
+    tools = "\n".join(f"\t{pkg}" for pkg in _PACKAGES.values())
+    (src / "go.mod").write_text(
+        f"module spiderpool.local/k8sbuild\n\ngo 1.26.0\n\n{godebug}\n\n"
+        f"require k8s.io/kubernetes {version}\n\nreplace (\n{replaces}\n)\n\ntool (\n{tools}\n)\n"
+    )
+
+
+def _go_build(src: Path, out: Path, name: str) -> None:
+    cmd = ["go", "build", "-v", "-trimpath", "-ldflags=-s -w", "-o", str(out / name), _PACKAGES[name]]
+    started = time.monotonic()
+    proc = subprocess.Popen(cmd, cwd=src, env=_go_env(), stderr=subprocess.PIPE, text=True)
+    assert proc.stderr is not None
+    tail: list[str] = []
+    count, last_report = 0, started
+    for line in proc.stderr:
+        count += 1
+        tail = (tail + [line.rstrip()])[-40:]
+        now = time.monotonic()
+        if now - last_report >= 15:
+            _log(f"{name}: {count} packages compiled, {now - started:.0f}s elapsed (last: {line.strip()})")
+            last_report = now
+    if proc.wait() != 0:
+        raise BuildError(f"`{' '.join(cmd)}` failed:\n" + "\n".join(tail))
+    _log(f"{name}: built in {time.monotonic() - started:.0f}s")
+
+
+def build(names: Sequence[str], version: str = K8S_VERSION) -> None:
+    root = version_dir(version)
+    with _build_lock(root):
+        out = root / "bin"
+        todo = [n for n in names if not (out / n).is_file()]
+        if not todo:
+            return
+        _log(f"building {', '.join(todo)} {version} into {out} (cold: 20-30 min on 2 cores; cached afterwards)")
+        src = root / "src"
+        _write_module(src, version)
+        _log("resolving modules (go mod tidy)")
+        _run(["go", "mod", "tidy"], src)
+        tmp = root / "bin.partial"
+        tmp.mkdir(parents=True, exist_ok=True)
+        for name in todo:
+            _go_build(src, tmp, name)
+            out.mkdir(parents=True, exist_ok=True)
+            os.replace(tmp / name, out / name)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description="Build or locate the pinned Kubernetes binaries.")
+    parser.add_argument("names", nargs="*", default=list(BINARIES))
+    parser.add_argument("--version", default=K8S_VERSION)
+    args = parser.parse_args(argv)
+    try:
+        paths = ensure_binaries(args.names or BINARIES, args.version)
+    except BuildError as exc:
+        _log(f"error: {exc}")
+        return 1
+    for name, path in paths.items():
+        print(f"{name}\t{path}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
