@@ -17,6 +17,7 @@ import shutil
 import subprocess
 import sys
 import time
+from collections import deque
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -128,11 +129,10 @@ def _go_build(src: Path, out: Path, name: str) -> None:
     started = time.monotonic()
     proc = subprocess.Popen(cmd, cwd=src, env=_go_env(), stderr=subprocess.PIPE, text=True)
     assert proc.stderr is not None
-    tail: list[str] = []
-    count, last_report = 0, started
-    for line in proc.stderr:
-        count += 1
-        tail = (tail + [line.rstrip()])[-40:]
+    tail: deque[str] = deque(maxlen=40)
+    last_report = started
+    for count, line in enumerate(proc.stderr, start=1):
+        tail.append(line.rstrip())
         now = time.monotonic()
         if now - last_report >= 15:
             _log(f"{name}: {count} packages compiled, {now - started:.0f}s elapsed (last: {line.strip()})")
