@@ -1,0 +1,24 @@
+/* A minimal, strict JSON scanner: validates a whole document and extracts the
+ * two netconf fields the CNI executable needs before it can talk to the agent.
+ * Everything else about the configuration is the agent's business. */
+#ifndef SPIDERPOOL_JSON_SCAN_H
+#define SPIDERPOOL_JSON_SCAN_H
+
+#include <stddef.h>
+
+#define NETCONF_VERSION_CAP 64
+#define NETCONF_SOCKET_CAP 4096
+
+struct netconf_fields {
+    /* Top-level "cniVersion" when it is a string that fits; "" otherwise. */
+    char cni_version[NETCONF_VERSION_CAP];
+    /* "ipam"."ipam_unix_socket_path" when it is a string that fits; "" otherwise. */
+    char socket_path[NETCONF_SOCKET_CAP];
+};
+
+/* Returns 0 when `json` is one well-formed JSON object (fields filled in as
+ * found), -1 when the document is malformed (fields then hold whatever was
+ * found before the error and must not be trusted). */
+int netconf_scan(const char *json, size_t len, struct netconf_fields *out);
+
+#endif

@@ -1,0 +1,1 @@
+"""spiderpool-agent: the per-node daemon serving the CNI executable over a unix socket."""

@@ -1,0 +1,195 @@
+"""The agent's end of the CNI executable: ``POST /v2/cni`` on the unix socket, turned into calls on a ``CniBackend``.
+
+Every reply is HTTP 200 with ``X-Cni-Exit-Code`` and the exact bytes the executable prints. Errors the backend
+raises as ``CniError`` reach the runtime as they are. Other exceptions are logged with their traceback and never
+shown as a Python repr:
+- ``TimeoutError`` / ``ConnectionError`` (API server slow or unreachable) become code 11 "try again later", which
+  runtimes retry;
+- anything else becomes code 999 (internal error) pointing at the agent log;
+- on DEL, any exception other than ``CniError`` is logged and DEL succeeds, as upstream does: DEL must not block pod
+  deletion, and the controller's garbage collector reclaims what a failed release leaves behind. A backend that
+  wants the runtime to retry a DEL raises ``CniError`` 11 itself.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Final, Protocol, TypeVar
+
+from aiohttp import web
+
+from spiderpool.core.cni import error_version, parse_request
+from spiderpool.core.cni_result import format_error, format_result, format_version_reply, verify_prev_result
+from spiderpool.core.cni_types import Attachment, CniCode, CniCommand, CniError, CniRequest, IpamResult
+from spiderpool.wire import CNI_REQUEST_PATH, HEADER_EXIT_CODE, MAX_STDIN_BYTES, CniPassthrough, WireError
+
+logger = logging.getLogger("spiderpool.agent.cni")
+
+# Room for the request line and headers around the largest stdin the executable forwards.
+_CLIENT_MAX_SIZE: Final = MAX_STDIN_BYTES + 64 * 1024
+# Parallel pod creations on one node all connect at once; keep them in the accept queue, not refused.
+_LISTEN_BACKLOG: Final = 1024
+
+T = TypeVar("T")
+
+
+class CniBackend(Protocol):
+    """What the agent's IPAM service implements; each method raises ``CniError`` for failures the runtime sees."""
+
+    async def add(self, request: CniRequest) -> IpamResult:
+        """Allocates (or returns the existing allocation of) the pod's addresses for ``request.ifname``."""
+        ...
+
+    async def delete(self, request: CniRequest) -> None:
+        """Releases the pod's records for ``request.ifname``; succeeds when there is nothing to release."""
+        ...
+
+    async def check(self, request: CniRequest) -> IpamResult:
+        """Returns what is reserved for this pod and interface (empty ``ips`` when nothing is)."""
+        ...
+
+    async def gc(self, request: CniRequest, valid: Sequence[Attachment]) -> None:
+        """Releases this network's (``request.network_name``) attachments that are not in ``valid``."""
+        ...
+
+    async def status(self, request: CniRequest) -> None:
+        """Returns when ready for ADD; raises ``CniError`` 50 (or 51) when not."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class CniAnswer:
+    """What the executable does: print ``stdout`` verbatim, exit with ``exit_code``."""
+
+    exit_code: int
+    stdout: bytes = b""
+
+
+def _describe(request: CniRequest) -> str:
+    return (
+        f"{request.command} container={request.container_id} ifname={request.ifname} "
+        f"pod={request.k8s.pod_namespace}/{request.k8s.pod_name} network={request.network_name!r}"
+    )
+
+
+async def _guarded(request: CniRequest, call: Awaitable[T]) -> T:
+    """Awaits a backend call, mapping unexpected exceptions to CNI errors (see the module docstring)."""
+    try:
+        return await call
+    except CniError:
+        raise
+    except (TimeoutError, ConnectionError) as exc:
+        logger.warning("CNI %s: transient failure", _describe(request), exc_info=True)
+        raise CniError(
+            CniCode.TRY_AGAIN_LATER, "spiderpool agent could not reach the API server in time", type(exc).__name__
+        ) from exc
+    except Exception as exc:
+        logger.exception("CNI %s: internal error", _describe(request))
+        raise CniError(
+            CniCode.INTERNAL,
+            "internal error in spiderpool agent",
+            f"see the spiderpool-agent log for container {request.container_id} ({type(exc).__name__})",
+        ) from exc
+
+
+async def _release(backend: CniBackend, request: CniRequest) -> None:
+    try:
+        await backend.delete(request)
+    except CniError:
+        raise
+    except Exception:
+        logger.exception("CNI %s failed; reporting success, the garbage collector reclaims", _describe(request))
+
+
+async def _dispatch(backend: CniBackend, request: CniRequest) -> CniAnswer:
+    match request.command:
+        case CniCommand.ADD:
+            result = await _guarded(request, backend.add(request))
+            return CniAnswer(0, format_result(result, cni_version=request.cni_version))
+        case CniCommand.DEL:
+            await _release(backend, request)
+        case CniCommand.CHECK:
+            verify_prev_result(request, await _guarded(request, backend.check(request)))
+        case CniCommand.GC:
+            await _guarded(request, backend.gc(request, request.valid_attachments or ()))
+        case CniCommand.STATUS:
+            await _guarded(request, backend.status(request))
+        case CniCommand.VERSION:
+            return CniAnswer(0, format_version_reply(cni_version=request.cni_version))
+    return CniAnswer(0)
+
+
+async def answer_cni(backend: CniBackend, passthrough: CniPassthrough) -> CniAnswer:
+    """Validates one invocation and serves it from ``backend``; every failure becomes a CNI error answer."""
+    try:
+        request = parse_request(
+            command=passthrough.command,
+            container_id=passthrough.container_id,
+            netns=passthrough.netns,
+            ifname=passthrough.ifname,
+            args=passthrough.args,
+            path=passthrough.path,
+            stdin=passthrough.stdin,
+        )
+        answer = await _dispatch(backend, request)
+    except CniError as err:
+        logger.info("CNI %s refused: code %d: %s", passthrough.command, err.code, err.msg)
+        return CniAnswer(1, format_error(err, cni_version=error_version(passthrough.stdin)))
+    logger.debug("CNI %s done", _describe(request))
+    return answer
+
+
+def make_cni_handler(backend: CniBackend) -> Callable[[web.Request], Awaitable[web.Response]]:
+    """The aiohttp handler for ``POST /v2/cni``."""
+
+    async def handle_cni(http_request: web.Request) -> web.Response:
+        body = await http_request.read()
+        try:
+            passthrough = CniPassthrough.from_headers(http_request.headers, body)
+        except WireError as err:
+            error = CniError(CniCode.INVALID_ENVIRONMENT, str(err))
+            answer = CniAnswer(1, format_error(error, cni_version=error_version(body)))
+        else:
+            answer = await answer_cni(backend, passthrough)
+        return web.Response(
+            body=answer.stdout, headers={HEADER_EXIT_CODE: str(answer.exit_code)}, content_type="application/json"
+        )
+
+    return handle_cni
+
+
+def add_cni_route(app: web.Application, backend: CniBackend) -> None:
+    """Mounts the CNI endpoint; ``app`` must accept bodies of ``MAX_STDIN_BYTES`` (see ``make_cni_app``)."""
+    app.router.add_post(CNI_REQUEST_PATH, make_cni_handler(backend))
+
+
+def make_cni_app(backend: CniBackend) -> web.Application:
+    app = web.Application(client_max_size=_CLIENT_MAX_SIZE)
+    add_cni_route(app, backend)
+    return app
+
+
+def _claim_socket_path(socket_path: Path) -> None:
+    socket_path.parent.mkdir(parents=True, exist_ok=True)
+    with contextlib.suppress(FileNotFoundError):
+        socket_path.unlink()  # a stale socket of a previous agent
+
+
+async def start_unix_server(app: web.Application, *, socket_path: Path) -> web.AppRunner:
+    """Serves ``app`` on ``socket_path`` (a stale socket file is replaced), readable and writable by root only."""
+    _claim_socket_path(socket_path)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    # A restrictive umask closes the window between bind() and the chmod that follows.
+    previous_umask = os.umask(0o177)
+    try:
+        await web.UnixSite(runner, str(socket_path), backlog=_LISTEN_BACKLOG).start()
+    finally:
+        os.umask(previous_umask)
+    os.chmod(socket_path, 0o600)
+    return runner
