@@ -59,8 +59,8 @@ class ApiServerRest:
             self._context = ssl.create_default_context(cafile=str(self._ca_file))
         return self._context
 
-    def request(self, method: str, path: str, body: Any = None) -> Response:
-        headers = {"Authorization": f"Bearer {self._token}", "Accept": "application/json"}
+    def request(self, method: str, path: str, body: Any = None, *, accept: str = "application/json") -> Response:
+        headers = {"Authorization": f"Bearer {self._token}", "Accept": accept}
         payload = None
         if body is not None:
             payload = json.dumps(body).encode()

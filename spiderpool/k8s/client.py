@@ -45,7 +45,7 @@ def make_api_client(
 def _explicit_configuration(*, server: str, token: str | None, ca_file: Path | None) -> k8s_client.Configuration:
     configuration = k8s_client.Configuration(host=server)
     if token is not None:
-        configuration.api_key = {"authorization": f"Bearer {token}"}
+        _set_bearer_token(configuration, token)
     if ca_file is not None:
         configuration.ssl_ca_cert = str(ca_file)
     return configuration
@@ -71,8 +71,14 @@ def configuration_from_kubeconfig(path: Path, *, context: str | None = None) -> 
     if token is None and user.get("tokenFile"):
         token = (base / user["tokenFile"]).read_text().strip()
     if token is not None:
-        configuration.api_key = {"authorization": f"Bearer {token}"}
+        _set_bearer_token(configuration, token)
     return configuration
+
+
+def _set_bearer_token(configuration: k8s_client.Configuration, token: str) -> None:
+    # The generated client sends api_key["BearerToken"] (with its prefix) as the Authorization header.
+    configuration.api_key = {"BearerToken": token}
+    configuration.api_key_prefix = {"BearerToken": "Bearer"}
 
 
 def _named_entry(document: dict[str, Any], section: str, name: str, path: Path) -> dict[str, Any]:

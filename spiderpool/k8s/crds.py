@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Awaitable, Mapping, Sequence
 from typing import Any
 
 from kubernetes_asyncio import client as k8s_client
@@ -39,25 +39,31 @@ async def install_crds(
         await _wait_established(extensions, crd["metadata"]["name"], deadline=deadline)
 
 
-async def _read_raw(extensions: Any, name: str) -> dict[str, Any]:
-    response = await extensions.read_custom_resource_definition(name, _preload_content=False)
-    decoded: dict[str, Any] = json.loads(await response.read())
+async def _raw(request: Awaitable[Any]) -> dict[str, Any]:
+    """The decoded JSON of a ``_preload_content=False`` call, which does not raise on errors by itself."""
+    response = await request
+    body = await response.read()
+    if not 200 <= response.status < 300:
+        error = ApiException(status=response.status, reason=response.reason)
+        error.body = body
+        raise error
+    decoded: dict[str, Any] = json.loads(body)
     return decoded
 
 
 async def _create_or_replace(extensions: Any, crd: Mapping[str, Any]) -> None:
     name = crd["metadata"]["name"]
     try:
-        await extensions.create_custom_resource_definition(dict(crd), _preload_content=False)
+        await _raw(extensions.create_custom_resource_definition(dict(crd), _preload_content=False))
         return
     except ApiException as exc:
         if exc.status != 409:
             raise
     for _ in range(_CONFLICT_RETRIES):
-        current = await _read_raw(extensions, name)
+        current = await _raw(extensions.read_custom_resource_definition(name, _preload_content=False))
         body = {**crd, "metadata": {**crd["metadata"], "resourceVersion": current["metadata"]["resourceVersion"]}}
         try:
-            await extensions.replace_custom_resource_definition(name, body, _preload_content=False)
+            await _raw(extensions.replace_custom_resource_definition(name, body, _preload_content=False))
             return
         except ApiException as exc:
             if exc.status != 409:
@@ -72,7 +78,7 @@ def is_established(crd: Mapping[str, Any]) -> bool:
 
 async def _wait_established(extensions: Any, name: str, *, deadline: float) -> None:
     while True:
-        current = await _read_raw(extensions, name)
+        current = await _raw(extensions.read_custom_resource_definition(name, _preload_content=False))
         if is_established(current):
             return
         if time.monotonic() >= deadline:

@@ -1,0 +1,81 @@
+"""Shared fixtures: the real local control plane (one per session) and an API client connected to it (one per test).
+
+Tests that need the control plane are marked ``@pytest.mark.integration`` (or ``e2e``).  The Kubernetes binaries are
+located or built right after collection, before any test's timeout starts (a cold build takes 20-30 minutes); if
+that fails, every test using ``control_plane`` fails with the build error: a missing control plane is never a skip.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Iterator
+
+import pytest
+from kubernetes_asyncio import client as k8s_client
+
+from spiderpool.devcluster.binaries import BINARIES, BuildError, ensure_binaries
+from spiderpool.devcluster.cluster import ControlPlane
+from spiderpool.devcluster.processes import raise_system_exit_on_termination
+from spiderpool.k8s.client import make_api_client
+from spiderpool.k8s.crds import install_crds
+
+_REAL_CLUSTER_MARKERS = ("integration", "e2e")
+_BINARIES_ERROR = pytest.StashKey[str]()
+
+
+def pytest_collection_finish(session: pytest.Session) -> None:
+    if session.config.option.collectonly:
+        return
+    if not any(item.get_closest_marker(m) for item in session.items for m in _REAL_CLUSTER_MARKERS):
+        return
+    try:
+        ensure_binaries(BINARIES)
+    except BuildError as exc:
+        session.config.stash[_BINARIES_ERROR] = str(exc)
+
+
+def _require_binaries(config: pytest.Config) -> None:
+    error = config.stash.get(_BINARIES_ERROR, None)
+    if error is None:
+        try:
+            ensure_binaries(BINARIES)  # instant when cached; builds here only if the collection hook did not run
+        except BuildError as exc:
+            error = str(exc)
+    if error is not None:
+        pytest.fail(f"the Kubernetes control-plane binaries could not be built or found:\n{error}", pytrace=False)
+
+
+async def _install_project_crds(plane: ControlPlane) -> None:
+    client = make_api_client(kubeconfig=plane.kubeconfig)
+    try:
+        await install_crds(client)
+    finally:
+        await client.close()
+
+
+@pytest.fixture(scope="session")
+def control_plane(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[ControlPlane]:
+    """etcd + kube-apiserver on 127.0.0.1 with the project's CRDs Established; stopped after the session.
+
+    ``control_plane.start_controller_manager()`` adds the workload, garbage-collector and namespace controllers for
+    the tests that need them; they then run until the end of the session.
+    """
+    _require_binaries(request.config)
+    raise_system_exit_on_termination()  # SIGTERM to pytest still runs this fixture's teardown
+    plane = ControlPlane(state_dir=tmp_path_factory.mktemp("control-plane"))
+    plane.start()
+    try:
+        asyncio.run(_install_project_crds(plane))
+        yield plane
+    finally:
+        plane.stop()
+
+
+@pytest.fixture
+async def api(control_plane: ControlPlane) -> AsyncIterator[k8s_client.ApiClient]:
+    """A ``kubernetes_asyncio`` ApiClient with the admin token, closed after the test."""
+    client = make_api_client(kubeconfig=control_plane.kubeconfig)
+    try:
+        yield client
+    finally:
+        await client.close()
