@@ -124,13 +124,13 @@ def _check_ifname(ifname: str) -> None:
     """The rules of the reference library's ValidateInterfaceName (the kernel's, for a new link name)."""
     problem = None
     if len(ifname.encode()) > _IFNAME_MAX:
-        problem = f"longer than {_IFNAME_MAX} bytes"
+        problem = f"is longer than {_IFNAME_MAX} bytes"
     elif ifname in {".", ".."}:
-        problem = "a reserved name"
+        problem = "is a reserved name"
     elif any(ch in ifname for ch in "/:") or any(ch.isspace() for ch in ifname):
         problem = "contains '/', ':' or whitespace"
     if problem:
-        raise CniError(CniCode.INVALID_ENVIRONMENT, f"CNI_IFNAME: {ifname!r} is {problem}")
+        raise CniError(CniCode.INVALID_ENVIRONMENT, f"CNI_IFNAME: {ifname!r} {problem}")
 
 
 def _decode_config(stdin: bytes) -> dict[str, object]:

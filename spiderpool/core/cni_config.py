@@ -179,7 +179,8 @@ def parse_prev_result(value: object) -> tuple[PrevResultIp, ...]:
     if not isinstance(value, dict):
         raise invalid_field("prevResult", "an object", value)
     interfaces = _interface_names(value.get("interfaces"))
-    ips = value.get("ips") or []
+    ips = value.get("ips")
+    ips = [] if ips is None else ips
     if not isinstance(ips, list):
         raise invalid_field("prevResult.ips", "a list", ips)
     return tuple(_prev_ip(f"prevResult.ips[{index}]", item, interfaces) for index, item in enumerate(ips))
