@@ -2,7 +2,8 @@
 
 These are plain ``TypedDict``s over the decoded JSON, so reading a watched object costs nothing beyond the JSON
 decode.  Almost every field is optional because the API omits empty fields (``status.allocatedIPs`` is absent,
-not ``""``, when a pool holds no records) and create bodies carry no server-set metadata yet.
+not ``""``, when a pool holds no records), and create bodies carry neither server-set metadata nor ``apiVersion``/
+``kind`` (the store fills those in; list items of core kinds lack them too).
 """
 
 from __future__ import annotations
@@ -86,8 +87,8 @@ class SpiderIPPoolStatus(TypedDict, total=False):
 
 
 class SpiderIPPool(TypedDict):
-    apiVersion: str
-    kind: Literal["SpiderIPPool"]
+    apiVersion: NotRequired[str]
+    kind: NotRequired[Literal["SpiderIPPool"]]
     metadata: ObjectMeta
     spec: NotRequired[SpiderIPPoolSpec]
     status: NotRequired[SpiderIPPoolStatus]
@@ -113,8 +114,8 @@ class SpiderSubnetStatus(TypedDict, total=False):
 
 
 class SpiderSubnet(TypedDict):
-    apiVersion: str
-    kind: Literal["SpiderSubnet"]
+    apiVersion: NotRequired[str]
+    kind: NotRequired[Literal["SpiderSubnet"]]
     metadata: ObjectMeta
     spec: NotRequired[SpiderSubnetSpec]
     status: NotRequired[SpiderSubnetStatus]
@@ -129,8 +130,8 @@ class SpiderReservedIPSpec(TypedDict, total=False):
 
 
 class SpiderReservedIP(TypedDict):
-    apiVersion: str
-    kind: Literal["SpiderReservedIP"]
+    apiVersion: NotRequired[str]
+    kind: NotRequired[Literal["SpiderReservedIP"]]
     metadata: ObjectMeta
     spec: NotRequired[SpiderReservedIPSpec]
 
@@ -165,8 +166,8 @@ class SpiderEndpointStatus(TypedDict, total=False):
 
 
 class SpiderEndpoint(TypedDict):
-    apiVersion: str
-    kind: Literal["SpiderEndpoint"]
+    apiVersion: NotRequired[str]
+    kind: NotRequired[Literal["SpiderEndpoint"]]
     metadata: ObjectMeta
     # No spec, and no status subresource: the status is written with the object itself.
     status: NotRequired[SpiderEndpointStatus]
@@ -270,8 +271,8 @@ class SpiderMultusConfigSpec(TypedDict, total=False):
 
 
 class SpiderMultusConfig(TypedDict):
-    apiVersion: str
-    kind: Literal["SpiderMultusConfig"]
+    apiVersion: NotRequired[str]
+    kind: NotRequired[Literal["SpiderMultusConfig"]]
     metadata: ObjectMeta
     spec: NotRequired[SpiderMultusConfigSpec]
 
@@ -287,8 +288,8 @@ class SpiderCoordinatorStatus(TypedDict, total=False):
 
 
 class SpiderCoordinator(TypedDict):
-    apiVersion: str
-    kind: Literal["SpiderCoordinator"]
+    apiVersion: NotRequired[str]
+    kind: NotRequired[Literal["SpiderCoordinator"]]
     metadata: ObjectMeta
     spec: NotRequired[SpiderCoordinatorSpec]
     status: NotRequired[SpiderCoordinatorStatus]

@@ -248,7 +248,8 @@ class WatchCache(Generic[ObjT]):
     def items(self) -> list[ObjT]:
         return list(self._objects.values())
 
-    def keys(self) -> set[Key]:
+    def object_keys(self) -> set[Key]:
+        """``(namespace, name)`` of every cached object (namespace "" for cluster-scoped kinds)."""
         return set(self._objects)
 
     def __len__(self) -> int:
@@ -345,6 +346,7 @@ class WatchCache(Generic[ObjT]):
         self.resource_version = _resource_version(obj) or self.resource_version
         if event_type == "BOOKMARK":
             self.stats.bookmarks += 1
+            self._notify()
             return
         key = object_key(obj)
         if event_type == "DELETED":

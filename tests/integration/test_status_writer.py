@@ -1,0 +1,300 @@
+"""The batched pool status writer against the real API server: group commit, CAS retries, idempotency, races."""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+import uuid
+from collections.abc import AsyncIterator, Callable, Set
+from contextlib import AsyncExitStack
+
+import pytest
+from kubernetes_asyncio.client import ApiClient
+
+from spiderpool.core.allocations import decode_allocated_ips
+from spiderpool.devcluster.cluster import ControlPlane
+from spiderpool.k8s.bodies import SpiderIPPool, SpiderIPPoolSpec
+from spiderpool.k8s.client import make_api_client
+from spiderpool.k8s.status_writer import (
+    Allocated,
+    AllocateIntent,
+    PoolExhausted,
+    PoolNotFound,
+    PoolStatusWriter,
+    PoolUnavailable,
+    Redecide,
+    Released,
+    ReleaseIntent,
+)
+from spiderpool.k8s.store import SpiderStores
+
+pytestmark = pytest.mark.integration
+
+
+def addresses(first: str, count: int) -> list[str]:
+    start = ipaddress.ip_address(first)
+    return [str(start + offset) for offset in range(count)]
+
+
+def first_fit(candidates: list[str]) -> Redecide:
+    """What a node's allocator does when its choice was taken: the lowest candidate not taken."""
+
+    def redecide(pool: SpiderIPPool, taken: Set[str], intent: AllocateIntent) -> str | None:
+        return next((ip for ip in candidates if ip not in taken), None)
+
+    return redecide
+
+
+class LocalAllocator:
+    """A simulated node's allocator: first-fit over its own view only, so nodes collide like upstream's do."""
+
+    def __init__(self, candidates: list[str]) -> None:
+        self.candidates = candidates
+        self.used: set[str] = set()
+
+    def choose(self) -> str | None:
+        for ip in self.candidates:
+            if ip not in self.used:
+                self.used.add(ip)
+                return ip
+        return None
+
+    def redecide(self, pool: SpiderIPPool, taken: Set[str], intent: AllocateIntent) -> str | None:
+        self.used |= taken
+        return self.choose()
+
+
+async def make_pool(api: ApiClient, *, size: int, first: str = "10.50.0.1", disable: bool = False) -> str:
+    name = f"writer-{uuid.uuid4().hex[:10]}"
+    last = addresses(first, size)[-1]
+    spec: SpiderIPPoolSpec = {"subnet": "10.50.0.0/16", "ips": [f"{first}-{last}"], "disable": disable}
+    await SpiderStores(api).ippools.create({"metadata": {"name": name}, "spec": spec})
+    return name
+
+
+async def stored_records(api: ApiClient, pool: str) -> tuple[dict[str, tuple[str, str]], SpiderIPPool]:
+    obj = await SpiderStores(api).ippools.get(pool)
+    status = obj.get("status", {})
+    records = decode_allocated_ips(status.get("allocatedIPs"))
+    assert status.get("allocatedIPCount", 0) == len(records)
+    return {ip: (record.pod, record.pod_uid) for ip, record in records.items()}, obj
+
+
+def intent(index: int, ip: str | None = None) -> AllocateIntent:
+    return AllocateIntent(pod=f"default/pod-{index}", pod_uid=f"uid-{index}", ip=ip)
+
+
+@pytest.fixture
+async def writers(control_plane: ControlPlane) -> AsyncIterator[Callable[..., PoolStatusWriter]]:
+    """A factory of writers, each on its own ApiClient (a simulated node), all closed after the test."""
+    async with AsyncExitStack() as stack:
+
+        def make(**options: object) -> PoolStatusWriter:
+            client = make_api_client(kubeconfig=control_plane.kubeconfig)
+            stack.push_async_callback(client.close)
+            writer = PoolStatusWriter(SpiderStores(client).ippools, **options)  # type: ignore[arg-type]
+            stack.push_async_callback(writer.close)
+            return writer
+
+        yield make
+
+
+async def test_group_commit_writes_a_burst_in_few_updates(
+    api: ApiClient, writers: Callable[..., PoolStatusWriter]
+) -> None:
+    pool = await make_pool(api, size=64)
+    writer = writers(redecide=first_fit(addresses("10.50.0.1", 64)))
+
+    results = await asyncio.gather(*(writer.allocate(pool, intent(i)) for i in range(50)))
+
+    assert len({result.ip for result in results}) == 50
+    assert writer.stats.writes <= 2
+    assert writer.stats.intents_committed == 50
+    records, _ = await stored_records(api, pool)
+    assert records == {r.ip: (r.pod, r.pod_uid) for r in results}
+
+
+async def test_batching_off_writes_one_update_per_intent(
+    api: ApiClient, writers: Callable[..., PoolStatusWriter]
+) -> None:
+    pool = await make_pool(api, size=32)
+    writer = writers(redecide=first_fit(addresses("10.50.0.1", 32)), batching=False)
+
+    results = await asyncio.gather(*(writer.allocate(pool, intent(i)) for i in range(20)))
+
+    assert writer.stats.writes == 20
+    assert writer.stats.largest_batch == 1
+    records, _ = await stored_records(api, pool)
+    assert sorted(records) == sorted(result.ip for result in results)
+
+
+async def test_allocation_is_idempotent_by_pod_uid(api: ApiClient, writers: Callable[..., PoolStatusWriter]) -> None:
+    pool = await make_pool(api, size=8)
+    candidates = addresses("10.50.0.1", 8)
+    writer = writers(redecide=first_fit(candidates))
+
+    same_batch = await asyncio.gather(
+        writer.allocate(pool, intent(1)), writer.allocate(pool, intent(1, ip="10.50.0.5"))
+    )
+    later = await writer.allocate(pool, intent(1, ip="10.50.0.7"))
+    restarted = await writers(redecide=first_fit(candidates)).allocate(pool, intent(1))  # a fresh agent, same pod
+
+    assert {result.ip for result in [*same_batch, later, restarted]} == {same_batch[0].ip}
+    assert [same_batch[0].existing, same_batch[1].existing, later.existing, restarted.existing] == [
+        False,
+        True,
+        True,
+        True,
+    ]
+    records, _ = await stored_records(api, pool)
+    assert records == {same_batch[0].ip: ("default/pod-1", "uid-1")}
+
+
+async def test_release_removes_only_the_same_pods_record(
+    api: ApiClient, writers: Callable[..., PoolStatusWriter]
+) -> None:
+    pool = await make_pool(api, size=8)
+    writer = writers(redecide=first_fit(addresses("10.50.0.1", 8)))
+    mine = await writer.allocate(pool, intent(1))
+
+    by_stranger = await writer.release(pool, ReleaseIntent(ip=mine.ip, pod_uid="someone-else"))
+    records, _ = await stored_records(api, pool)
+    assert by_stranger == Released(pool, mine.ip, "someone-else", removed=False)
+    assert records == {mine.ip: ("default/pod-1", "uid-1")}
+
+    by_owner = await writer.release(pool, ReleaseIntent(ip=mine.ip, pod_uid="uid-1"))
+    again = await writer.release(pool, ReleaseIntent(ip=mine.ip, pod_uid="uid-1"))
+    records, obj = await stored_records(api, pool)
+    assert (by_owner.removed, again.removed) == (True, False)
+    assert records == {}
+    assert "allocatedIPs" not in obj["status"]  # upstream omits the field when empty (lets the finalizer go)
+    assert obj["status"]["allocatedIPCount"] == 0
+
+
+async def test_conflict_rereads_and_redecides_a_taken_address(
+    api: ApiClient, writers: Callable[..., PoolStatusWriter]
+) -> None:
+    pool = await make_pool(api, size=8)
+    writer = writers(redecide=first_fit(addresses("10.50.0.1", 8)))
+    await writer.allocate(pool, intent(0, ip="10.50.0.1"))
+    other_node = writers(redecide=first_fit(addresses("10.50.0.1", 8)))
+    await other_node.allocate(pool, intent(1, ip="10.50.0.2"))  # behind the first writer's back
+
+    result = await writer.allocate(pool, intent(2, ip="10.50.0.2"))
+
+    assert result.ip == "10.50.0.3"
+    assert writer.stats.conflicts == 1
+    assert writer.stats.redecisions == 1
+    records, _ = await stored_records(api, pool)
+    assert records == {
+        "10.50.0.1": ("default/pod-0", "uid-0"),
+        "10.50.0.2": ("default/pod-1", "uid-1"),
+        "10.50.0.3": ("default/pod-2", "uid-2"),
+    }
+
+
+async def test_exhausted_pool_fails_only_the_callers_without_an_address(
+    api: ApiClient, writers: Callable[..., PoolStatusWriter]
+) -> None:
+    pool = await make_pool(api, size=2)
+    writer = writers(redecide=first_fit(addresses("10.50.0.1", 2)))
+
+    outcomes = await asyncio.gather(*(writer.allocate(pool, intent(i)) for i in range(3)), return_exceptions=True)
+
+    allocated = [o for o in outcomes if isinstance(o, Allocated)]
+    failed = [o for o in outcomes if isinstance(o, BaseException)]
+    assert sorted(o.ip for o in allocated) == ["10.50.0.1", "10.50.0.2"]
+    assert len(failed) == 1
+    assert isinstance(failed[0], PoolExhausted)
+    assert str(failed[0]) == f"pool {pool} exhausted"
+
+
+async def test_disabled_pool_refuses_allocation_but_allows_release(
+    api: ApiClient, writers: Callable[..., PoolStatusWriter]
+) -> None:
+    pool = await make_pool(api, size=4)
+    writer = writers(redecide=first_fit(addresses("10.50.0.1", 4)))
+    held = await writer.allocate(pool, intent(1))
+    pools = SpiderStores(api).ippools
+    current = await pools.get(pool)
+    await pools.replace({**current, "spec": {**current["spec"], "disable": True}})
+
+    with pytest.raises(PoolUnavailable, match=f"pool {pool} is disabled"):
+        await writer.allocate(pool, intent(2))
+    released = await writer.release(pool, ReleaseIntent(ip=held.ip, pod_uid="uid-1"))
+
+    assert released.removed
+    assert (await stored_records(api, pool))[0] == {}
+
+
+async def test_missing_pool_fails_with_its_name(writers: Callable[..., PoolStatusWriter]) -> None:
+    writer = writers(redecide=first_fit([]))
+    with pytest.raises(PoolNotFound, match="pool no-such-pool not found"):
+        await writer.allocate("no-such-pool", intent(1))
+
+
+async def test_bad_intent_is_rejected_naming_field_and_value(writers: Callable[..., PoolStatusWriter]) -> None:
+    writer = writers(redecide=first_fit([]))
+    with pytest.raises(ValueError, match=r"pod: Invalid value: \"pod-without-namespace\""):
+        writer.submit("p", AllocateIntent(pod="pod-without-namespace", pod_uid="u"))
+    with pytest.raises(ValueError, match=r"ip: Invalid value: \"10.0.0.300\""):
+        writer.submit("p", ReleaseIntent(ip="10.0.0.300", pod_uid="u"))
+
+
+async def test_two_writers_racing_lose_no_update(api: ApiClient, writers: Callable[..., PoolStatusWriter]) -> None:
+    pool = await make_pool(api, size=200)
+    candidates = addresses("10.50.0.1", 200)
+    nodes = [LocalAllocator(candidates) for _ in range(2)]
+    racing = [writers(redecide=node.redecide) for node in nodes]
+
+    async def one(index: int) -> Allocated:
+        node = index % 2
+        return await racing[node].allocate(pool, intent(index, ip=nodes[node].choose()))
+
+    results = await asyncio.gather(*(one(i) for i in range(150)))
+
+    records, _ = await stored_records(api, pool)
+    assert len(records) == 150
+    assert records == {r.ip: (r.pod, r.pod_uid) for r in results}
+
+
+async def test_four_nodes_fill_a_pool_of_exactly_500(api: ApiClient, writers: Callable[..., PoolStatusWriter]) -> None:
+    pool = await make_pool(api, size=500)
+    candidates = addresses("10.50.0.1", 500)
+    nodes = [LocalAllocator(candidates) for _ in range(4)]
+    node_writers = [writers(redecide=node.redecide) for node in nodes]
+
+    async def one(index: int) -> Allocated:
+        node = index % 4  # every node starts first-fit at the same lowest address: collisions are certain
+        return await node_writers[node].allocate(pool, intent(index, ip=nodes[node].choose()))
+
+    results = await asyncio.gather(*(one(i) for i in range(500)))
+
+    records, obj = await stored_records(api, pool)
+    assert obj["status"]["allocatedIPCount"] == 500
+    assert len({r.ip for r in results}) == 500
+    assert sorted(records, key=ipaddress.ip_address) == candidates
+    assert records == {r.ip: (r.pod, r.pod_uid) for r in results}
+    assert sorted(uid for _, uid in records.values()) == sorted(f"uid-{i}" for i in range(500))
+    assert sum(w.stats.redecisions for w in node_writers) > 0
+    with pytest.raises(PoolExhausted):
+        await node_writers[0].allocate(pool, intent(501))
+
+
+async def test_concurrent_allocations_and_releases_keep_count_equal_to_records(
+    api: ApiClient, writers: Callable[..., PoolStatusWriter]
+) -> None:
+    pool = await make_pool(api, size=100)
+    candidates = addresses("10.50.0.1", 100)
+    first, second = writers(redecide=first_fit(candidates)), writers(redecide=first_fit(candidates))
+    held = await asyncio.gather(*(first.allocate(pool, intent(i)) for i in range(60)))
+
+    releases = [second.release(pool, ReleaseIntent(ip=r.ip, pod_uid=r.pod_uid)) for r in held[:30]]
+    allocations = [first.allocate(pool, intent(i)) for i in range(100, 130)]
+    outcomes = await asyncio.gather(*releases, *allocations)
+
+    assert all(o.removed for o in outcomes[:30] if isinstance(o, Released))
+    records, _ = await stored_records(api, pool)
+    expected = {r.ip: (r.pod, r.pod_uid) for r in [*held[30:], *outcomes[30:]] if isinstance(r, Allocated)}
+    assert records == expected
+    assert len(records) == 60
