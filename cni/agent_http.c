@@ -188,16 +188,9 @@ static int header_is(const char *line, const char *colon, const char *name) {
     return (size_t)(colon - line) == strlen(name) && strncasecmp(line, name, strlen(name)) == 0;
 }
 
-static enum agent_status parse_reply(struct agent_reply *reply, size_t raw_len, char *why, size_t why_cap) {
-    const char *raw = reply->raw;
-    const char *head_end = find_bytes(raw, raw_len, "\r\n\r\n");
-    if (head_end == NULL || raw_len < 12 || memcmp(raw, "HTTP/1.", 7) != 0 || raw[8] != ' ') {
-        snprintf(why, why_cap, "reply is not an HTTP/1.x response (%zu bytes)", raw_len);
-        return AGENT_BAD_REPLY;
-    }
-    long status = parse_decimal(raw + 9, raw + 12);
-    long exit_code = -1, content_length = -1;
-    /* Header lines lie between the status line and head_end, each ending in CRLF. */
+/* Reads X-Cni-Exit-Code and Content-Length from the header lines, which lie
+ * between the status line and head_end, each ending in CRLF. */
+static int scan_headers(const char *raw, size_t raw_len, const char *head_end, long *exit_code, long *content_length) {
     const char *head_stop = head_end + 2;
     for (const char *line = find_bytes(raw, raw_len, "\r\n") + 2, *eol; line < head_stop; line = eol + 2) {
         eol = find_bytes(line, (size_t)(head_stop - line), "\r\n");
@@ -206,14 +199,29 @@ static enum agent_status parse_reply(struct agent_reply *reply, size_t raw_len, 
             continue;
         }
         if (header_is(line, colon, "X-Cni-Exit-Code")) {
-            exit_code = parse_decimal(colon + 1, eol);
+            *exit_code = parse_decimal(colon + 1, eol);
         } else if (header_is(line, colon, "Content-Length")) {
-            content_length = parse_decimal(colon + 1, eol);
+            *content_length = parse_decimal(colon + 1, eol);
         } else if (header_is(line, colon, "Transfer-Encoding")) {
-            snprintf(why, why_cap, "reply uses Transfer-Encoding, the wire format requires Content-Length");
-            return AGENT_BAD_REPLY;
+            return -1;
         }
     }
+    return 0;
+}
+
+static enum agent_status parse_reply(struct agent_reply *reply, size_t raw_len, char *why, size_t why_cap) {
+    const char *raw = reply->raw;
+    const char *head_end = find_bytes(raw, raw_len, "\r\n\r\n");
+    long exit_code = -1, content_length = -1;
+    if (head_end == NULL || raw_len < 12 || memcmp(raw, "HTTP/1.", 7) != 0 || raw[8] != ' ') {
+        snprintf(why, why_cap, "reply is not an HTTP/1.x response (%zu bytes)", raw_len);
+        return AGENT_BAD_REPLY;
+    }
+    if (scan_headers(raw, raw_len, head_end, &exit_code, &content_length) != 0) {
+        snprintf(why, why_cap, "reply uses Transfer-Encoding, the wire format requires Content-Length");
+        return AGENT_BAD_REPLY;
+    }
+    long status = parse_decimal(raw + 9, raw + 12);
     reply->body = head_end + 4;
     reply->body_len = raw_len - (size_t)(reply->body - raw);
     if (status != 200 || exit_code < 0 || exit_code > 255) {
