@@ -23,15 +23,14 @@ class CrdInstallError(RuntimeError):
 def install_crds(
     rest: ApiServerRest, *, timeout: float = 60.0, crds: Sequence[Mapping[str, Any]] | None = None
 ) -> list[str]:
-    """Create or update every CRD, wait until all are Established; returns their names."""
+    """Create or update every CRD, wait until all are Established and served; returns their names."""
     definitions = list(crds) if crds is not None else custom_resource_definitions()
     for crd in definitions:
         _create_or_replace(rest, crd)
     deadline = time.monotonic() + timeout
-    names = [crd["metadata"]["name"] for crd in definitions]
-    for name in names:
-        _wait_established(rest, name, deadline=deadline)
-    return names
+    for crd in definitions:
+        _wait_served(rest, crd, deadline=deadline)
+    return [crd["metadata"]["name"] for crd in definitions]
 
 
 def _create_or_replace(rest: ApiServerRest, crd: Mapping[str, Any]) -> None:
@@ -55,11 +54,15 @@ def established(crd: Mapping[str, Any]) -> bool:
     return any(c.get("type") == "Established" and c.get("status") == "True" for c in conditions)
 
 
-def _wait_established(rest: ApiServerRest, name: str, *, deadline: float) -> None:
+def _wait_served(rest: ApiServerRest, crd: Mapping[str, Any], *, deadline: float) -> None:
+    """Established, and listing answers 200 (the resource's cache may still be initializing: HTTP 429)."""
+    name, spec = crd["metadata"]["name"], crd["spec"]
+    lists = [f"/apis/{spec['group']}/{v['name']}/{spec['names']['plural']}?limit=1" for v in spec["versions"]]
     while True:
         current = _checked(rest.get(f"{_CRD_PATH}/{name}"), name).json()
-        if established(current):
+        if established(current) and all(rest.get(path).status == 200 for path in lists):
             return
         if time.monotonic() >= deadline:
-            raise CrdInstallError(f"CRD {name} not Established in time: {current.get('status', {}).get('conditions')}")
+            conditions = current.get("status", {}).get("conditions")
+            raise CrdInstallError(f"CRD {name} not served in time; conditions: {conditions}")
         time.sleep(0.1)

@@ -27,7 +27,7 @@ async def install_crds(
     timeout: float = 60,  # noqa: ASYNC109 - the deadline spans many requests; the signature others code against
     crds: Sequence[Mapping[str, Any]] | None = None,
 ) -> None:
-    """Create or update ``crds`` (default: every project CRD) and wait until each is Established."""
+    """Create or update ``crds`` (default: every project CRD) and wait until each is Established and served."""
     # Bodies go out as plain dicts and come back as raw JSON (_preload_content=False); the generated signatures only
     # know model objects, hence Any.
     extensions: Any = k8s_client.ApiextensionsV1Api(api)
@@ -36,7 +36,7 @@ async def install_crds(
         await _create_or_replace(extensions, crd)
     deadline = time.monotonic() + timeout
     for crd in definitions:
-        await _wait_established(extensions, crd["metadata"]["name"], deadline=deadline)
+        await _wait_served(api, extensions, crd, deadline=deadline)
 
 
 async def _raw(request: Awaitable[Any]) -> dict[str, Any]:
@@ -76,12 +76,28 @@ def is_established(crd: Mapping[str, Any]) -> bool:
     return any(c.get("type") == "Established" and c.get("status") == "True" for c in conditions)
 
 
-async def _wait_established(extensions: Any, name: str, *, deadline: float) -> None:
+async def _wait_served(api: k8s_client.ApiClient, extensions: Any, crd: Mapping[str, Any], *, deadline: float) -> None:
+    """Established, and listing answers 200: right after Established the apiserver's cache for the new resource is
+    still initializing and lists fail with 429 "storage is (re)initializing"."""
+    name = crd["metadata"]["name"]
+    objects: Any = k8s_client.CustomObjectsApi(api)
+    spec = crd["spec"]
+    last = "not Established"
     while True:
         current = await _raw(extensions.read_custom_resource_definition(name, _preload_content=False))
         if is_established(current):
-            return
+            for version in (v["name"] for v in spec["versions"] if v.get("served", True)):
+                listing = objects.list_cluster_custom_object(
+                    spec["group"], version, spec["names"]["plural"], limit=1, _preload_content=False
+                )
+                try:
+                    await _raw(listing)
+                except ApiException as exc:
+                    last = f"listing {version} answers HTTP {exc.status}"
+                    break
+            else:
+                return
         if time.monotonic() >= deadline:
             conditions = current.get("status", {}).get("conditions")
-            raise CrdNotEstablishedError(f"CRD {name} not Established in time; conditions: {conditions}")
+            raise CrdNotEstablishedError(f"CRD {name} not served in time ({last}); conditions: {conditions}")
         await asyncio.sleep(_POLL_INTERVAL)

@@ -1,0 +1,227 @@
+"""The local control plane itself: restarts keep data, tokens, metrics, no orphan processes, the CLI round trip."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from kubernetes_asyncio import client as k8s_client
+
+from spiderpool.devcluster import etcd as etcd_module
+from spiderpool.devcluster.binaries import ensure_binaries
+from spiderpool.devcluster.cluster import ControlPlane
+from spiderpool.devcluster.crd_installing import install_crds
+from spiderpool.devcluster.etcd import EtcdServer
+from spiderpool.devcluster.ports import free_port
+from spiderpool.devcluster.rest import ApiServerRest
+from spiderpool.k8s.client import make_api_client
+from spiderpool.k8s.crd_schema import GROUP, KINDS, VERSION
+
+pytestmark = pytest.mark.integration
+
+
+def alive(pid: int) -> bool:
+    """Running, not merely a zombie waiting for init to reap it."""
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return False
+    return state not in ("Z", "X")
+
+
+def wait_for(condition: Callable[[], bool], *, timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, f"timed out after {timeout}s waiting for {what}"
+        time.sleep(0.1)
+
+
+@pytest.fixture(scope="module")
+def own_plane(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ControlPlane]:
+    """A control plane of this module's own: these tests restart and reconfigure it."""
+    with ControlPlane(state_dir=tmp_path_factory.mktemp("own-plane")) as plane:
+        yield plane
+
+
+def _config_map(name: str) -> dict[str, object]:
+    return {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": name}, "data": {"k": "v"}}
+
+
+def test_restart_apiserver_keeps_data_port_and_credentials(own_plane: ControlPlane) -> None:
+    rest = own_plane.rest()
+    install_crds(rest)
+    created = rest.request("POST", "/api/v1/namespaces/default/configmaps", _config_map("survivor")).json()
+    server, old_pid = own_plane.server, own_plane.pids()["kube-apiserver"]
+    own_plane.restart_apiserver()
+    assert own_plane.server == server
+    assert own_plane.pids()["kube-apiserver"] != old_pid
+    assert not alive(old_pid)
+    fetched = own_plane.rest().get("/api/v1/namespaces/default/configmaps/survivor").json()
+    assert fetched["metadata"]["uid"] == created["metadata"]["uid"]
+    assert fetched["metadata"]["resourceVersion"] == created["metadata"]["resourceVersion"]
+    kubeconfig = yaml.safe_load(own_plane.kubeconfig.read_text())
+    assert kubeconfig["clusters"][0]["cluster"]["server"] == server
+    for kind in KINDS:  # custom resources serve at once: restart waits for their caches, not only for /readyz
+        assert own_plane.rest().get(f"/apis/{GROUP}/{VERSION}/{kind.plural}").status == 200
+
+
+def test_apiserver_metrics_are_readable_with_the_admin_token(own_plane: ControlPlane) -> None:
+    metrics = own_plane.rest().get("/metrics")
+    assert metrics.status == 200
+    assert "apiserver_request_total{" in metrics.text
+
+
+def test_added_token_authenticates_its_user_and_rbac_applies(own_plane: ControlPlane) -> None:
+    token = own_plane.add_token(user="alice", groups=["dev-team"])
+    alice = ApiServerRest(server=own_plane.server, token=token, ca_file=own_plane.ca_file)
+    review = {"apiVersion": "authentication.k8s.io/v1", "kind": "SelfSubjectReview"}
+    who = alice.request("POST", "/apis/authentication.k8s.io/v1/selfsubjectreviews", review).json()
+    assert who["status"]["userInfo"]["username"] == "alice"
+    assert "dev-team" in who["status"]["userInfo"]["groups"]
+    assert alice.get("/api/v1/namespaces").status == 403  # authenticated, but RBAC grants alice nothing
+    stranger = ApiServerRest(server=own_plane.server, token="not-a-token", ca_file=own_plane.ca_file)
+    assert stranger.get("/api/v1/namespaces").status == 401
+    assert own_plane.rest().get("/api/v1/namespaces").status == 200
+
+
+def test_controller_manager_runs_the_workload_controllers(own_plane: ControlPlane) -> None:
+    own_plane.start_controller_manager()
+    rest = own_plane.rest()
+    labels = {"app": "web"}
+    deployment = {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {"name": "web"},
+        "spec": {
+            "replicas": 2,
+            "selector": {"matchLabels": labels},
+            "template": {"metadata": {"labels": labels}, "spec": {"containers": [{"name": "c", "image": "busybox"}]}},
+        },
+    }
+    assert rest.request("POST", "/apis/apps/v1/namespaces/default/deployments", deployment).status == 201
+
+    def pods_created() -> bool:
+        pods = rest.get("/api/v1/namespaces/default/pods?labelSelector=app%3Dweb").json()["items"]
+        return len(pods) == 2
+
+    wait_for(pods_created, timeout=60, what="the Deployment's two pods")
+    pods = rest.get("/api/v1/namespaces/default/pods?labelSelector=app%3Dweb").json()["items"]
+    owners = {pod["metadata"]["ownerReferences"][0]["kind"] for pod in pods}
+    assert owners == {"ReplicaSet"}
+
+
+def test_stop_leaves_no_process_behind(tmp_path: Path) -> None:
+    plane = ControlPlane(state_dir=tmp_path, with_controller_manager=True)
+    plane.start()
+    pids = plane.pids()
+    assert set(pids) == {"etcd", "kube-apiserver", "kube-controller-manager"}
+    assert all(alive(pid) for pid in pids.values())
+    plane.stop()
+    assert [name for name, pid in pids.items() if Path(f"/proc/{pid}").exists()] == []
+    plane.stop()  # idempotent
+
+
+_OWNER_SCRIPT = """
+import json, sys, time
+from pathlib import Path
+from spiderpool.devcluster.cluster import ControlPlane
+from spiderpool.devcluster.crd_installing import install_crds
+plane = ControlPlane(state_dir=Path(sys.argv[1]), with_controller_manager=True)
+plane.start()
+print(json.dumps(plane.pids()), flush=True)
+time.sleep(600)
+"""
+
+
+def test_children_die_when_their_owner_is_sigkilled(tmp_path: Path) -> None:
+    owner = subprocess.Popen([sys.executable, "-c", _OWNER_SCRIPT, str(tmp_path)], stdout=subprocess.PIPE, text=True)
+    try:
+        assert owner.stdout is not None
+        pids = json.loads(owner.stdout.readline())
+        assert len(pids) == 3
+        assert all(alive(pid) for pid in pids.values())
+    finally:
+        owner.kill()  # SIGKILL: no handler, no atexit; only PR_SET_PDEATHSIG can stop the children now
+        owner.wait()
+        if owner.stdout is not None:
+            owner.stdout.close()
+    wait_for(lambda: not any(alive(pid) for pid in pids.values()), timeout=10, what=f"children {pids} to die")
+
+
+def test_etcd_retries_on_a_port_taken_before_it_binds(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as squatter:
+        squatter.bind(("127.0.0.1", 0))
+        squatter.listen()
+        taken = squatter.getsockname()[1]
+        handed: list[int] = []
+
+        def taken_first() -> int:
+            port = taken if not handed else free_port()
+            handed.append(port)
+            return port
+
+        monkeypatch.setattr(etcd_module, "free_port", taken_first)
+        binary = ensure_binaries(["etcd"])["etcd"]
+        server = EtcdServer(binary=binary, data_dir=tmp_path / "etcd", log_path=tmp_path / "etcd.log")
+        try:
+            server.start()
+            assert server.healthy()
+            assert server.client_port != taken
+            assert len(handed) == 4  # client + peer port per attempt: the second attempt won
+            assert handed[0] == taken
+            assert "address already in use" in (tmp_path / "etcd.log").read_text()
+        finally:
+            server.stop()
+
+
+def _cli(*args: str) -> subprocess.CompletedProcess[str]:
+    command = [sys.executable, "-m", "spiderpool.devcluster", *args]
+    return subprocess.run(command, capture_output=True, text=True, timeout=240, check=False)
+
+
+async def test_cli_up_status_down_round_trip(tmp_path: Path) -> None:
+    state = tmp_path / "dev"
+    up = _cli("up", "--state-dir", str(state))
+    assert up.returncode == 0, up.stderr
+    assert str(state / "kubeconfig") in up.stdout
+    try:
+        assert _cli("status", "--state-dir", str(state)).returncode == 0
+        assert _cli("up", "--state-dir", str(state)).stdout.startswith("already running")
+        client = make_api_client(kubeconfig=state / "kubeconfig")
+        try:
+            objects: Any = k8s_client.CustomObjectsApi(client)
+            for kind in KINDS:  # the CLI installed and established every CRD before returning
+                listed = await objects.list_cluster_custom_object(GROUP, VERSION, kind.plural)
+                assert listed["items"] == []
+        finally:
+            await client.close()
+        ready = json.loads((state / "cluster" / "ready.json").read_text())
+    finally:
+        down = _cli("down", "--state-dir", str(state))
+    assert down.returncode == 0, down.stderr
+    pids = [ready["supervisorPid"], *ready["pids"].values()]
+    wait_for(lambda: not any(alive(pid) for pid in pids), timeout=10, what="supervisor and components to exit")
+    assert not state.exists()
+    assert _cli("status", "--state-dir", str(state)).returncode == 1
+
+
+def test_cli_down_after_the_supervisor_was_killed(tmp_path: Path) -> None:
+    state = tmp_path / "dev"
+    assert _cli("up", "--state-dir", str(state)).returncode == 0
+    ready = json.loads((state / "cluster" / "ready.json").read_text())
+    os.kill(ready["supervisorPid"], signal.SIGKILL)
+    wait_for(lambda: not any(alive(pid) for pid in ready["pids"].values()), timeout=10, what="orphaned components")
+    assert _cli("status", "--state-dir", str(state)).returncode == 1
+    down = _cli("down", "--state-dir", str(state))
+    assert (down.returncode, down.stdout.strip()) == (0, "not running")
+    assert not state.exists()
