@@ -214,9 +214,13 @@ def _version_and_subnet(spec: Mapping[str, object], *, path: str) -> tuple[int, 
     raw_subnet = spec.get("subnet")
     if raw_subnet is None:
         raise InvalidSpec([FieldError.required(f"{path}.subnet")])
+    c = _Collector()
     raw_version = spec.get("ipVersion")
-    version = None if raw_version is None else check_version(raw_version, field=f"{path}.ipVersion")
-    subnet = parse_cidr(raw_subnet, version=version, field=f"{path}.subnet")
+    version = None if raw_version is None else c.run(lambda: check_version(raw_version, field=f"{path}.ipVersion"),
+                                                     None)
+    subnet = c.run(lambda: parse_cidr(raw_subnet, version=version, field=f"{path}.subnet"), None)
+    c.raise_if_any()
+    assert subnet is not None
     return subnet.version, subnet
 
 
@@ -321,7 +325,10 @@ def parse_reservedip_spec(raw: object, *, path: str = "spec") -> ReservedIPSpec:
             raise InvalidSpec([FieldError(field=f"{path}.ips[0]", value=ips[0], reason="not an IP address or range")])
         version = derived
     else:
-        version = check_version(raw_version, field=f"{path}.ipVersion")
+        try:
+            version = check_version(raw_version, field=f"{path}.ipVersion")
+        except FieldError as error:
+            raise InvalidSpec([error]) from None
     return ReservedIPSpec(ip_version=version, ips=tuple(parse_ip_ranges(ips, version=version, field=f"{path}.ips")))
 
 
