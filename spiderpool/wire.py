@@ -19,6 +19,10 @@ CNI_REQUEST_PATH: Final = "/v2/cni"
 DEFAULT_SOCKET_PATH: Final = "/var/run/spidernet/spiderpool.sock"
 # Only for tests and benchmarks: overrides the socket path of the netconf in the executable.
 SOCKET_PATH_ENV: Final = "SPIDERPOOL_SOCKET"
+# The executable's deadline for the whole exchange with the agent (upstream's DefaultCNIClientTimeout) ...
+AGENT_TIMEOUT_SECONDS: Final = 100
+# ... which tests exercising the deadline shorten with this variable (milliseconds).
+AGENT_TIMEOUT_MS_ENV: Final = "SPIDERPOOL_CNI_TIMEOUT_MS"
 # Largest stdin the executable forwards; the agent's HTTP server must accept a body of this size.
 MAX_STDIN_BYTES: Final = 4 << 20
 

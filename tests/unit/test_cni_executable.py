@@ -7,8 +7,7 @@ and the backend (C JSON scan, HTTP over the socket, percent-encoding, parsing, f
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import importlib
+import fcntl
 import json
 import shutil
 import subprocess
@@ -25,9 +24,11 @@ from aiohttp import web
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+import spiderpool
 from spiderpool.agent.cni_endpoint import make_cni_app, start_unix_server
 from spiderpool.agent.install_cni import cni_executable_path
 from spiderpool.core.cni_types import Attachment, CniCode, CniError, CniRequest, IpamResult, IpConfig, Route
+from spiderpool.wire import AGENT_TIMEOUT_MS_ENV, SOCKET_PATH_ENV
 
 POD_ARGS = (
     "IgnoreUnknown=1;K8S_POD_NAMESPACE=default;K8S_POD_NAME={pod};"
@@ -99,11 +100,28 @@ class Run:
         return document
 
 
+def _rebuild_editable_cni() -> None:
+    """In a checkout with an editable build, compile and install cni/ now: the tests must run the current C code.
+
+    Only the executable's target and install component, so a half-edited Cython module elsewhere does not matter.
+    The lock is the one scikit-build-core's import-time rebuild takes.
+    """
+    build_dir = Path(spiderpool.__file__).resolve().parent.parent / "build" / "editable"
+    if not (build_dir / "CMakeCache.txt").is_file():
+        return  # an installed wheel: nothing to rebuild
+    prefix = build_dir / "install" / "platlib"
+    with (build_dir / "editable_rebuild.lock").open("a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        for command in (
+            ["cmake", "--build", str(build_dir), "--target", "spiderpool_cni"],
+            ["cmake", "--install", str(build_dir), "--component", "cni", "--prefix", str(prefix)],
+        ):
+            subprocess.run(command, check=True, capture_output=True)
+
+
 @pytest.fixture(scope="module")
 def cni_binary() -> Path:
-    with contextlib.suppress(ImportError):
-        # In an editable install this import rebuilds the CMake project, so cni/ edits are compiled.
-        importlib.import_module("spiderpool._fastalloc")
+    _rebuild_editable_cni()
     return cni_executable_path()
 
 
@@ -284,7 +302,7 @@ async def test_refused_connection_is_unreachable(cni_binary: Path, socket_dir: P
 
 
 async def test_malformed_stdin_is_decode_error(cni_binary: Path, agent_socket: Path, backend: MemoryBackend) -> None:
-    env = {**pod_env("ADD"), "SPIDERPOOL_SOCKET": str(agent_socket)}
+    env = {**pod_env("ADD"), SOCKET_PATH_ENV: str(agent_socket)}
     run = await run_cni(cni_binary, env, b'{"cniVersion": "1.0.0", "ipam": ')
     assert run.exit_code == 1
     assert run.json()["code"] == CniCode.DECODING_FAILURE
@@ -350,7 +368,7 @@ async def test_socket_path_is_found_among_decoys(cni_binary: Path, agent_socket:
 
 
 async def test_socket_env_override(cni_binary: Path, agent_socket: Path, socket_dir: Path) -> None:
-    env = {**pod_env("ADD"), "SPIDERPOOL_SOCKET": str(agent_socket)}
+    env = {**pod_env("ADD"), SOCKET_PATH_ENV: str(agent_socket)}
     run = await run_cni(cni_binary, env, netconf(socket=socket_dir / "not-this.sock"))
     assert run.exit_code == 0, run.stdout
 
@@ -366,7 +384,7 @@ async def test_silent_agent_times_out(cni_binary: Path, socket_dir: Path) -> Non
     silent = socket_dir / "silent.sock"
     held: list[asyncio.StreamWriter] = []
     server = await asyncio.start_unix_server(lambda reader, writer: held.append(writer), path=str(silent))
-    env = {**pod_env("ADD"), "SPIDERPOOL_CNI_TIMEOUT_MS": "300"}
+    env = {**pod_env("ADD"), AGENT_TIMEOUT_MS_ENV: "300"}
     try:
         run = await run_cni(cni_binary, env, netconf(socket=silent))
     finally:
