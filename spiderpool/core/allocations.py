@@ -10,6 +10,7 @@ key with exact field names, is checked with one regex match and two type checks 
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 
@@ -27,6 +28,7 @@ __all__ = [
 ]
 
 _FIELD = "status.allocatedIPs"
+_match_pod = re.compile(r"[^/]+/[^/]+").fullmatch
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,12 +77,22 @@ def decode_allocated_ips(text: str | None, *, version: int | None = None) -> dic
     if type(data) is not dict:
         raise AllocationsFormatError(f"{_FIELD} must be a JSON object mapping IP to record, got {type(data).__name__}")
     records: dict[str, PoolIPAllocation] = {}
+    irregular = False
     for key, value in data.items():
+        # Fast path: upstream's own output (exact field names, canonical keys); anything else takes the careful one.
+        if type(value) is dict:
+            pod = value.get("pod")
+            uid = value.get("podUid")
+            if (
+                type(pod) is str and type(uid) is str and uid and _match_pod(pod)
+                and ((version != 6 and match_canonical_ipv4(key)) or (version != 4 and is_canonical_ipv6(key)))
+                and not (irregular and key in records)
+            ):
+                records[key] = PoolIPAllocation(pod, uid)
+                continue
+        irregular = True
         pod, uid = _record_fields(key, value)
-        if (version != 6 and match_canonical_ipv4(key)) or (version != 4 and is_canonical_ipv6(key)):
-            canonical = key
-        else:
-            canonical = _canonical_key(key, version)
+        canonical = _canonical_key(key, version)
         if canonical in records:
             raise AllocationsFormatError(f"{_FIELD} key {key!r}: the same address as another key ({canonical})")
         records[canonical] = PoolIPAllocation(pod, uid)

@@ -71,6 +71,8 @@ def test_no_records_encode_to_an_absent_field() -> None:
         ('{"10.0.0.1/24": {"pod": "ns/a", "podUid": "u"}}', "key '10.0.0.1/24' is not an IP address"),
         ('{"fd00::1": {"pod": "ns/a", "podUid": "u"}, "fd00::0:1": {"pod": "ns/b", "podUid": "v"}}',
          "the same address as another key"),
+        ('{"fd00::0:1": {"pod": "ns/b", "podUid": "v"}, "fd00::1": {"pod": "ns/a", "podUid": "u"}}',
+         "the same address as another key"),
     ],
 )
 def test_malformed_status_is_rejected_with_what_and_where(text: str, message: str) -> None:
