@@ -146,7 +146,8 @@ static char *build_head(const struct agent_request *request, size_t *out_len) {
                        "Content-Type: application/json\r\nContent-Length: %zu\r\n",
                        request->body_len);
     for (size_t i = 0; i < request->header_count; i++) {
-        len += snprintf(head + len, cap - (size_t)len, "%s: %s\r\n", request->headers[i].name, request->headers[i].value);
+        const struct http_header *header = &request->headers[i];
+        len += snprintf(head + len, cap - (size_t)len, "%s: %s\r\n", header->name, header->value);
     }
     len += snprintf(head + len, cap - (size_t)len, "\r\n");
     *out_len = (size_t)len;

@@ -142,7 +142,8 @@ static long agent_timeout_ms(void) {
 }
 
 static int report_agent_failure(const char *command, const char *version, enum agent_status status, const char *why) {
-    const char *msg = status == AGENT_UNREACHABLE ? "spiderpool agent unreachable" : "invalid reply from spiderpool agent";
+    const char *msg =
+        status == AGENT_UNREACHABLE ? "spiderpool agent unreachable" : "invalid reply from spiderpool agent";
     if (strcmp(command, "DEL") == 0) {
         /* DEL never blocks pod deletion (upstream behaviour); the controller's GC reclaims. */
         fprintf(stderr, "spiderpool: DEL treated as done: %s: %s\n", msg, why);
@@ -162,6 +163,7 @@ static int forward(const char *command, const struct input *in, const char *sock
             headers[count].name = forwarded_env[i].header;
             headers[count].value = percent_encode(value);
             if (headers[count++].value == NULL) {
+                exit_code = print_error(version, CODE_IO_FAILURE, "out of memory", "encoding the CNI_* variables");
                 goto out;
             }
         }
@@ -210,7 +212,8 @@ int main(void) {
     }
     int rc;
     if (command == NULL || *command == '\0') {
-        rc = print_error(version, CODE_INVALID_ENV, "CNI_COMMAND is not set", "CNI_COMMAND must be one of ADD, DEL, CHECK, GC, STATUS, VERSION");
+        rc = print_error(version, CODE_INVALID_ENV, "CNI_COMMAND is not set",
+                         "CNI_COMMAND must be one of ADD, DEL, CHECK, GC, STATUS, VERSION");
     } else if (strcmp(command, "VERSION") == 0) {
         rc = print_version(version);
     } else if (!is_forwarded(command)) {
@@ -219,7 +222,8 @@ int main(void) {
         rc = print_error(version, CODE_INVALID_CONFIG, "network configuration too large",
                          "stdin exceeds 4194304 bytes");
     } else if (read_rc == -1) {
-        rc = print_error(version, CODE_IO_FAILURE, "cannot read network configuration from stdin", strerror(read_errno));
+        rc = print_error(version, CODE_IO_FAILURE, "cannot read network configuration from stdin",
+                         strerror(read_errno));
     } else {
         rc = forward(command, &in, socket_path, version);
     }
