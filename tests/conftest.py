@@ -15,7 +15,7 @@ from kubernetes_asyncio import client as k8s_client
 
 from spiderpool.devcluster.binaries import BINARIES, BuildError, ensure_binaries
 from spiderpool.devcluster.cluster import ControlPlane
-from spiderpool.devcluster.processes import raise_system_exit_on_termination
+from spiderpool.devcluster.processes import raise_on_termination
 from spiderpool.k8s.client import make_api_client
 from spiderpool.k8s.crds import install_crds
 
@@ -61,7 +61,7 @@ def control_plane(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempP
     the tests that need them; they then run until the end of the session.
     """
     _require_binaries(request.config)
-    raise_system_exit_on_termination()  # SIGTERM to pytest still runs this fixture's teardown
+    raise_on_termination(KeyboardInterrupt)  # SIGTERM ends the session through every teardown
     plane = ControlPlane(state_dir=tmp_path_factory.mktemp("control-plane"))
     plane.start()
     try:

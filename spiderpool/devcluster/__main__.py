@@ -14,7 +14,8 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from functools import partial
 from pathlib import Path
 
 import yaml
@@ -34,11 +35,12 @@ def _files(args: argparse.Namespace) -> SupervisorFiles:
 
 def cmd_up(args: argparse.Namespace) -> int:
     files = _files(args)
-    if files.running_pid() is not None and files.ready_info() is not None:
-        print(f"already running; kubeconfig: {files.layout.kubeconfig}")
-        return 0
-    if files.running_pid() is None:
-        files.layout.remove()  # leftovers of a dead run: start clean
+    running = files.running_pid()
+    if running is not None:
+        if files.ready_info() is None:
+            print(f"a supervisor (pid {running}) is starting already; waiting for it")
+        return _wait_ready(files, alive=partial(is_supervisor_alive, running), pid=running)
+    files.layout.remove()  # leftovers of a dead run: start clean
     names = BINARIES if args.with_controller_manager else ("etcd", "kube-apiserver")
     try:
         ensure_binaries(names)
@@ -46,7 +48,7 @@ def cmd_up(args: argparse.Namespace) -> int:
         print(f"error: cannot build the Kubernetes binaries: {exc}", file=sys.stderr)
         return 1
     supervisor = _spawn_supervisor(files, with_controller_manager=args.with_controller_manager)
-    return _wait_ready(files, supervisor)
+    return _wait_ready(files, alive=lambda: supervisor.poll() is None, pid=supervisor.pid)
 
 
 def _spawn_supervisor(files: SupervisorFiles, *, with_controller_manager: bool) -> subprocess.Popen[bytes]:
@@ -61,7 +63,7 @@ def _spawn_supervisor(files: SupervisorFiles, *, with_controller_manager: bool) 
         )
 
 
-def _wait_ready(files: SupervisorFiles, supervisor: subprocess.Popen[bytes]) -> int:
+def _wait_ready(files: SupervisorFiles, *, alive: Callable[[], bool], pid: int) -> int:
     deadline = time.monotonic() + _UP_TIMEOUT
     while time.monotonic() < deadline:
         info = files.ready_info()
@@ -69,13 +71,13 @@ def _wait_ready(files: SupervisorFiles, supervisor: subprocess.Popen[bytes]) -> 
             print(f"control plane ready at {info['server']}")
             print(f"kubeconfig: {info['kubeconfig']}   (export KUBECONFIG={info['kubeconfig']})")
             return 0
-        if supervisor.poll() is not None:
-            print(f"error: the supervisor exited ({supervisor.returncode}); {files.log_file}:", file=sys.stderr)
+        if not alive():
+            print(f"error: the supervisor (pid {pid}) exited; {files.log_file}:", file=sys.stderr)
             print(_tail(files.log_file), file=sys.stderr)
             return 1
         time.sleep(0.2)
     print(f"error: not ready after {_UP_TIMEOUT:.0f}s; stopping it. Log: {files.log_file}", file=sys.stderr)
-    _stop_supervisor(supervisor.pid)
+    _stop_supervisor(pid)
     return 1
 
 

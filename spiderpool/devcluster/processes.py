@@ -138,14 +138,18 @@ def _signal_group(pgid: int, signum: int) -> None:
         os.killpg(pgid, signum)
 
 
-def raise_system_exit_on_termination() -> None:
-    """Turn SIGTERM and SIGHUP into ``SystemExit`` so ``finally`` blocks and ``atexit`` stop the children.
+def raise_on_termination(exception: type[BaseException] = SystemExit) -> None:
+    """Turn SIGTERM and SIGHUP into ``exception`` so ``finally`` blocks, fixtures and ``atexit`` stop the children.
 
-    Only where the default action (die silently) is still installed, and only from the main thread (``signal``'s rule).
+    Pass ``KeyboardInterrupt`` under pytest: it ends the session and runs every teardown, while a ``SystemExit``
+    raised inside a test only fails that test.  Only where the default action (die silently) is still installed, and
+    only from the main thread (``signal``'s rule).
     """
 
     def handler(signum: int, _frame: FrameType | None) -> None:
-        raise SystemExit(128 + signum)
+        if exception is SystemExit:
+            raise SystemExit(128 + signum)
+        raise exception(f"received signal {signal.Signals(signum).name}")
 
     if threading.current_thread() is not threading.main_thread():
         return

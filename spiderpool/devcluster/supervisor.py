@@ -17,7 +17,7 @@ from typing import Any
 
 from spiderpool.devcluster.cluster import ControlPlane, StateLayout
 from spiderpool.devcluster.crd_installing import install_crds
-from spiderpool.devcluster.processes import raise_system_exit_on_termination
+from spiderpool.devcluster.processes import raise_on_termination
 
 _MODULE = "spiderpool.devcluster"
 
@@ -66,7 +66,7 @@ def is_supervisor_alive(pid: int) -> bool:
 
 def supervise(*, state_dir: Path, with_controller_manager: bool) -> int:
     """Run the control plane until SIGTERM/SIGINT/SIGHUP or until a component dies; returns the exit code."""
-    raise_system_exit_on_termination()
+    raise_on_termination()
     files = SupervisorFiles(StateLayout(state_dir.resolve()))
     files.layout.cluster_dir.mkdir(parents=True, exist_ok=True)
     files.pid_file.write_text(f"{os.getpid()}\n")

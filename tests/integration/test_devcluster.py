@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import signal
@@ -16,6 +17,7 @@ from typing import Any
 import pytest
 import yaml
 from kubernetes_asyncio import client as k8s_client
+from kubernetes_asyncio.client.exceptions import ApiException
 
 from spiderpool.devcluster import etcd as etcd_module
 from spiderpool.devcluster.binaries import ensure_binaries
@@ -24,7 +26,7 @@ from spiderpool.devcluster.crd_installing import install_crds
 from spiderpool.devcluster.etcd import EtcdServer
 from spiderpool.devcluster.ports import free_port
 from spiderpool.devcluster.rest import ApiServerRest
-from spiderpool.k8s.client import make_api_client
+from spiderpool.k8s.client import KubeconfigError, make_api_client
 from spiderpool.k8s.crd_schema import GROUP, KINDS, VERSION
 
 pytestmark = pytest.mark.integration
@@ -184,6 +186,11 @@ def test_etcd_retries_on_a_port_taken_before_it_binds(tmp_path: Path, monkeypatc
             server.stop()
 
 
+def ready_server(state: Path) -> str:
+    server: str = json.loads((state / "cluster" / "ready.json").read_text())["server"]
+    return server
+
+
 def _cli(*args: str) -> subprocess.CompletedProcess[str]:
     command = [sys.executable, "-m", "spiderpool.devcluster", *args]
     return subprocess.run(command, capture_output=True, text=True, timeout=240, check=False)
@@ -196,7 +203,8 @@ async def test_cli_up_status_down_round_trip(tmp_path: Path) -> None:
     assert str(state / "kubeconfig") in up.stdout
     try:
         assert _cli("status", "--state-dir", str(state)).returncode == 0
-        assert _cli("up", "--state-dir", str(state)).stdout.startswith("already running")
+        again = _cli("up", "--state-dir", str(state))  # idempotent: reports the running one
+        assert (again.returncode, again.stdout.splitlines()[0]) == (0, f"control plane ready at {ready_server(state)}")
         client = make_api_client(kubeconfig=state / "kubeconfig")
         try:
             objects: Any = k8s_client.CustomObjectsApi(client)
@@ -225,3 +233,40 @@ def test_cli_down_after_the_supervisor_was_killed(tmp_path: Path) -> None:
     down = _cli("down", "--state-dir", str(state))
     assert (down.returncode, down.stdout.strip()) == (0, "not running")
     assert not state.exists()
+
+
+async def _namespaces_via(client: k8s_client.ApiClient) -> list[str]:
+    try:
+        core: Any = k8s_client.CoreV1Api(client)
+        listed = await core.list_namespace()
+        return sorted(namespace.metadata.name for namespace in listed.items)
+    finally:
+        await client.close()
+
+
+async def test_api_client_from_explicit_credentials(own_plane: ControlPlane) -> None:
+    client = make_api_client(server=own_plane.server, token=own_plane.token, ca_file=own_plane.ca_file)
+    assert "default" in await _namespaces_via(client)
+
+
+async def test_api_client_from_embedded_ca_and_token_file(own_plane: ControlPlane, tmp_path: Path) -> None:
+    """The kubeconfig variants other tools write: base64 CA data, a token file relative to the kubeconfig."""
+    (tmp_path / "token").write_text(own_plane.token + "\n")
+    ca_data = base64.b64encode(own_plane.ca_file.read_bytes()).decode()
+    kubeconfig = {
+        "apiVersion": "v1",
+        "kind": "Config",
+        "clusters": [{"name": "c", "cluster": {"server": own_plane.server, "certificate-authority-data": ca_data}}],
+        "users": [{"name": "u", "user": {"tokenFile": "token"}}, {"name": "nobody", "user": {"token": "bogus"}}],
+        "contexts": [{"name": "good", "context": {"cluster": "c", "user": "u"}},
+                     {"name": "bad", "context": {"cluster": "c", "user": "nobody"}}],
+        "current-context": "bad",
+    }  # fmt: skip
+    path = tmp_path / "config"
+    path.write_text(yaml.safe_dump(kubeconfig))
+    assert "kube-system" in await _namespaces_via(make_api_client(kubeconfig=path, context="good"))
+    with pytest.raises(ApiException) as refused:
+        await _namespaces_via(make_api_client(kubeconfig=path))
+    assert refused.value.status == 401
+    with pytest.raises(KubeconfigError, match="contexts has no entry named 'absent'"):
+        make_api_client(kubeconfig=path, context="absent")
