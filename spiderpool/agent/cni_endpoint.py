@@ -3,8 +3,8 @@
 Every reply is HTTP 200 with ``X-Cni-Exit-Code`` and the exact bytes the executable prints. Errors the backend
 raises as ``CniError`` reach the runtime as they are. Other exceptions are logged with their traceback and never
 shown as a Python repr:
-- ``TimeoutError`` / ``ConnectionError`` (API server slow or unreachable) become code 11 "try again later", which
-  runtimes retry;
+- ``TimeoutError`` / ``ConnectionError`` (typically the API server slow or unreachable) become code 11 "try again
+  later", which runtimes retry;
 - anything else becomes code 999 (internal error) pointing at the agent log;
 - on DEL, any exception other than ``CniError`` is logged and DEL succeeds, as upstream does: DEL must not block pod
   deletion, and the controller's garbage collector reclaims what a failed release leaves behind. A backend that
@@ -86,7 +86,7 @@ async def _guarded(request: CniRequest, call: Awaitable[T]) -> T:
     except (TimeoutError, ConnectionError) as exc:
         logger.warning("CNI %s: transient failure", _describe(request), exc_info=True)
         raise CniError(
-            CniCode.TRY_AGAIN_LATER, "spiderpool agent could not reach the API server in time", type(exc).__name__
+            CniCode.TRY_AGAIN_LATER, "transient failure in spiderpool agent, try again", type(exc).__name__
         ) from exc
     except Exception as exc:
         logger.exception("CNI %s: internal error", _describe(request))
