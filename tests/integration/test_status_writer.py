@@ -8,6 +8,7 @@ import uuid
 from collections.abc import AsyncIterator, Callable, Set
 from contextlib import AsyncExitStack
 
+import aiohttp
 import pytest
 from kubernetes_asyncio.client import ApiClient
 
@@ -25,8 +26,10 @@ from spiderpool.k8s.status_writer import (
     Redecide,
     Released,
     ReleaseIntent,
+    WriteAbandoned,
 )
-from spiderpool.k8s.store import SpiderStores
+from spiderpool.k8s.store import IPPOOL, Conflicted, CustomObjectStore, SpiderStores, Swapped
+from spiderpool.k8s.watch_cache import WatchCache, custom_object_source
 
 pytestmark = pytest.mark.integration
 
@@ -298,3 +301,84 @@ async def test_concurrent_allocations_and_releases_keep_count_equal_to_records(
     expected = {r.ip: (r.pod, r.pod_uid) for r in [*held[30:], *outcomes[30:]] if isinstance(r, Allocated)}
     assert records == expected
     assert len(records) == 60
+
+
+class LostResponses(CustomObjectStore[SpiderIPPool]):
+    """The first ``lose`` successful status writes reach the server, but their responses are lost on the way back."""
+
+    def __init__(self, api: ApiClient, *, lose: int) -> None:
+        super().__init__(api, IPPOOL)
+        self.lose = lose
+
+    async def swap_status(self, body: SpiderIPPool) -> Swapped[SpiderIPPool] | Conflicted:
+        result = await super().swap_status(body)
+        if self.lose > 0 and isinstance(result, Swapped):
+            self.lose -= 1
+            raise aiohttp.ServerDisconnectedError()
+        return result
+
+
+async def test_a_write_whose_response_was_lost_is_not_applied_twice(api: ApiClient) -> None:
+    pool = await make_pool(api, size=16)
+    writer = PoolStatusWriter(
+        LostResponses(api, lose=3), redecide=first_fit(addresses("10.50.0.1", 16)), batching=False
+    )
+
+    results = await asyncio.gather(*(writer.allocate(pool, intent(i)) for i in range(6)))
+    await writer.close()
+
+    assert writer.stats.transient_errors == 3
+    assert sum(result.existing for result in results) == 3  # found by pod UID after the re-read, not written again
+    records, _ = await stored_records(api, pool)
+    assert records == {r.ip: (r.pod, r.pod_uid) for r in results}
+    assert len(records) == 6
+
+
+class Unreachable(CustomObjectStore[SpiderIPPool]):
+    async def get(self, name: str, *, namespace: str | None = None) -> SpiderIPPool:
+        raise ConnectionRefusedError(111, "Connection refused")
+
+
+async def test_an_unreachable_server_fails_callers_after_the_deadline(api: ApiClient) -> None:
+    writer = PoolStatusWriter(
+        Unreachable(api, IPPOOL), redecide=first_fit([]), deadline=0.3, error_backoff=(0.01, 0.05)
+    )
+    with pytest.raises(WriteAbandoned, match=r"pool p1: no successful write within 0\.[3-9]s: .*Connection refused"):
+        await writer.allocate("p1", intent(1))
+    assert writer.stats.transient_errors >= 2
+
+
+async def test_first_base_can_come_from_a_watch_cache(api: ApiClient, writers: Callable[..., PoolStatusWriter]) -> None:
+    pool = await make_pool(api, size=8)
+    async with WatchCache(custom_object_source(api, IPPOOL), name="pools") as cache:
+        writer = writers(redecide=first_fit(addresses("10.50.0.1", 8)), cached_pool=lambda name: cache.get(name))
+        result = await writer.allocate(pool, intent(1))
+    assert writer.stats.fresh_reads == 0
+    assert (await stored_records(api, pool))[0] == {result.ip: ("default/pod-1", "uid-1")}
+
+
+async def test_writes_queued_across_an_apiserver_restart_all_land(
+    control_plane: ControlPlane, writers: Callable[..., PoolStatusWriter]
+) -> None:
+    client = make_api_client(kubeconfig=control_plane.kubeconfig)
+    try:
+        pool = await make_pool(client, size=1024)
+    finally:
+        await client.close()
+    writer = writers(redecide=first_fit(addresses("10.50.0.1", 1024)), deadline=90.0)
+
+    restart = asyncio.create_task(asyncio.to_thread(control_plane.restart_apiserver))
+    results: list[Allocated] = []
+    while not restart.done():  # keep writing before, during and after the downtime
+        results += await asyncio.gather(*(writer.allocate(pool, intent(len(results) + i)) for i in range(3)))
+        await asyncio.sleep(0.02)
+    await restart
+
+    assert writer.stats.transient_errors >= 1  # some writes really did meet the restart
+    client = make_api_client(kubeconfig=control_plane.kubeconfig)
+    try:
+        records, _ = await stored_records(client, pool)
+    finally:
+        await client.close()
+    assert records == {r.ip: (r.pod, r.pod_uid) for r in results}
+    assert len(records) == len(results)
