@@ -93,7 +93,7 @@ cdef int _int_to_u128(int version, object address, u128* out) except -1:
 
 cdef int _parse_text(object text, int* version, u128* value) except -1:
     """1 and the address when ``text`` is one, else 0 (never raises for a str)."""
-    cdef Py_ssize_t size
+    cdef Py_ssize_t size = 0
     cdef const char* raw
     cdef unsigned char packed[16]
     cdef u128 result = 0
@@ -363,12 +363,15 @@ cdef class BitmapCore:
     cdef Py_ssize_t _take_lowest(self) noexcept nogil:
         cdef Py_ssize_t k, j, word, b
         cdef uint64_t bits
+        # The bounds checks cannot fail while the summary is consistent; they make a bug refuse, not read wild.
         if self._full3 == ALL:
             return -1
         k = _lowest_zero(self._full3)
+        if k >= self._n_full2 or self._full2[k] == ALL:
+            return -1
         j = (k << 6) + _lowest_zero(self._full2[k])
-        if k >= self._n_full2 or j >= self._n_full1:
-            return -1  # unreachable while the summary is consistent; refuse rather than read out of bounds
+        if j >= self._n_full1 or self._full1[j] == ALL:
+            return -1
         word = (j << 6) + _lowest_zero(self._full1[j])
         if word >= self._n_words:
             return -1
@@ -429,12 +432,11 @@ cdef class BitmapCore:
 
     def allocate_n(self, Py_ssize_t count):
         cdef list taken = []
-        cdef Py_ssize_t n
         if count < 0:
             raise ValueError(f"count {count} is negative")
         if count > self.capacity - self._unavailable:
             return None
-        for n in range(count):
+        for _ in range(count):
             taken.append(_u128_to_int(self._address_at(self._take_lowest())))
         return taken
 
@@ -526,9 +528,6 @@ cdef class BitmapCore:
         self._n_blocked = n
         with nogil:
             self._rebuild_summary()
-
-    def blocked_ranges(self):
-        return [(self._blocked[r].first, self._blocked[r].last) for r in range(self._n_blocked)]
 
     def load_used(self, object addresses):
         """Mark every address text in ``addresses``; returns the texts that are not addresses of this pool.

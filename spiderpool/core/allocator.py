@@ -120,7 +120,9 @@ class PoolAllocator:
 
     def allocate_n(self, n: int) -> list[int] | None:
         """The ``n`` lowest free addresses, or None (and nothing taken) when fewer are free."""
-        return self._core.allocate_n(check_count(n))
+        if check_count(n) > self._core.free_count:  # also keeps ints beyond C's range away from the core
+            return None
+        return self._core.allocate_n(n)
 
     def allocate_specific(self, address: int) -> Verdict:
         """Take ``address`` if it is in the pool, free, and neither excluded nor reserved."""

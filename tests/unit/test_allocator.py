@@ -138,6 +138,7 @@ def test_allocate_n_is_all_or_nothing(impl: Impl) -> None:
     before = pool.snapshot()
     assert pool.allocate_n(5) is None
     assert pool.snapshot() == before
+    assert pool.allocate_n(1 << 70) is None
     assert pool.allocate_n(4) == [100, 102, 103, 104]
     assert pool.allocate_n(1) is None
     for bad in (-1, 1.5, "2"):
