@@ -3,8 +3,8 @@
 Every child runs in its own process group (so a stop reaches anything it forked, and a Ctrl-C in the terminal reaches
 only the parent, which then stops the children in order) and asks the kernel for ``SIGKILL`` when its parent dies
 (``PR_SET_PDEATHSIG``), which covers the cases no Python handler sees: ``SIGKILL`` of the test runner, a crash, an
-OOM kill.  The kernel sends that signal when the *thread* that spawned the child exits, so start children from a
-thread that lives as long as they should (the main thread, in practice).
+OOM kill.  The kernel sends that signal when the *thread* that forked the child exits, so every child is forked by
+one long-lived thread (``spawner``), whichever thread starts it.
 """
 
 from __future__ import annotations
@@ -19,6 +19,8 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from types import FrameType
+
+from spiderpool.devcluster.spawner import run_on_spawner_thread
 
 _PR_SET_PDEATHSIG = 1
 _BIND_FAILURE_MARKERS = ("address already in use", "bind: address")
@@ -68,15 +70,18 @@ class ManagedProcess:
         with open(self.log_path, "ab") as log:
             log.write(f"\n=== starting {self.name}: {' '.join(self.argv)}\n".encode())
             log.flush()
-            self._popen = subprocess.Popen(
-                self.argv,
-                stdin=subprocess.DEVNULL,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                env=self._env,
-                process_group=0,
-                preexec_fn=_die_with_parent(os.getpid()),
-                close_fds=True,
+            argv, env, die_with_parent = self.argv, self._env, _die_with_parent(os.getpid())
+            self._popen = run_on_spawner_thread(
+                lambda: subprocess.Popen(
+                    argv,
+                    stdin=subprocess.DEVNULL,
+                    stdout=log,
+                    stderr=subprocess.STDOUT,
+                    env=env,
+                    process_group=0,
+                    preexec_fn=die_with_parent,
+                    close_fds=True,
+                )
             )
 
     def running(self) -> bool:

@@ -9,6 +9,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -75,6 +76,17 @@ def test_restart_apiserver_keeps_data_port_and_credentials(own_plane: ControlPla
     assert kubeconfig["clusters"][0]["cluster"]["server"] == server
     for kind in KINDS:  # custom resources serve at once: restart waits for their caches, not only for /readyz
         assert own_plane.rest().get(f"/apis/{GROUP}/{VERSION}/{kind.plural}").status == 200
+
+
+def test_a_restart_from_a_short_lived_thread_outlives_the_thread(own_plane: ControlPlane) -> None:
+    """PR_SET_PDEATHSIG fires when the forking *thread* exits: asyncio.to_thread workers end with their loop."""
+    worker = threading.Thread(target=own_plane.restart_apiserver)
+    worker.start()
+    worker.join()
+    pid = own_plane.pids()["kube-apiserver"]
+    time.sleep(1.0)
+    assert alive(pid)
+    assert own_plane.rest().is_ready()
 
 
 def test_apiserver_metrics_are_readable_with_the_admin_token(own_plane: ControlPlane) -> None:
