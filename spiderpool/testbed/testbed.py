@@ -1,0 +1,310 @@
+"""``Testbed``: simulated nodes and pods against a real API server, wired with real CNI plugins.
+
+    async with Testbed(kubeconfig=plane.kubeconfig) as bed:
+        node = await bed.add_node("node-1")
+        pod = await bed.create_pod(node, name="web-0", annotations={...})
+        run = await bed.add(pod, bed.macvlan(node, network="net", default_ipv4_ippool=["v4"]))
+        read_interface(pod.netns, "eth0").addresses
+
+The testbed is the scheduler (pods are created bound to a node) and the kubelet plus container runtime (sandbox
+namespace, CNI ADD/DEL with the CNI environment, status report, deletion with grace 0).  ``close`` undoes everything
+it made even after failures, and a testbed that died unclosed is swept by the next one (see ``leftovers``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from types import TracebackType
+from typing import Any, Final
+
+from spiderpool.agent.install_cni import install_cni
+from spiderpool.k8s.client import make_api_client
+from spiderpool.k8s.core_objects import CoreObjects
+from spiderpool.k8s.store import AlreadyExists, SpiderStores, StoreError
+from spiderpool.testbed.agent_process import AgentOptions, AgentProcess
+from spiderpool.testbed.cni_invocation import CniCall, PluginRun, exec_plugin
+from spiderpool.testbed.leftovers import Claim, claim_prefix, sweep_orphans
+from spiderpool.testbed.members import NicAttachment, SimulatedNode, SimulatedPod, pod_body
+from spiderpool.testbed.netconf import macvlan_config, spiderpool_ipam
+from spiderpool.testbed.netns import add_netns, delete_netns
+from spiderpool.testbed.netns_state import read_interface
+from spiderpool.testbed.topology import DEFAULT_MASTERS, Fabric, build_fabric, build_node_network
+
+logger = logging.getLogger("spiderpool.testbed")
+
+DEBIAN_CNI_DIR: Final = Path("/usr/lib/cni")
+_API_PARALLELISM: Final = 32
+
+
+class Testbed:
+    def __init__(
+        self,
+        *,
+        kubeconfig: Path,
+        masters: Sequence[str] = DEFAULT_MASTERS,
+        plugin_dir: Path = DEBIAN_CNI_DIR,
+        agent_args: Sequence[str] = (),
+    ) -> None:
+        self.kubeconfig = kubeconfig
+        self._masters = tuple(masters)
+        self._plugin_dir = plugin_dir
+        self._agent_args = tuple(agent_args)
+        self.nodes: dict[str, SimulatedNode] = {}
+        self.pods: dict[str, SimulatedPod] = {}  # by "namespace/name"
+        self._claim: Claim | None = None
+        self._fabric: Fabric | None = None
+        self._api: Any = None  # a kubernetes_asyncio ApiClient (this package may not import the client's types)
+        self._objects: tuple[CoreObjects, SpiderStores] | None = None
+        self._pod_counter = 0
+        self._api_gate = asyncio.Semaphore(_API_PARALLELISM)
+
+    # --- lifecycle ---------------------------------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        swept = sweep_orphans()
+        if swept:
+            logger.warning("removed leftovers of dead testbeds: %s", swept)
+        self._claim = claim_prefix()
+        try:
+            self.cni_bin_dir.mkdir()
+            for plugin in sorted(self._plugin_dir.iterdir()):
+                (self.cni_bin_dir / plugin.name).symlink_to(plugin)
+            install_cni(self.cni_bin_dir)
+            self._fabric = build_fabric(prefix=self.prefix, masters=self._masters)
+            self._api = make_api_client(kubeconfig=self.kubeconfig)
+            self._objects = (CoreObjects(self._api), SpiderStores(self._api))
+        except BaseException:
+            await self.close()
+            raise
+
+    async def close(self) -> None:
+        """Remove pods (CNI DEL, Pod objects), stop agents, delete Node objects and every namespace; never raises
+        before the namespaces and processes are gone."""
+        try:
+            await asyncio.gather(*(self._remove_quietly(pod) for pod in list(self.pods.values())))
+            for node in self.nodes.values():
+                if node.agent is not None:
+                    node.agent.stop()
+            if self._objects is not None:
+                for name in self.nodes:
+                    with contextlib.suppress(StoreError, OSError):
+                        await self.core.delete_node(name)
+        finally:
+            for node in self.nodes.values():
+                if node.agent is not None:
+                    node.agent.kill()
+            if self._claim is not None:
+                self._claim.release()
+            if self._api is not None:
+                await self._api.close()
+                self._api, self._objects = None, None
+
+    async def __aenter__(self) -> Testbed:
+        await self.start()
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self.close()
+
+    @property
+    def prefix(self) -> str:
+        if self._claim is None:
+            raise RuntimeError("the testbed has not been started")
+        return self._claim.prefix
+
+    @property
+    def run_dir(self) -> Path:
+        if self._claim is None:
+            raise RuntimeError("the testbed has not been started")
+        return self._claim.run_dir
+
+    @property
+    def core(self) -> CoreObjects:
+        """Namespaces, Nodes, Pods and manifests on the testbed's API client."""
+        if self._objects is None:
+            raise RuntimeError("the testbed has not been started")
+        return self._objects[0]
+
+    @property
+    def stores(self) -> SpiderStores:
+        """The spiderpool kinds on the testbed's API client."""
+        if self._objects is None:
+            raise RuntimeError("the testbed has not been started")
+        return self._objects[1]
+
+    @property
+    def cni_bin_dir(self) -> Path:
+        """CNI_PATH: Debian's plugins (symlinked) and our ``spiderpool`` executable (installed as the chart does)."""
+        return self.run_dir / "cni-bin"
+
+    def plugin(self, name: str) -> Path:
+        return self.cni_bin_dir / name
+
+    # --- nodes -------------------------------------------------------------------------------------------------------
+
+    async def add_node(
+        self, name: str, *, labels: Mapping[str, str] | None = None, start_agent: bool = True
+    ) -> SimulatedNode:
+        """Namespace with master interfaces on the fabric, the Node object, and (unless told not to) its agent."""
+        if self._fabric is None:
+            raise RuntimeError("the testbed has not been started")
+        if name in self.nodes:
+            raise ValueError(f"node name: {name!r} exists already in this testbed")
+        node = SimulatedNode(
+            name=name,
+            netns=f"{self.prefix}-node{len(self.nodes)}",
+            socket_path=self.run_dir / f"agent-{len(self.nodes)}.sock",
+            masters=self._fabric.masters,
+        )
+        self.nodes[name] = node
+        build_node_network(self._fabric, netns=node.netns, index=len(self.nodes) - 1)
+        with contextlib.suppress(AlreadyExists):
+            await self.core.create_node(name, labels=labels)
+        node.agent = AgentProcess(
+            AgentOptions(
+                node_name=name,
+                kubeconfig=self.kubeconfig,
+                socket_path=node.socket_path,
+                log_path=self.run_dir / f"agent-{name}.log",
+                extra_args=self._agent_args,
+            )
+        )
+        if start_agent:
+            await asyncio.to_thread(node.agent.start)
+        return node
+
+    def macvlan(
+        self,
+        node: SimulatedNode,
+        *,
+        network: str,
+        master: str | None = None,
+        cni_version: str = "1.0.0",
+        default_ipv4_ippool: Sequence[str] = (),
+        default_ipv6_ippool: Sequence[str] = (),
+        clean_gateway: bool | None = None,
+    ) -> dict[str, Any]:
+        """The node's macvlan network configuration with ``"ipam": {"type": "spiderpool"}`` on its agent's socket."""
+        ipam = spiderpool_ipam(
+            socket_path=node.socket_path,
+            default_ipv4_ippool=default_ipv4_ippool,
+            default_ipv6_ippool=default_ipv6_ippool,
+            clean_gateway=clean_gateway,
+        )
+        return macvlan_config(name=network, master=master or node.masters[0], ipam=ipam, cni_version=cni_version)
+
+    # --- pods --------------------------------------------------------------------------------------------------------
+
+    async def create_pod(
+        self,
+        node: SimulatedNode,
+        *,
+        name: str,
+        namespace: str = "default",
+        labels: Mapping[str, str] | None = None,
+        annotations: Mapping[str, str] | None = None,
+        owner_references: list[dict[str, Any]] | None = None,
+    ) -> SimulatedPod:
+        """The Pod object bound to ``node`` and its sandbox namespace."""
+        body = pod_body(
+            name=name,
+            namespace=namespace,
+            node_name=node.name,
+            labels=labels,
+            annotations=annotations,
+            owner_references=owner_references,
+        )
+        async with self._api_gate:
+            created = await self.core.create_pod(body)
+        return await asyncio.to_thread(self._sandbox, created["metadata"], node)
+
+    async def adopt_pod(self, pod: Mapping[str, Any], node: SimulatedNode) -> SimulatedPod:
+        """An existing unscheduled Pod (e.g. made by a ReplicaSet): bind it to ``node`` and give it a sandbox."""
+        meta = pod["metadata"]
+        async with self._api_gate:
+            await self.core.bind_pod(meta["name"], namespace=meta["namespace"], node_name=node.name)
+        return await asyncio.to_thread(self._sandbox, meta, node)
+
+    def _sandbox(self, meta: Mapping[str, Any], node: SimulatedNode) -> SimulatedPod:
+        self._pod_counter += 1
+        pod = SimulatedPod(
+            name=meta["name"],
+            namespace=meta["namespace"],
+            uid=meta["uid"],
+            node=node,
+            netns=f"{self.prefix}-pod{self._pod_counter}",
+        )
+        add_netns(pod.netns)
+        self.pods[pod.key] = pod
+        return pod
+
+    async def remove_pod(self, pod: SimulatedPod, *, grace_period_seconds: int = 0) -> list[PluginRun]:
+        """What a kubelet does: CNI DEL of every attachment (last first), delete the Pod, remove the sandbox."""
+        runs = [
+            await self.delete(pod, attachment.config, ifname=attachment.ifname, plugin=attachment.plugin)
+            for attachment in reversed(list(pod.attachments))
+        ]
+        async with self._api_gate:
+            await self.core.delete_pod(
+                pod.name, namespace=pod.namespace, grace_period_seconds=grace_period_seconds, uid=pod.uid
+            )
+        await asyncio.to_thread(delete_netns, pod.netns)
+        self.pods.pop(pod.key, None)
+        return runs
+
+    async def _remove_quietly(self, pod: SimulatedPod) -> None:
+        try:
+            await self.remove_pod(pod)
+        except Exception:
+            logger.warning("could not remove pod %s cleanly", pod.key, exc_info=True)
+            await asyncio.to_thread(delete_netns, pod.netns)
+
+    async def report_running(self, pod: SimulatedPod, *, ifname: str = "eth0") -> None:
+        """The kubelet's status report: Running, with the addresses ``ifname`` really has as ``podIPs``."""
+        state = await asyncio.to_thread(read_interface, pod.netns, ifname)
+        async with self._api_gate:
+            current = await self.core.get_pod(pod.name, namespace=pod.namespace)
+            await self.core.report_pod_running(current, pod_ips=[str(a.ip) for a in state.addresses])
+
+    # --- CNI ---------------------------------------------------------------------------------------------------------
+
+    def call(self, pod: SimulatedPod, command: str, config: Mapping[str, Any], *, ifname: str = "eth0") -> CniCall:
+        return pod.call(command, config, ifname=ifname, cni_path=self.cni_bin_dir)
+
+    async def run(self, call: CniCall, *, plugin: str | Path, host_netns: str | None) -> PluginRun:
+        binary = plugin if isinstance(plugin, Path) else self.plugin(plugin)
+        return await exec_plugin(binary, call, host_netns=host_netns)
+
+    async def add(
+        self, pod: SimulatedPod, config: Mapping[str, Any], *, ifname: str = "eth0", plugin: str | None = None
+    ) -> PluginRun:
+        """CNI ADD of ``config`` (its ``type`` plugin, run in the node's namespace) for ``ifname``; a success is
+        remembered so that ``remove_pod`` and ``close`` DEL it."""
+        binary = self.plugin(plugin or config["type"])
+        run = await exec_plugin(binary, self.call(pod, "ADD", config, ifname=ifname), host_netns=pod.node.netns)
+        if run.ok:
+            pod.attachments.append(NicAttachment(config=config, ifname=ifname, plugin=binary))
+        return run
+
+    async def delete(
+        self, pod: SimulatedPod, config: Mapping[str, Any], *, ifname: str = "eth0", plugin: Path | None = None
+    ) -> PluginRun:
+        binary = plugin or self.plugin(config["type"])
+        run = await exec_plugin(binary, self.call(pod, "DEL", config, ifname=ifname), host_netns=pod.node.netns)
+        if run.ok:
+            pod.attachments[:] = [a for a in pod.attachments if (a.ifname, a.plugin) != (ifname, binary)]
+        return run
+
+    async def check(
+        self, pod: SimulatedPod, config: Mapping[str, Any], *, prev_result: Mapping[str, Any], ifname: str = "eth0"
+    ) -> PluginRun:
+        """CNI CHECK with ``prevResult`` injected, as a runtime does with the cached ADD result."""
+        checked = {**config, "prevResult": dict(prev_result)}
+        call = self.call(pod, "CHECK", checked, ifname=ifname)
+        return await exec_plugin(self.plugin(config["type"]), call, host_netns=pod.node.netns)
