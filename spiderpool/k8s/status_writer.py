@@ -386,8 +386,9 @@ class PoolStatusWriter:
                 if conflicts > self._max_conflicts:
                     raise WriteAbandoned(name, f"pool {name}: gave up after {conflicts} conflicting writes")
                 await asyncio.sleep(_jitter(conflicts, base=self._conflict_backoff[0], cap=self._conflict_backoff[1]))
-                if self._batching:
+                if self._batching and len(batch) < self._max_batch:
                     batch.extend(self._take(lane, self._max_batch - len(batch)))
+                    self.stats.largest_batch = max(self.stats.largest_batch, len(batch))
             except StatusWriteError as failure:
                 self._fail(batch, failure)
                 return

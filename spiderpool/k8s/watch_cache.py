@@ -198,6 +198,7 @@ class WatchCacheStats:
     events: int = 0
     bookmarks: int = 0
     handler_errors: int = 0
+    failures: int = 0
 
 
 def object_key(obj: Mapping[str, Any]) -> Key:
@@ -315,6 +316,13 @@ class WatchCache(Generic[ObjT]):
             except _TRANSIENT as error:
                 self.stats.reconnects += 1
                 log.warning("watch cache %s: %s; retrying in <= %.2fs", self.name, error or type(error), backoff)
+                await asyncio.sleep(random.uniform(backoff / 2, backoff))
+                backoff = min(backoff * 2, self._backoff_max)
+            except Exception:
+                # Unexpected (a malformed object, a bug): the cache must not die silently and go stale; start over.
+                self.stats.failures += 1
+                log.exception("watch cache %s: unexpected failure; relisting in <= %.2fs", self.name, backoff)
+                must_list = True
                 await asyncio.sleep(random.uniform(backoff / 2, backoff))
                 backoff = min(backoff * 2, self._backoff_max)
 
