@@ -19,6 +19,8 @@ from typing import Final
 from spiderpool.testbed.netns import delete_netns, list_netns
 
 RUN_ROOT: Final = Path("/run/spiderpool-testbed")
+# On every Pod and Node a testbed creates, so a later testbed can find those of a dead one in the API server.
+PREFIX_LABEL: Final = "testbed.spiderpool.spidernet.io/prefix"
 _PREFIX_LETTERS: Final = "tb"
 
 
@@ -65,6 +67,13 @@ def owner_alive(run_dir: Path) -> bool:
     except (FileNotFoundError, ValueError):
         return False
     return _start_time(int(pid_text)) == start
+
+
+def live_prefixes() -> set[str]:
+    """The prefixes whose owner still runs."""
+    if not RUN_ROOT.is_dir():
+        return set()
+    return {run_dir.name for run_dir in RUN_ROOT.iterdir() if run_dir.is_dir() and owner_alive(run_dir)}
 
 
 def remove_prefix(prefix: str) -> list[str]:

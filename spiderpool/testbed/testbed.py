@@ -23,11 +23,11 @@ from typing import Any, Final
 
 from spiderpool.agent.install_cni import install_cni
 from spiderpool.k8s.client import make_api_client
-from spiderpool.k8s.core_objects import CoreObjects
+from spiderpool.k8s.core_objects import ROUTES, CoreObjects
 from spiderpool.k8s.store import AlreadyExists, SpiderStores, StoreError
 from spiderpool.testbed.agent_process import AgentOptions, AgentProcess
 from spiderpool.testbed.cni_invocation import CniCall, PluginRun, exec_plugin
-from spiderpool.testbed.leftovers import Claim, claim_prefix, sweep_orphans
+from spiderpool.testbed.leftovers import PREFIX_LABEL, Claim, claim_prefix, live_prefixes, sweep_orphans
 from spiderpool.testbed.members import NicAttachment, SimulatedNode, SimulatedPod, pod_body
 from spiderpool.testbed.netconf import macvlan_config, spiderpool_ipam
 from spiderpool.testbed.netns import add_netns, delete_netns
@@ -38,9 +38,12 @@ logger = logging.getLogger("spiderpool.testbed")
 
 DEBIAN_CNI_DIR: Final = Path("/usr/lib/cni")
 _API_PARALLELISM: Final = 32
+NODE_ROUTE: Final = ROUTES[("v1", "Node")]
 
 
 class Testbed:
+    __test__ = False  # pytest: a class named Test* that is not a test class
+
     def __init__(
         self,
         *,
@@ -77,9 +80,21 @@ class Testbed:
             self._fabric = build_fabric(prefix=self.prefix, masters=self._masters)
             self._api = make_api_client(kubeconfig=self.kubeconfig)
             self._objects = (CoreObjects(self._api), SpiderStores(self._api))
+            await self._sweep_api_objects()
         except BaseException:
             await self.close()
             raise
+
+    async def _sweep_api_objects(self) -> None:
+        """Delete the Pods and Nodes that dead testbeds created in this API server (found by their prefix label)."""
+        alive = live_prefixes()
+        for pod in await self.core.list_pods(label_selector=PREFIX_LABEL):
+            meta = pod["metadata"]
+            if meta.get("labels", {}).get(PREFIX_LABEL) not in alive:
+                await self.core.delete_pod(meta["name"], namespace=meta["namespace"], uid=meta["uid"])
+        for node in await self.core.list_objects(NODE_ROUTE, label_selector=PREFIX_LABEL):
+            if node["metadata"].get("labels", {}).get(PREFIX_LABEL) not in alive:
+                await self.core.delete_node(node["metadata"]["name"])
 
     async def close(self) -> None:
         """Remove pods (CNI DEL, Pod objects), stop agents, delete Node objects and every namespace; never raises
@@ -165,7 +180,7 @@ class Testbed:
         self.nodes[name] = node
         build_node_network(self._fabric, netns=node.netns, index=len(self.nodes) - 1)
         with contextlib.suppress(AlreadyExists):
-            await self.core.create_node(name, labels=labels)
+            await self.core.create_node(name, labels={**(labels or {}), PREFIX_LABEL: self.prefix})
         node.agent = AgentProcess(
             AgentOptions(
                 node_name=name,
@@ -216,7 +231,7 @@ class Testbed:
             name=name,
             namespace=namespace,
             node_name=node.name,
-            labels=labels,
+            labels={**(labels or {}), PREFIX_LABEL: self.prefix},
             annotations=annotations,
             owner_references=owner_references,
         )
