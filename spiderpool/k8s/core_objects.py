@@ -105,23 +105,41 @@ class CoreObjects:
         self._api = api
         self._timeout = request_timeout
 
-    async def _request(
-        self, method: str, path: str, *, what: str, body: object = None, query: Mapping[str, object] | None = None
-    ) -> dict[str, Any]:
+    async def _send(
+        self,
+        method: str,
+        path: str,
+        *,
+        what: str,
+        body: object = None,
+        query: Mapping[str, object] | None = None,
+        accept: str = "application/json",
+    ) -> bytes:
         response = await self._api.call_api(
             path,
             method,
             query_params=[(key, value) for key, value in (query or {}).items() if value is not None],
-            header_params={"Accept": "application/json", "Content-Type": "application/json"},
+            header_params={"Accept": accept, "Content-Type": "application/json"},
             body=body,
             auth_settings=["BearerToken"],
             _preload_content=False,
             _request_timeout=self._timeout,
         )
-        raw = await response.read()
+        raw: bytes = await response.read()
         if not 200 <= response.status < 300:
             raise _error(response.status, raw, what=what)
+        return raw
+
+    async def _request(
+        self, method: str, path: str, *, what: str, body: object = None, query: Mapping[str, object] | None = None
+    ) -> dict[str, Any]:
+        raw = await self._send(method, path, what=what, body=body, query=query)
         return cast(dict[str, Any], orjson.loads(raw)) if raw else {}
+
+    async def read_metrics(self) -> str:
+        """The API server's own ``/metrics`` (Prometheus text), e.g. ``apiserver_request_total`` to count writes."""
+        raw = await self._send("GET", "/metrics", what="get /metrics", accept="text/plain")
+        return raw.decode()
 
     # --- any kind of ROUTES ------------------------------------------------------------------------------------------
 

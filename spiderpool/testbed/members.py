@@ -31,7 +31,7 @@ class NicAttachment:
 
     config: Mapping[str, Any]
     ifname: str
-    plugin: Path
+    direct_ipam: bool  # added by exec'ing the IPAM plugin itself rather than the main plugin
 
 
 @dataclass(slots=True)

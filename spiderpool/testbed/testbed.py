@@ -3,7 +3,7 @@
     async with Testbed(kubeconfig=plane.kubeconfig) as bed:
         node = await bed.add_node("node-1")
         pod = await bed.create_pod(node, name="web-0", annotations={...})
-        run = await bed.add(pod, bed.macvlan(node, network="net", default_ipv4_ippool=["v4"]))
+        run = await bed.cni.add(pod, bed.macvlan(node, network="net", default_ipv4_ippool=["v4"]))
         read_interface(pod.netns, "eth0").addresses
 
 The testbed is the scheduler (pods are created bound to a node) and the kubelet plus container runtime (sandbox
@@ -26,9 +26,10 @@ from spiderpool.k8s.client import make_api_client
 from spiderpool.k8s.core_objects import ROUTES, CoreObjects
 from spiderpool.k8s.store import AlreadyExists, SpiderStores, StoreError
 from spiderpool.testbed.agent_process import AgentOptions, AgentProcess
-from spiderpool.testbed.cni_invocation import CniCall, PluginRun, exec_plugin
+from spiderpool.testbed.cni_invocation import PluginRun
+from spiderpool.testbed.cni_runtime import CniRuntime
 from spiderpool.testbed.leftovers import PREFIX_LABEL, Claim, claim_prefix, live_prefixes, sweep_orphans
-from spiderpool.testbed.members import NicAttachment, SimulatedNode, SimulatedPod, pod_body
+from spiderpool.testbed.members import SimulatedNode, SimulatedPod, pod_body
 from spiderpool.testbed.netconf import macvlan_config, spiderpool_ipam
 from spiderpool.testbed.netns import add_netns, delete_netns
 from spiderpool.testbed.netns_state import read_interface
@@ -158,8 +159,10 @@ class Testbed:
         """CNI_PATH: Debian's plugins (symlinked) and our ``spiderpool`` executable (installed as the chart does)."""
         return self.run_dir / "cni-bin"
 
-    def plugin(self, name: str) -> Path:
-        return self.cni_bin_dir / name
+    @property
+    def cni(self) -> CniRuntime:
+        """ADD/DEL/CHECK/GC/STATUS for the testbed's pods, with CNI_PATH = ``cni_bin_dir``."""
+        return CniRuntime(cni_bin_dir=self.cni_bin_dir)
 
     # --- nodes -------------------------------------------------------------------------------------------------------
 
@@ -259,18 +262,26 @@ class Testbed:
         self.pods[pod.key] = pod
         return pod
 
-    async def remove_pod(self, pod: SimulatedPod, *, grace_period_seconds: int = 0) -> list[PluginRun]:
-        """What a kubelet does: CNI DEL of every attachment (last first), delete the Pod, remove the sandbox."""
-        runs = [
-            await self.delete(pod, attachment.config, ifname=attachment.ifname, plugin=attachment.plugin)
-            for attachment in reversed(list(pod.attachments))
-        ]
+    async def terminate_pod(self, pod: SimulatedPod, *, grace_period_seconds: int = 30) -> None:
+        """``kubectl delete pod``: the bound pod gets its deletionTimestamp and waits for its kubelet (us)."""
         async with self._api_gate:
             await self.core.delete_pod(
                 pod.name, namespace=pod.namespace, grace_period_seconds=grace_period_seconds, uid=pod.uid
             )
+
+    async def finish_pod(self, pod: SimulatedPod) -> None:
+        """The kubelet's last acts once the sandbox is torn down: delete with grace 0, remove the namespace."""
+        async with self._api_gate:
+            await self.core.delete_pod(pod.name, namespace=pod.namespace, grace_period_seconds=0, uid=pod.uid)
         await asyncio.to_thread(delete_netns, pod.netns)
         self.pods.pop(pod.key, None)
+
+    async def remove_pod(self, pod: SimulatedPod) -> list[PluginRun]:
+        """A pod deletion end to end, in a kubelet's order: terminating, CNI DEL of every attachment (last first,
+        so the agent sees a pod that will not run again and releases), then gone for good."""
+        await self.terminate_pod(pod)
+        runs = await self.cni.delete_all(pod)
+        await self.finish_pod(pod)
         return runs
 
     async def _remove_quietly(self, pod: SimulatedPod) -> None:
@@ -286,40 +297,3 @@ class Testbed:
         async with self._api_gate:
             current = await self.core.get_pod(pod.name, namespace=pod.namespace)
             await self.core.report_pod_running(current, pod_ips=[str(a.ip) for a in state.addresses])
-
-    # --- CNI ---------------------------------------------------------------------------------------------------------
-
-    def call(self, pod: SimulatedPod, command: str, config: Mapping[str, Any], *, ifname: str = "eth0") -> CniCall:
-        return pod.call(command, config, ifname=ifname, cni_path=self.cni_bin_dir)
-
-    async def run(self, call: CniCall, *, plugin: str | Path, host_netns: str | None) -> PluginRun:
-        binary = plugin if isinstance(plugin, Path) else self.plugin(plugin)
-        return await exec_plugin(binary, call, host_netns=host_netns)
-
-    async def add(
-        self, pod: SimulatedPod, config: Mapping[str, Any], *, ifname: str = "eth0", plugin: str | None = None
-    ) -> PluginRun:
-        """CNI ADD of ``config`` (its ``type`` plugin, run in the node's namespace) for ``ifname``; a success is
-        remembered so that ``remove_pod`` and ``close`` DEL it."""
-        binary = self.plugin(plugin or config["type"])
-        run = await exec_plugin(binary, self.call(pod, "ADD", config, ifname=ifname), host_netns=pod.node.netns)
-        if run.ok:
-            pod.attachments.append(NicAttachment(config=config, ifname=ifname, plugin=binary))
-        return run
-
-    async def delete(
-        self, pod: SimulatedPod, config: Mapping[str, Any], *, ifname: str = "eth0", plugin: Path | None = None
-    ) -> PluginRun:
-        binary = plugin or self.plugin(config["type"])
-        run = await exec_plugin(binary, self.call(pod, "DEL", config, ifname=ifname), host_netns=pod.node.netns)
-        if run.ok:
-            pod.attachments[:] = [a for a in pod.attachments if (a.ifname, a.plugin) != (ifname, binary)]
-        return run
-
-    async def check(
-        self, pod: SimulatedPod, config: Mapping[str, Any], *, prev_result: Mapping[str, Any], ifname: str = "eth0"
-    ) -> PluginRun:
-        """CNI CHECK with ``prevResult`` injected, as a runtime does with the cached ADD result."""
-        checked = {**config, "prevResult": dict(prev_result)}
-        call = self.call(pod, "CHECK", checked, ifname=ifname)
-        return await exec_plugin(self.plugin(config["type"]), call, host_netns=pod.node.netns)

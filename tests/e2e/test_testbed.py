@@ -64,7 +64,7 @@ async def test_t01_host_local_through_macvlan_on_two_nodes(bed: Testbed, namespa
     )
     config = macvlan_config(name="hl-net", master="ens192", ipam=ipam)
     pods = [await bed.create_pod(node, name=f"hl-{i}", namespace=namespace) for i, node in enumerate(nodes)]
-    runs = [await bed.add(pod, config) for pod in pods]
+    runs = [await bed.cni.add(pod, config) for pod in pods]
     assert all(run.ok for run in runs), [run.describe() for run in runs]
 
     for pod, run in zip(pods, runs, strict=True):
