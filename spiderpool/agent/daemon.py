@@ -1,0 +1,178 @@
+"""``Agent``: one node's spiderpool agent, started and stopped on the running event loop.
+
+Start order: the unix socket first (so the CNI executable meets "not ready, try again" rather than "unreachable"),
+the health and metrics listeners, then the watch caches; the agent is ready once every cache has synced.  Stop
+order: not ready, stop accepting and finish the requests in flight, drain the status writer (every queued record is
+written or failed), then the caches and the API client.  Tests run several agents in one process; ``__main__``
+runs one until SIGTERM.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Awaitable, Callable, Iterable
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+from aiohttp import web
+
+from spiderpool.agent.allocation import RecordAllocator
+from spiderpool.agent.cni_endpoint import make_cni_app, start_unix_server
+from spiderpool.agent.config import AgentConfig
+from spiderpool.agent.context import IpamContext
+from spiderpool.agent.endpoints import EndpointBook
+from spiderpool.agent.health import Readiness, make_health_app
+from spiderpool.agent.ipam import IpamService
+from spiderpool.agent.metrics import AgentMetrics, make_metrics_app
+from spiderpool.agent.owners import OwnerResolver
+from spiderpool.agent.pods import PodLookup
+from spiderpool.agent.pool_book import PoolBook
+from spiderpool.agent.upstream_api import add_upstream_routes
+from spiderpool.k8s.bodies import Namespace, Node, Pod, SpiderEndpoint, SpiderIPPool, SpiderReservedIP
+from spiderpool.k8s.client import make_api_client
+from spiderpool.k8s.status_writer import PoolStatusWriter
+from spiderpool.k8s.store import ENDPOINT, IPPOOL, RESERVED_IP, SpiderStores
+from spiderpool.k8s.watch_cache import WatchCache, custom_object_source, namespace_source, pod_source
+from spiderpool.k8s.workloads import WorkloadReader, single_node_source
+
+log = logging.getLogger(__name__)
+
+
+class Agent:
+    """One node's agent; ``async with Agent(config):`` or ``await start()`` ... ``await stop()``."""
+
+    def __init__(self, config: AgentConfig, *, sync_timeout: float = 60.0, probe_interval: float = 5.0,
+                 bind_host: str = "0.0.0.0", writer_linger: float = 0.0) -> None:
+        self.config = config
+        self.readiness = Readiness()
+        self.metrics = AgentMetrics()
+        self._sync_timeout = sync_timeout
+        self._probe_interval = probe_interval
+        self._bind_host = bind_host
+        self._writer_linger = writer_linger
+        self._close_api: Callable[[], Awaitable[None]] | None = None
+        self._caches: list[WatchCache[Any]] = []
+        self._runners: list[web.AppRunner] = []
+        self._socket_runner: web.AppRunner | None = None
+        self._writer: PoolStatusWriter | None = None
+        self._probe: asyncio.Task[None] | None = None
+        self._service: IpamService | None = None
+        self._pools: WatchCache[SpiderIPPool] | None = None
+        self.book = PoolBook()
+
+    @property
+    def service(self) -> IpamService:
+        if self._service is None:
+            raise RuntimeError("the agent is not started")
+        return self._service
+
+    @property
+    def writer(self) -> PoolStatusWriter:
+        if self._writer is None:
+            raise RuntimeError("the agent is not started")
+        return self._writer
+
+    async def start(self) -> None:
+        try:
+            await self._start()
+        except BaseException:
+            await self.stop()
+            raise
+
+    async def _start(self) -> None:
+        config = self.config
+        api = make_api_client(kubeconfig=config.kubeconfig)
+        self._close_api = api.close
+        stores = SpiderStores(api)
+        reader = WorkloadReader(api)
+        pools: WatchCache[SpiderIPPool] = WatchCache(custom_object_source(api, IPPOOL), name="ippools")
+        reserved: WatchCache[SpiderReservedIP] = WatchCache(custom_object_source(api, RESERVED_IP), name="reservedips")
+        endpoints: WatchCache[SpiderEndpoint] = WatchCache(custom_object_source(api, ENDPOINT), name="endpoints")
+        pods: WatchCache[Pod] = WatchCache(pod_source(api, node_name=config.node_name), name="pods")
+        namespaces: WatchCache[Namespace] = WatchCache(namespace_source(api), name="namespaces")
+        nodes: WatchCache[Node] = WatchCache(single_node_source(api, config.node_name), name="node")
+        self._pools = pools
+        pools.add_handler(self.book.on_pool_event)
+        reserved.add_handler(self.book.on_reserved_event)
+        self._writer = PoolStatusWriter(stores.ippools, redecide=self.book.redecide, linger=self._writer_linger,
+                                        cached_pool=pools.get)
+        context = IpamContext(
+            node_name=config.node_name, settings=config.cluster, book=self.book,
+            records=RecordAllocator(self.book, self._writer), endpoints=EndpointBook(stores.endpoints, endpoints),
+            pods=PodLookup(pods, reader), owners=OwnerResolver(reader), reader=reader, namespaces=namespaces,
+            nodes=nodes, pool_store=stores.ippools,
+        )
+        self._service = IpamService(context, metrics=self.metrics, readiness=self.readiness)
+        writer = self._writer
+        self.metrics.watch(writer_stats=lambda: writer.stats, pool_usage=self.book.usage)
+        await self._serve()
+        self.readiness.started = True
+        self._caches = [reserved, pools, endpoints, pods, namespaces, nodes]
+        async with asyncio.TaskGroup() as group:
+            for cache in self._caches:
+                group.create_task(cache.start(sync_timeout=self._sync_timeout))
+        self.readiness.synced = True
+        self._probe = asyncio.create_task(self._probe_api(reader), name="api-server-probe")
+        log.info("spiderpool agent of node %s ready on %s (%d pools)", config.node_name, config.socket_path,
+                 len(self.book.views()))
+
+    async def wait_for_pools(self, names: Iterable[str]) -> None:
+        """Return once the pool watch has delivered every pool of ``names`` (bound it with a timeout)."""
+        if self._pools is None:
+            raise RuntimeError("the agent is not started")
+        wanted = set(names)
+        await self._pools.wait_until(lambda cache: all(cache.get(name) is not None for name in wanted))
+
+    async def _serve(self) -> None:
+        socket_app = make_cni_app(self.service)
+        add_upstream_routes(socket_app, self.service)
+        self._socket_runner = await start_unix_server(socket_app, socket_path=Path(self.config.socket_path))
+        for port, app in ((self.config.health_port, make_health_app(self.readiness)),
+                          (self.config.metrics_port, make_metrics_app(self.metrics))):
+            if port:
+                runner = web.AppRunner(app, access_log=None)
+                await runner.setup()
+                self._runners.append(runner)
+                await web.TCPSite(runner, self._bind_host, port).start()
+
+    async def _probe_api(self, reader: WorkloadReader) -> None:
+        while True:
+            await asyncio.sleep(self._probe_interval)
+            reachable = await reader.reachable()
+            if reachable != self.readiness.api_reachable:
+                log.warning("the API server is %s", "reachable again" if reachable else "unreachable")
+            self.readiness.api_reachable = reachable
+
+    async def stop(self) -> None:
+        """Graceful stop: requests in flight finish and every queued status write completes."""
+        self.readiness.stopping = True
+        if self._probe is not None:
+            self._probe.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._probe
+            self._probe = None
+        if self._socket_runner is not None:
+            await self._socket_runner.cleanup()
+            self._socket_runner = None
+        if self._writer is not None:
+            await self._writer.close()
+        for cache in self._caches:
+            await cache.stop()
+        self._caches = []
+        for runner in self._runners:
+            await runner.cleanup()
+        self._runners = []
+        if self._close_api is not None:
+            await self._close_api()
+            self._close_api = None
+
+    async def __aenter__(self) -> Agent:
+        await self.start()
+        return self
+
+    async def __aexit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                        traceback: TracebackType | None) -> None:
+        await self.stop()

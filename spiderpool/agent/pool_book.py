@@ -1,0 +1,281 @@
+"""The agent's book of pools: one compiled allocator per SpiderIPPool, kept in step with the watch and with this agent.
+
+Per pool, the allocator's used set is the pool's records (``status.allocatedIPs`` as the watch delivered it, plus
+this agent's own writes once they are durable) united with this agent's in-flight choices (chosen, write pending).
+Watch events patch it with the difference between the event's previous and new records; the allocator is rebuilt
+only when the pool's ranges change.  SpiderReservedIP changes re-block every pool of that family.  An index pod
+UID -> (pool, address) serves DEL, GC and CHECK.
+
+This is a cache, never the truth: a choice made here is written with compare-and-swap by the status writer, which
+re-decides through :meth:`PoolBook.redecide` when the server disagrees, and "exhausted" is only ever concluded on
+the server's fresh records (see ``redecide``).  Not thread-safe: the agent's event loop owns it.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import defaultdict
+from collections.abc import Iterator, Set
+from dataclasses import dataclass, field
+
+from spiderpool.core.addressing import IPRange, merge_ranges
+from spiderpool.core.allocations import AllocationsFormatError, PoolIPAllocation, decode_allocated_ips
+from spiderpool.core.allocator import AllocatorError, PoolAllocator, format_address, parse_address
+from spiderpool.core.errors import InvalidSpec
+from spiderpool.core.specs import PoolView, ReservedIPSpec, parse_ippool_object, parse_reservedip_spec
+from spiderpool.k8s.bodies import SpiderIPPool, SpiderReservedIP
+from spiderpool.k8s.status_writer import AllocateIntent
+from spiderpool.k8s.watch_cache import WatchEvent
+
+log = logging.getLogger(__name__)
+
+Holding = tuple[str, str]
+"""(pool name, address) of one record."""
+
+
+@dataclass(slots=True)
+class _Pool:
+    view: PoolView | None = None  # None while the spec does not parse
+    allocator: PoolAllocator | None = None
+    ranges_key: tuple[object, ...] = ()
+    records: dict[str, PoolIPAllocation] = field(default_factory=dict)
+    seen: dict[str, PoolIPAllocation] = field(default_factory=dict)  # the records of the last watch event
+    inflight: set[str] = field(default_factory=set)
+    problem: str | None = None
+
+
+def _records_of(pool: SpiderIPPool) -> dict[str, PoolIPAllocation]:
+    return decode_allocated_ips(pool.get("status", {}).get("allocatedIPs"))
+
+
+class PoolBook:
+    def __init__(self) -> None:
+        self._pools: dict[str, _Pool] = {}
+        self._reserved: dict[str, ReservedIPSpec] = {}
+        self._blocked: dict[int, list[IPRange]] = {4: [], 6: []}
+        self._owners: dict[str, set[Holding]] = defaultdict(set)
+
+    # ------------------------------------------------------------------------------------------------ reading
+
+    def view(self, pool: str) -> PoolView | None:
+        entry = self._pools.get(pool)
+        return None if entry is None else entry.view
+
+    def views(self) -> dict[str, PoolView]:
+        """Every pool whose spec parses, by name: what pool selection chooses from."""
+        return {name: entry.view for name, entry in self._pools.items() if entry.view is not None}
+
+    def held_by(self, pod_uid: str) -> set[Holding]:
+        """Every (pool, address) whose record names ``pod_uid``."""
+        return set(self._owners.get(pod_uid, ()))
+
+    def record(self, pool: str, ip: str) -> PoolIPAllocation | None:
+        entry = self._pools.get(pool)
+        return None if entry is None else entry.records.get(ip)
+
+    def problem(self, pool: str) -> str | None:
+        """Why the pool cannot allocate here (its spec or its records do not parse), if it cannot."""
+        entry = self._pools.get(pool)
+        return None if entry is None else entry.problem
+
+    def usage(self) -> Iterator[tuple[str, int, int]]:
+        """(pool, totalIPCount, allocated records) of every pool, for the usage gauges."""
+        for name, entry in self._pools.items():
+            total = entry.view.spec.total_ip_count if entry.view is not None else 0
+            yield name, total, len(entry.records)
+
+    # ------------------------------------------------------------------------------------------------ allocating
+
+    def choose(self, pool: str, pod_uid: str) -> str | None:
+        """The address to ask the writer for: the pod's record in this pool if it has one, else the lowest free
+        address here (now in flight), else None (let the writer decide on the server's records)."""
+        held = next((ip for name, ip in self._owners.get(pod_uid, ()) if name == pool), None)
+        if held is not None:
+            return held
+        entry = self._pools.get(pool)
+        if entry is None or entry.allocator is None:
+            return None
+        address = entry.allocator.allocate()
+        if address is None:
+            return None
+        text = format_address(entry.allocator.version, address)
+        entry.inflight.add(text)
+        return text
+
+    def redecide(self, pool: SpiderIPPool, taken: Set[str], intent: AllocateIntent) -> str | None:
+        """The writer's callback: another address, given the server's ``taken`` ones; None when truly full."""
+        entry = self._pools.get(pool["metadata"]["name"])
+        if entry is None or entry.allocator is None:
+            return None
+        allocator = entry.allocator
+        allocator.load_used(taken)  # texts outside the pool come back rejected: nothing to mark
+        address = allocator.allocate()
+        if address is None:
+            self._forget_unknown_marks(entry, taken)
+            address = allocator.allocate()
+        if address is None:
+            return None
+        text = format_address(allocator.version, address)
+        entry.inflight.add(text)
+        return text
+
+    def _forget_unknown_marks(self, entry: _Pool, taken: Set[str]) -> None:
+        """Free every mark the server's records do not justify (a release this agent's watch has not seen yet)."""
+        assert entry.allocator is not None
+        allocator = entry.allocator
+        keep = {parse_address(text)[1] for text in (*taken, *entry.inflight)}
+        stale = [address for address in allocator.iter_used() if address not in keep]
+        for address in stale:
+            allocator.release(address)
+
+    def settle(self, pool: str, chosen: str | None, *, ip: str | None, pod: str, pod_uid: str,
+               existing: bool = False) -> None:
+        """The writer answered for the address ``chosen`` here: ``ip`` is now durably the pod's (None: failed).
+
+        A choice the writer replaced because the server had it taken stays marked (the watch will show its owner);
+        one replaced by the pod's existing record is freed again.
+        """
+        entry = self._pools.get(pool)
+        if entry is None:
+            return
+        if chosen is not None:
+            entry.inflight.discard(chosen)
+            if ip is not None and existing and chosen != ip and chosen not in entry.records:
+                self._unmark(entry, chosen)
+        if ip is not None:
+            self._put(pool, entry, ip, PoolIPAllocation(pod=pod, pod_uid=pod_uid))
+            self._mark(entry, ip)
+
+    def released(self, pool: str, ip: str, pod_uid: str) -> None:
+        """A release of ``ip`` by ``pod_uid`` is durable."""
+        entry = self._pools.get(pool)
+        if entry is None:
+            return
+        record = entry.records.get(ip)
+        if record is not None and record.pod_uid == pod_uid:
+            self._drop(pool, entry, ip)
+            if ip not in entry.inflight:
+                self._unmark(entry, ip)
+
+    def rebound(self, pool: str, ip: str, *, pod: str, pod_uid: str) -> None:
+        """A record now names ``pod_uid`` (a StatefulSet pod re-created under its old name)."""
+        entry = self._pools.get(pool)
+        if entry is not None:
+            self._put(pool, entry, ip, PoolIPAllocation(pod=pod, pod_uid=pod_uid))
+
+    # ------------------------------------------------------------------------------------------------ watch events
+
+    def on_pool_event(self, event: WatchEvent[SpiderIPPool]) -> None:
+        name = event.object["metadata"]["name"]
+        if event.type == "DELETED":
+            gone = self._pools.pop(name, None)
+            for ip, record in (gone.records if gone is not None else {}).items():
+                self._owners_discard(record.pod_uid, (name, ip))
+            return
+        entry = self._pools.setdefault(name, _Pool())
+        self._apply_spec(name, entry, event.object)
+        try:
+            fresh = _records_of(event.object)
+        except AllocationsFormatError as error:
+            entry.problem = f"pool {name}: {error}"
+            log.error("%s; allocations from it are refused until it is fixed", entry.problem)
+            return
+        self._apply_records(name, entry, fresh)
+
+    def _apply_spec(self, name: str, entry: _Pool, pool: SpiderIPPool) -> None:
+        try:
+            view = parse_ippool_object(pool)
+        except InvalidSpec as error:
+            entry.view, entry.allocator, entry.ranges_key = None, None, ()
+            entry.problem = f"pool {name} has an invalid spec: {error}"
+            log.error("%s", entry.problem)
+            return
+        entry.view, entry.problem = view, None
+        key = (view.spec.ip_version, view.spec.ips, view.spec.exclude_ips)
+        if entry.allocator is None or key != entry.ranges_key:
+            entry.ranges_key = key
+            self._rebuild(name, entry, view)
+
+    def _rebuild(self, name: str, entry: _Pool, view: PoolView) -> None:
+        version = view.spec.ip_version
+        try:
+            allocator = PoolAllocator(version=version, ranges=list(view.spec.ips))
+            allocator.set_excluded(list(view.spec.exclude_ips))
+            allocator.set_reserved(self._blocked[version])
+        except AllocatorError as error:
+            entry.allocator, entry.problem = None, f"pool {name} cannot be served: {error}"
+            log.error("%s", entry.problem)
+            return
+        allocator.load_used([*entry.records, *entry.inflight])
+        entry.allocator = allocator
+
+    def _apply_records(self, name: str, entry: _Pool, fresh: dict[str, PoolIPAllocation]) -> None:
+        previous, entry.seen = entry.seen, fresh
+        for ip in previous:
+            if ip not in fresh:
+                self._drop(name, entry, ip)
+                if ip not in entry.inflight:
+                    self._unmark(entry, ip)
+        for ip, record in fresh.items():
+            if previous.get(ip) != record:
+                self._put(name, entry, ip, record)
+                self._mark(entry, ip)
+                entry.inflight.discard(ip)
+
+    def on_reserved_event(self, event: WatchEvent[SpiderReservedIP]) -> None:
+        name = event.object["metadata"]["name"]
+        self._reserved.pop(name, None)
+        if event.type != "DELETED" and not event.object["metadata"].get("deletionTimestamp"):
+            try:
+                self._reserved[name] = parse_reservedip_spec(event.object.get("spec"))
+            except InvalidSpec as error:
+                log.error("SpiderReservedIP %s ignored: %s", name, error)
+        self._reblock()
+
+    def _reblock(self) -> None:
+        blocked: dict[int, list[IPRange]] = {4: [], 6: []}
+        for spec in self._reserved.values():
+            blocked[spec.ip_version].extend(spec.ips)
+        blocked = {version: merge_ranges(ranges) for version, ranges in blocked.items()}
+        changed = [version for version in (4, 6) if blocked[version] != self._blocked[version]]
+        self._blocked = blocked
+        for entry in self._pools.values():
+            if entry.allocator is not None and entry.allocator.version in changed:
+                entry.allocator.set_reserved(blocked[entry.allocator.version])
+
+    # ------------------------------------------------------------------------------------------------ internals
+
+    def _put(self, pool: str, entry: _Pool, ip: str, record: PoolIPAllocation) -> None:
+        before = entry.records.get(ip)
+        if before is not None and before.pod_uid != record.pod_uid:
+            self._owners_discard(before.pod_uid, (pool, ip))
+        entry.records[ip] = record
+        self._owners[record.pod_uid].add((pool, ip))
+
+    def _drop(self, pool: str, entry: _Pool, ip: str) -> None:
+        record = entry.records.pop(ip, None)
+        if record is not None:
+            self._owners_discard(record.pod_uid, (pool, ip))
+
+    def _owners_discard(self, pod_uid: str, holding: Holding) -> None:
+        held = self._owners.get(pod_uid)
+        if held is not None:
+            held.discard(holding)
+            if not held:
+                del self._owners[pod_uid]
+
+    @staticmethod
+    def _mark(entry: _Pool, ip: str) -> None:
+        if entry.allocator is not None:
+            entry.allocator.load_used([ip])
+
+    @staticmethod
+    def _unmark(entry: _Pool, ip: str) -> None:
+        if entry.allocator is None:
+            return
+        try:
+            version, address = parse_address(ip)
+        except AllocatorError:
+            return
+        if version == entry.allocator.version:
+            entry.allocator.release(address)

@@ -1,0 +1,143 @@
+"""Upstream's agent API on the unix socket, so upstream's CNI binary (or spiderflat) can talk to this agent too.
+
+``GET /v1/ipam/healthy``, ``POST``/``DELETE /v1/ipam/ip``, ``POST``/``DELETE /v1/ipam/ips`` and
+``GET /v1/workloadendpoint``, with upstream's JSON field names.  Errors are upstream's: the body is a JSON string
+(``Error`` in its openapi), 500 for a failed allocation or release, 522 when a batch release of a StatefulSet
+pod's conflicting addresses is refused (its addresses are static), 422 for a body that misses a required field
+(what go-swagger answers), 400/404 for the workload endpoint query.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Any, Final
+
+import orjson
+from aiohttp import web
+
+from spiderpool.agent.assignment import PodRequest
+from spiderpool.agent.endpoints import STATEFULSET, endpoint_entries, endpoint_uid, owner_type
+from spiderpool.agent.ipam import IpamService
+from spiderpool.core.cni_types import CniError
+from spiderpool.core.selection_types import CniPoolDefaults
+from spiderpool.k8s.store import StoreError
+
+log = logging.getLogger(__name__)
+
+_ADD_REQUIRED: Final = ("containerID", "ifName", "netNamespace", "podNamespace", "podName", "podUID")
+_DEL_REQUIRED: Final = ("containerID", "ifName", "podNamespace", "podName", "podUID")
+_BATCH_DEL_REQUIRED: Final = ("containerID", "podNamespace", "podName", "podUID")
+_INTERFACE_FIELDS: Final = ("interface", "ipv4", "ipv6", "mac", "vlan", "ipv4Pool", "ipv6Pool", "ipv4Gateway",
+                            "ipv6Gateway", "routes")
+STATUS_FORBID_STATEFUL: Final = 522
+
+Handler = Callable[[web.Request], Awaitable[web.Response]]
+
+
+class _BadRequest(Exception):
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+def _error(status: int, message: str) -> web.Response:
+    return web.Response(status=status, body=orjson.dumps(message), content_type="application/json")
+
+
+def _json(document: object) -> web.Response:
+    return web.Response(body=orjson.dumps(document), content_type="application/json")
+
+
+async def _body(request: web.Request, required: tuple[str, ...]) -> Mapping[str, Any]:
+    try:
+        body = orjson.loads(await request.read())
+    except orjson.JSONDecodeError as error:
+        raise _BadRequest(400, f"request body is not valid JSON: {error}") from None
+    if not isinstance(body, dict):
+        raise _BadRequest(400, "request body must be a JSON object")
+    for name in required:
+        if not isinstance(body.get(name), str) or not body[name]:
+            raise _BadRequest(422, f"{name} in body is required (a non-empty string), got {body.get(name)!r}")
+    return body
+
+
+def _pools(body: Mapping[str, Any], name: str) -> tuple[str, ...]:
+    value = body.get(name) or []
+    if not isinstance(value, list) or not all(isinstance(item, str) and item for item in value):
+        raise _BadRequest(422, f"{name} in body must be a list of pool names, got {value!r}")
+    return tuple(value)
+
+
+def _guarded(call: Callable[[web.Request], Awaitable[web.Response]]) -> Handler:
+    async def handle(request: web.Request) -> web.Response:
+        try:
+            return await call(request)
+        except _BadRequest as error:
+            return _error(error.status, str(error))
+        except CniError as error:
+            return _error(500, f"{error.msg}: {error.details}" if error.details else error.msg)
+        except Exception as error:
+            log.exception("%s %s failed", request.method, request.path)
+            return _error(500, f"internal error in spiderpool agent ({type(error).__name__}); see the agent log")
+
+    return handle
+
+
+def add_upstream_routes(app: web.Application, service: IpamService) -> None:
+    async def healthy(_: web.Request) -> web.Response:
+        problem = service.problem()
+        return _json("ok") if problem is None else _error(500, problem)
+
+    async def post_ip(request: web.Request) -> web.Response:
+        body = await _body(request, _ADD_REQUIRED)
+        clean_gateway = body.get("cleanGateway", False)
+        if not isinstance(clean_gateway, bool):
+            raise _BadRequest(422, f"cleanGateway in body must be a boolean, got {clean_gateway!r}")
+        assembled = await service.allocate(PodRequest(
+            namespace=body["podNamespace"], name=body["podName"], uid=body["podUID"], nic=body["ifName"],
+            container_id=body["containerID"],
+            cni=CniPoolDefaults(ipv4=_pools(body, "defaultIPv4IPPool"), ipv6=_pools(body, "defaultIPv6IPPool"),
+                                clean_gateway=clean_gateway)))
+        return _json({**assembled.to_dict(), "dns": {}})
+
+    async def delete_ip(request: web.Request) -> web.Response:
+        body = await _body(request, _DEL_REQUIRED)
+        await service.release(body["podNamespace"], body["podName"], body["podUID"])
+        return _json("ok")
+
+    async def post_ips(_: web.Request) -> web.Response:
+        return _json("ok")  # upstream's no-op
+
+    async def delete_ips(request: web.Request) -> web.Response:
+        body = await _body(request, _BATCH_DEL_REQUIRED)
+        namespace, name, uid = body["podNamespace"], body["podName"], body["podUID"]
+        endpoint = await service.context.endpoints.get(namespace, name)
+        if body.get("isReleaseConflictIPs") and endpoint is not None and owner_type(endpoint) == STATEFULSET:
+            return _error(STATUS_FORBID_STATEFUL, f"pod {namespace}/{name} belongs to a StatefulSet: its addresses "
+                                                  "are static and are not released on conflict")
+        await service.release_all(namespace, name, uid)
+        return _json("ok")
+
+    async def workload_endpoint(request: web.Request) -> web.Response:
+        namespace, name = request.query.get("podNamespace"), request.query.get("podName")
+        if not namespace or not name:
+            raise _BadRequest(400, "query parameters podNamespace and podName are required")
+        try:
+            endpoint = await service.context.endpoints.get(namespace, name)
+        except StoreError as error:
+            return _error(500, str(error))
+        if endpoint is None:
+            return _error(404, f"SpiderEndpoint {namespace}/{name} not found")
+        interfaces = [{key: entry[key] for key in _INTERFACE_FIELDS if key in entry}
+                      for entry in endpoint_entries(endpoint)]
+        return _json({"podNamespace": namespace, "podName": name, "podUID": endpoint_uid(endpoint),
+                      "node": endpoint.get("status", {}).get("current", {}).get("node", ""),
+                      "interfaces": interfaces})
+
+    app.router.add_get("/v1/ipam/healthy", _guarded(healthy))
+    app.router.add_post("/v1/ipam/ip", _guarded(post_ip))
+    app.router.add_delete("/v1/ipam/ip", _guarded(delete_ip))
+    app.router.add_post("/v1/ipam/ips", _guarded(post_ips))
+    app.router.add_delete("/v1/ipam/ips", _guarded(delete_ips))
+    app.router.add_get("/v1/workloadendpoint", _guarded(workload_endpoint))
