@@ -12,7 +12,7 @@ import ipaddress
 import shutil
 import tempfile
 import uuid
-from collections.abc import AsyncIterator, Iterator, Mapping
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -137,6 +137,16 @@ async def wait_for_pools(agent: Agent, *names: str) -> None:
     """Until the agent's pool watch has delivered every pool in ``names``."""
     async with asyncio.timeout(10):
         await agent.wait_for_pools(names)
+
+
+async def eventually(predicate: Callable[[], bool], *, within: float = 10.0) -> None:
+    """Until ``predicate()`` holds (the agent's watch caches catching up); AssertionError after ``within``."""
+    steps = int(within / 0.02)
+    for _ in range(steps):
+        if predicate():
+            return
+        await asyncio.sleep(0.02)
+    raise AssertionError(f"not true within {within}s: {predicate}")
 
 
 def cni_request(command: str, pod: V1Pod, *, ifname: str = "eth0", container_id: str | None = None,

@@ -1,0 +1,211 @@
+"""The agent with workload shapes: multi-NIC ``ippools`` pods, StatefulSets, Deployments, crash leftovers, CHECK, GC."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+from kubernetes_asyncio.client import AppsV1Api, V1OwnerReference
+from test_agent_fixtures import (
+    NAMESPACE,
+    Cluster,
+    cluster,
+    cni_request,
+    eventually,
+    running_agent,
+    socket_dir,
+    span,
+    unique,
+    wait_for_pools,
+)
+
+from spiderpool.agent.endpoints import CONTAINER_ID_ANNOTATION
+from spiderpool.core.cni_types import Attachment
+from spiderpool.devcluster.cluster import ControlPlane
+from spiderpool.k8s.status_writer import AllocateIntent, PoolStatusWriter, ReleaseIntent
+
+pytestmark = pytest.mark.integration
+__all__ = ["cluster", "socket_dir"]  # fixtures used by name
+
+
+def _template(labels: dict[str, str]) -> dict[str, object]:
+    return {"metadata": {"labels": labels},
+            "spec": {"containers": [{"name": "c", "image": "registry.invalid/pause:1"}]}}
+
+
+async def _statefulset(apps: AppsV1Api, name: str, replicas: int) -> V1OwnerReference:
+    labels = {"app": name}
+    body: Any = {
+        "metadata": {"name": name},
+        "spec": {"replicas": replicas, "serviceName": name, "selector": {"matchLabels": labels},
+                 "template": _template(labels)},
+    }
+    created = await apps.create_namespaced_stateful_set(NAMESPACE, body)
+    return V1OwnerReference(api_version="apps/v1", kind="StatefulSet", name=name, uid=created.metadata.uid,
+                            controller=True)
+
+
+async def test_ippools_multi_nic_first_add_allocates_every_nic(
+    control_plane: ControlPlane, cluster: Cluster, socket_dir: Path
+) -> None:
+    node = await cluster.node()
+    eth0_pool = await cluster.pool(subnet="10.81.0.0/24", ips=[span("10.81.0.2", 4)], gateway="10.81.0.1")
+    net1_pool = await cluster.pool(subnet="10.81.1.0/24", ips=[span("10.81.1.2", 4)], gateway="10.81.1.1")
+    ippools = [{"interface": "eth0", "ipv4": [eth0_pool]},
+               {"interface": "net1", "ipv4": [net1_pool], "cleangateway": True}]
+    pod = await cluster.pod(node, annotations={"ipam.spidernet.io/ippools": orjson.dumps(ippools).decode()})
+    async with running_agent(control_plane, node, socket_dir / "a.sock") as agent:
+        await wait_for_pools(agent, eth0_pool, net1_pool)
+        eth0 = await agent.service.add(cni_request("ADD", pod))
+        writes = agent.writer.stats.writes
+        net1 = await agent.service.add(cni_request("ADD", pod, ifname="net1"))
+        assert agent.writer.stats.writes == writes  # the second NIC came from the endpoint
+
+    assert set(await cluster.records(net1_pool)) == {"10.81.1.2"}
+    assert [str(ip.address) for ip in eth0.ips] == ["10.81.0.2/24"]
+    assert [(str(r.dst), str(r.gw)) for r in eth0.routes] == [("0.0.0.0/0", "10.81.0.1")]
+    assert [str(ip.address) for ip in net1.ips] == ["10.81.1.2/24"]
+    assert net1.routes == ()
+    endpoint = await cluster.endpoint(pod.metadata.name)
+    assert endpoint is not None
+    assert [(e["interface"], e.get("ipv4"), e.get("cleanGateway")) for e in endpoint["status"]["current"]["ips"]] == [
+        ("eth0", "10.81.0.2/24", False), ("net1", "10.81.1.2/24", True)]
+
+
+async def test_statefulset_pod_recreated_with_a_new_uid_keeps_its_address(
+    control_plane: ControlPlane, cluster: Cluster, socket_dir: Path
+) -> None:
+    node = await cluster.node()
+    pool = await cluster.pool(subnet="10.82.0.0/24", ips=[span("10.82.0.2", 8)])
+    apps = AppsV1Api(cluster.api)
+    name = unique("web")
+    owner = await _statefulset(apps, name, replicas=2)
+    first = await cluster.pod(node, name=f"{name}-1", owners=[owner])
+    async with running_agent(control_plane, node, socket_dir / "a.sock") as agent:
+        await wait_for_pools(agent, pool)
+        other = await cluster.pod(node, owners=None)
+        await agent.service.add(cni_request("ADD", other, default_ipv4_ippool=[pool]))  # takes 10.82.0.2
+        before = await agent.service.add(cni_request("ADD", first, default_ipv4_ippool=[pool]))
+        await cluster.terminate(first.metadata.name)
+        await agent.service.delete(cni_request("DEL", first, default_ipv4_ippool=[pool]))
+        assert {r.pod_uid for r in (await cluster.records(pool)).values()} >= {first.metadata.uid}
+        await cluster.force_delete(first.metadata.name)
+        second = await cluster.pod(node, name=f"{name}-1", owners=[owner])
+        after = await agent.service.add(cni_request("ADD", second, default_ipv4_ippool=[pool]))
+
+        assert [str(ip.address) for ip in after.ips] == [str(ip.address) for ip in before.ips] == ["10.82.0.3/24"]
+        records = await cluster.records(pool)
+        assert (records["10.82.0.3"].pod, records["10.82.0.3"].pod_uid) == (f"default/{name}-1", second.metadata.uid)
+        endpoint = await cluster.endpoint(f"{name}-1")
+        assert endpoint is not None
+        assert endpoint["status"]["current"]["uid"] == second.metadata.uid
+        assert endpoint["status"]["ownerControllerType"] == "StatefulSet"
+        assert "ownerReferences" not in endpoint["metadata"]
+
+        # Scaled down: the ordinal is no longer wanted, so DEL releases.
+        await apps.patch_namespaced_stateful_set_scale(name, NAMESPACE, {"spec": {"replicas": 1}})
+        await cluster.terminate(second.metadata.name)
+        await agent.service.delete(cni_request("DEL", second, default_ipv4_ippool=[pool]))
+        assert "10.82.0.3" not in await cluster.records(pool)
+        assert await cluster.endpoint(f"{name}-1") is None
+    await cluster.force_delete(second.metadata.name)
+
+
+async def test_deployment_pod_names_the_deployment_as_its_controller(
+    control_plane: ControlPlane, cluster: Cluster, socket_dir: Path
+) -> None:
+    node = await cluster.node()
+    pool = await cluster.pool(subnet="10.83.0.0/24", ips=[span("10.83.0.2", 4)])
+    apps = AppsV1Api(cluster.api)
+    app = unique("app")
+    labels = {"app": app}
+    deployment_body: Any = {"metadata": {"name": app}, "spec": {
+        "replicas": 1, "selector": {"matchLabels": labels}, "template": _template(labels)}}
+    deployment = await apps.create_namespaced_deployment(NAMESPACE, deployment_body)
+    replica_set_body: Any = {
+        "metadata": {"name": f"{app}-5d8f", "ownerReferences": [{
+            "apiVersion": "apps/v1", "kind": "Deployment", "name": app, "uid": deployment.metadata.uid,
+            "controller": True}]},
+        "spec": {"replicas": 1, "selector": {"matchLabels": labels}, "template": _template(labels)}}
+    replica_set = await apps.create_namespaced_replica_set(NAMESPACE, replica_set_body)
+    owner = V1OwnerReference(api_version="apps/v1", kind="ReplicaSet", name=replica_set.metadata.name,
+                             uid=replica_set.metadata.uid, controller=True)
+    pod = await cluster.pod(node, owners=[owner], labels=labels)
+    async with running_agent(control_plane, node, socket_dir / "a.sock") as agent:
+        await wait_for_pools(agent, pool)
+        await agent.service.add(cni_request("ADD", pod, default_ipv4_ippool=[pool]))
+    endpoint = await cluster.endpoint(pod.metadata.name)
+    assert endpoint is not None
+    assert (endpoint["status"]["ownerControllerType"], endpoint["status"]["ownerControllerName"]) == (
+        "Deployment", app)
+
+
+async def test_a_record_written_before_a_crash_is_returned_to_the_retried_add(
+    control_plane: ControlPlane, cluster: Cluster, socket_dir: Path
+) -> None:
+    node = await cluster.node()
+    pool = await cluster.pool(subnet="10.84.0.0/24", ips=[span("10.84.0.2", 8)])
+    pod = await cluster.pod(node)
+    # The agent died after its status write and before the endpoint: only the record exists (upstream #2517).
+    writer = PoolStatusWriter(cluster.stores.ippools, redecide=lambda *_: None)
+    await writer.allocate(pool, AllocateIntent(pod=f"default/{pod.metadata.name}", pod_uid=pod.metadata.uid,
+                                               ip="10.84.0.7"))
+    await writer.close()
+    async with running_agent(control_plane, node, socket_dir / "a.sock") as agent:
+        await wait_for_pools(agent, pool)
+        result = await agent.service.add(cni_request("ADD", pod, default_ipv4_ippool=[pool]))
+    assert [str(ip.address) for ip in result.ips] == ["10.84.0.7/24"]
+    assert set(await cluster.records(pool)) == {"10.84.0.7"}
+    endpoint = await cluster.endpoint(pod.metadata.name)
+    assert endpoint is not None
+    assert endpoint["status"]["current"]["ips"][0]["ipv4"] == "10.84.0.7/24"
+
+
+async def test_check_reports_what_the_records_hold(
+    control_plane: ControlPlane, cluster: Cluster, socket_dir: Path
+) -> None:
+    node = await cluster.node()
+    pool = await cluster.pool(subnet="10.85.0.0/24", ips=[span("10.85.0.2", 4)])
+    pod = await cluster.pod(node)
+    async with running_agent(control_plane, node, socket_dir / "a.sock") as agent:
+        await wait_for_pools(agent, pool)
+        added = await agent.service.add(cni_request("ADD", pod, default_ipv4_ippool=[pool]))
+        prev = {"cniVersion": "1.0.0", "ips": [{"address": "10.85.0.2/24"}]}
+        check = cni_request("CHECK", pod, default_ipv4_ippool=[pool], extra={"prevResult": prev})
+        held = await agent.service.check(check)
+        # Somebody else (a garbage collector) removed the record: CHECK must no longer report it.
+        collector = PoolStatusWriter(cluster.stores.ippools, redecide=lambda *_: None)
+        await collector.release(pool, ReleaseIntent(ip="10.85.0.2", pod_uid=pod.metadata.uid))
+        await collector.close()
+        await eventually(lambda: agent.book.record(pool, "10.85.0.2") is None)
+        gone = await agent.service.check(check)
+    assert held.ips == added.ips
+    assert gone.ips == ()
+
+
+async def test_gc_releases_dead_pods_missing_from_the_valid_list_only(
+    control_plane: ControlPlane, cluster: Cluster, socket_dir: Path
+) -> None:
+    node = await cluster.node()
+    pool = await cluster.pool(subnet="10.86.0.0/24", ips=[span("10.86.0.2", 8)])
+    dead, listed, alive = [await cluster.pod(node) for _ in range(3)]
+    async with running_agent(control_plane, node, socket_dir / "a.sock") as agent:
+        await wait_for_pools(agent, pool)
+        for pod in (dead, listed, alive):
+            await agent.service.add(cni_request("ADD", pod, container_id=f"sandbox-{pod.metadata.name}",
+                                                default_ipv4_ippool=[pool]))
+        await cluster.terminate(dead.metadata.name)
+        valid = [Attachment(container_id=f"sandbox-{listed.metadata.name}", ifname="eth0")]
+        gc = cni_request("GC", listed, version="1.1.0", default_ipv4_ippool=[pool],
+                         extra={"cni.dev/valid-attachments": [{"containerID": valid[0].container_id,
+                                                                "ifname": "eth0"}]})
+        await agent.service.gc(gc, valid)
+    owners = {r.pod_uid for r in (await cluster.records(pool)).values()}
+    assert owners == {listed.metadata.uid, alive.metadata.uid}
+    assert await cluster.endpoint(dead.metadata.name) is None
+    kept = await cluster.endpoint(alive.metadata.name)
+    assert kept is not None
+    assert kept["metadata"]["annotations"][CONTAINER_ID_ANNOTATION] == f"sandbox-{alive.metadata.name}"
+    await cluster.force_delete(dead.metadata.name)
