@@ -30,26 +30,47 @@ class CniRuntime:
         return self.plugin(str(config["type"])), pod.node.netns
 
     async def pod_command(
-        self, pod: SimulatedPod, command: str, config: Mapping[str, Any], *, ifname: str, direct_ipam: bool = False
+        self,
+        pod: SimulatedPod,
+        command: str,
+        config: Mapping[str, Any],
+        *,
+        ifname: str,
+        direct_ipam: bool = False,
+        extra_env: Mapping[str, str] | None = None,
     ) -> PluginRun:
-        """Any command for one pod and interface, with CNI_CONTAINERID/NETNS/IFNAME/ARGS/PATH set as kubelet does."""
+        """Any command for one pod and interface, with CNI_CONTAINERID/NETNS/IFNAME/ARGS/PATH set as kubelet does
+        (plus ``extra_env``, e.g. the executable's SPIDERPOOL_SOCKET to run an unchanged upstream configuration)."""
         binary, host_netns = self._target(pod, config, direct_ipam=direct_ipam)
-        call = pod.call(command, config, ifname=ifname, cni_path=self.cni_bin_dir)
+        call = pod.call(command, config, ifname=ifname, cni_path=self.cni_bin_dir, extra_env=extra_env)
         return await exec_plugin(binary, call, host_netns=host_netns)
 
     async def add(
-        self, pod: SimulatedPod, config: Mapping[str, Any], *, ifname: str = "eth0", direct_ipam: bool = False
+        self,
+        pod: SimulatedPod,
+        config: Mapping[str, Any],
+        *,
+        ifname: str = "eth0",
+        direct_ipam: bool = False,
+        extra_env: Mapping[str, str] | None = None,
     ) -> PluginRun:
         """ADD; a success is remembered on the pod so that removing the pod DELs it."""
-        run = await self.pod_command(pod, "ADD", config, ifname=ifname, direct_ipam=direct_ipam)
+        run = await self.pod_command(pod, "ADD", config, ifname=ifname, direct_ipam=direct_ipam, extra_env=extra_env)
         if run.ok:
-            pod.attachments.append(NicAttachment(config=config, ifname=ifname, direct_ipam=direct_ipam))
+            attachment = NicAttachment(config, ifname, direct_ipam=direct_ipam, extra_env=dict(extra_env or {}))
+            pod.attachments.append(attachment)
         return run
 
     async def delete(
-        self, pod: SimulatedPod, config: Mapping[str, Any], *, ifname: str = "eth0", direct_ipam: bool = False
+        self,
+        pod: SimulatedPod,
+        config: Mapping[str, Any],
+        *,
+        ifname: str = "eth0",
+        direct_ipam: bool = False,
+        extra_env: Mapping[str, str] | None = None,
     ) -> PluginRun:
-        run = await self.pod_command(pod, "DEL", config, ifname=ifname, direct_ipam=direct_ipam)
+        run = await self.pod_command(pod, "DEL", config, ifname=ifname, direct_ipam=direct_ipam, extra_env=extra_env)
         if run.ok:
             pod.attachments[:] = [a for a in pod.attachments if (a.ifname, a.direct_ipam) != (ifname, direct_ipam)]
         return run
@@ -57,8 +78,8 @@ class CniRuntime:
     async def delete_all(self, pod: SimulatedPod) -> list[PluginRun]:
         """DEL every remembered attachment, the last added first (a runtime tears a pod down in reverse)."""
         return [
-            await self.delete(pod, attachment.config, ifname=attachment.ifname, direct_ipam=attachment.direct_ipam)
-            for attachment in reversed(list(pod.attachments))
+            await self.delete(pod, a.config, ifname=a.ifname, direct_ipam=a.direct_ipam, extra_env=a.extra_env)
+            for a in reversed(list(pod.attachments))
         ]
 
     async def check(

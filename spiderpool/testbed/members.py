@@ -32,6 +32,7 @@ class NicAttachment:
     config: Mapping[str, Any]
     ifname: str
     direct_ipam: bool  # added by exec'ing the IPAM plugin itself rather than the main plugin
+    extra_env: Mapping[str, str] = field(default_factory=dict)
 
 
 @dataclass(slots=True)
@@ -56,7 +57,15 @@ class SimulatedPod:
             f"K8S_POD_INFRA_CONTAINER_ID={self.container_id};K8S_POD_UID={self.uid}"
         )
 
-    def call(self, command: str, config: Mapping[str, Any], *, ifname: str, cni_path: Path) -> CniCall:
+    def call(
+        self,
+        command: str,
+        config: Mapping[str, Any],
+        *,
+        ifname: str,
+        cni_path: Path,
+        extra_env: Mapping[str, str] | None = None,
+    ) -> CniCall:
         return CniCall(
             command=command,
             config=config,
@@ -65,6 +74,7 @@ class SimulatedPod:
             ifname=ifname,
             args=self.cni_args(),
             cni_path=str(cni_path),
+            extra_env=dict(extra_env or {}),
         )
 
 

@@ -14,6 +14,7 @@ from typing import Any, cast
 import pytest
 import yaml
 
+from spiderpool.core.allocations import PoolIPAllocation, decode_allocated_ips
 from spiderpool.k8s.bodies import SpiderEndpoint, SpiderIPPool
 from spiderpool.k8s.store import NotFound
 from spiderpool.testbed.members import SimulatedPod
@@ -125,3 +126,17 @@ def interface(pod: SimulatedPod, ifname: str = "eth0") -> InterfaceState:
 def result_ips(result: Mapping[str, Any]) -> list[str]:
     """The ``ips[].address`` of a CNI result."""
     return [str(entry["address"]) for entry in result.get("ips", [])]
+
+
+def nics(endpoint: Any) -> dict[str, dict[str, Any]]:
+    """The endpoint's ``status.current.ips`` by interface."""
+    assert endpoint is not None, "no SpiderEndpoint for the pod"
+    return {entry["interface"]: entry for entry in endpoint["status"]["current"]["ips"]}
+
+
+async def records_of(bed: Testbed, pool: str) -> dict[str, PoolIPAllocation]:
+    found = await read_pool(bed, pool)
+    status = found.get("status", {})
+    records = decode_allocated_ips(status.get("allocatedIPs"))
+    assert status.get("allocatedIPCount", 0) == len(records), status
+    return records
