@@ -6,11 +6,12 @@ This is what the tests assert on: the addresses a pod really has, not what a plu
 from __future__ import annotations
 
 import json
+import sys
 from dataclasses import dataclass
 from ipaddress import IPv4Address, IPv4Interface, IPv6Address, IPv6Interface, ip_address, ip_interface
 from typing import Any, Literal
 
-from spiderpool.testbed.netns import run_ip
+from spiderpool.testbed.netns import in_netns, run_command, run_ip
 
 IPInterface = IPv4Interface | IPv6Interface
 IPAddress = IPv4Address | IPv6Address
@@ -85,3 +86,22 @@ def default_gateway(netns: str, *, version: Literal[4, 6]) -> IPAddress | None:
         if route.is_default:
             return route.gateway
     return None
+
+
+_TCP_PROBE = """
+import socket, sys
+try:
+    socket.create_connection((sys.argv[1], int(sys.argv[2])), timeout=float(sys.argv[3]))
+    print("answered")
+except ConnectionRefusedError:
+    print("answered")
+except OSError as error:
+    print(type(error).__name__)
+"""
+
+
+def probe_tcp(netns: str, address: IPAddress, *, port: int = 9, wait: float = 2.0) -> str:
+    """Connect from inside ``netns`` to ``address``: "answered" (accepted or refused: either way a reply came back
+    across the network) or the name of the error (e.g. "TimeoutError" when nothing answered)."""
+    argv = [sys.executable, "-c", _TCP_PROBE, str(address), str(port), str(wait)]
+    return run_command(in_netns(netns, argv)).strip()

@@ -5,9 +5,8 @@ from __future__ import annotations
 import asyncio
 import json
 import sys
-import textwrap
 import time
-from ipaddress import ip_interface
+from ipaddress import ip_address, ip_interface
 from pathlib import Path
 
 import pytest
@@ -15,8 +14,8 @@ import pytest
 from spiderpool.devcluster.cluster import ControlPlane
 from spiderpool.testbed.leftovers import RUN_ROOT
 from spiderpool.testbed.netconf import host_local_ipam, macvlan_config
-from spiderpool.testbed.netns import in_netns, list_netns, run_command
-from spiderpool.testbed.netns_state import default_gateway, interface_names, read_routes
+from spiderpool.testbed.netns import list_netns
+from spiderpool.testbed.netns_state import default_gateway, interface_names, probe_tcp, read_routes
 from spiderpool.testbed.testbed import Testbed
 
 from .support import interface, result_ips
@@ -37,22 +36,6 @@ def gone_within(pid: int, seconds: float) -> bool:
     while alive(pid) and time.monotonic() < deadline:
         time.sleep(0.05)
     return not alive(pid)
-
-
-def tcp_answer(netns: str, address: str) -> str:
-    """Connect from inside ``netns`` to port 9 of ``address``: "refused" proves the address answered."""
-    probe = textwrap.dedent(
-        f"""
-        import socket
-        try:
-            socket.create_connection(({address!r}, 9), timeout=3)
-        except ConnectionRefusedError:
-            print("refused")
-        except OSError as error:
-            print(type(error).__name__)
-        """
-    )
-    return run_command(in_netns(netns, [sys.executable, "-c", probe])).strip()
 
 
 async def test_t01_host_local_through_macvlan_on_two_nodes(bed: Testbed, namespace: str) -> None:
@@ -78,8 +61,9 @@ async def test_t01_host_local_through_macvlan_on_two_nodes(bed: Testbed, namespa
         assert interface_names(pod.netns) == ["lo", "eth0"]
     other_v4 = interface(pods[1]).of_version(4)[0].ip
     other_v6 = interface(pods[1]).of_version(6)[0].ip
-    assert tcp_answer(pods[0].netns, str(other_v4)) == "refused"
-    assert tcp_answer(pods[0].netns, str(other_v6)) == "refused"
+    assert probe_tcp(pods[0].netns, other_v4) == "answered"
+    assert probe_tcp(pods[0].netns, other_v6) == "answered"
+    assert probe_tcp(pods[0].netns, ip_address("10.250.9.250"), wait=0.5) != "answered"  # nobody holds that one
 
     deleted = await bed.remove_pod(pods[0])
     assert [run.ok for run in deleted] == [True]
