@@ -33,6 +33,7 @@ from kubernetes_asyncio.client import (
 
 from spiderpool.agent.config import AgentConfig, ClusterSettings
 from spiderpool.agent.daemon import Agent
+from spiderpool.agent.install_cni import cni_executable_path
 from spiderpool.core.allocations import PoolIPAllocation, decode_allocated_ips
 from spiderpool.core.cni import parse_request
 from spiderpool.core.cni_types import CniRequest
@@ -164,3 +165,39 @@ def cni_request(command: str, pod: V1Pod, *, ifname: str = "eth0", container_id:
         path="/opt/cni/bin",
         stdin=orjson.dumps(config),
     )
+
+
+@dataclass(frozen=True)
+class PluginRun:
+    exit_code: int
+    stdout: bytes
+    stderr: bytes
+
+    def json(self) -> dict[str, Any]:
+        document = orjson.loads(self.stdout)
+        assert isinstance(document, dict)
+        return document
+
+
+def netconf(socket: Path, *, version: str = "1.0.0", **ipam: Any) -> dict[str, Any]:
+    """A macvlan network configuration delegating to spiderpool at ``socket``."""
+    return {"cniVersion": version, "name": "macvlan-test", "type": "macvlan",
+            "ipam": {"type": "spiderpool", "ipam_unix_socket_path": str(socket), **ipam}}
+
+
+async def run_plugin(command: str, config: Mapping[str, Any], *, pod: V1Pod | None = None, ifname: str = "eth0",
+                     container_id: str | None = None) -> PluginRun:
+    """The real CNI executable, exec'd as macvlan would exec it (same environment and stdin)."""
+    env = {"CNI_COMMAND": command, "CNI_PATH": "/opt/cni/bin"}
+    if pod is not None:
+        name, uid = pod.metadata.name, pod.metadata.uid
+        env |= {"CNI_CONTAINERID": container_id or f"c-{uid}", "CNI_NETNS": f"/var/run/netns/{name}",
+                "CNI_IFNAME": ifname,
+                "CNI_ARGS": f"IgnoreUnknown=1;K8S_POD_NAMESPACE={NAMESPACE};K8S_POD_NAME={name};"
+                            f"K8S_POD_INFRA_CONTAINER_ID={container_id or uid};K8S_POD_UID={uid}"}
+    process = await asyncio.create_subprocess_exec(
+        str(cni_executable_path()), env=env, stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE)
+    stdout, stderr = await asyncio.wait_for(process.communicate(orjson.dumps(config)), timeout=60)
+    assert process.returncode is not None
+    return PluginRun(process.returncode, stdout, stderr)

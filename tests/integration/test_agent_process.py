@@ -1,0 +1,146 @@
+"""The agent as processes and as rivals: ``python -m spiderpool.agent`` killed mid-flight, two nodes on one pool."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from kubernetes_asyncio.client import V1Pod
+from test_agent_fixtures import (
+    Cluster,
+    PluginRun,
+    cluster,
+    cni_request,
+    netconf,
+    run_plugin,
+    running_agent,
+    socket_dir,
+    span,
+    wait_for_pools,
+)
+
+from spiderpool.core.cni_types import CniError
+from spiderpool.devcluster.cluster import ControlPlane
+
+pytestmark = pytest.mark.integration
+__all__ = ["cluster", "socket_dir"]  # fixtures used by name
+
+
+class AgentProcess:
+    """``python -m spiderpool.agent run`` for one node, its log in ``log``."""
+
+    def __init__(self, control_plane: ControlPlane, node: str, socket: Path, config_dir: Path) -> None:
+        self.argv = [sys.executable, "-m", "spiderpool.agent", "run", "--kubeconfig", str(control_plane.kubeconfig),
+                     "--node-name", node, "--socket", str(socket), "--config-dir", str(config_dir),
+                     "--health-port", "0", "--metrics-port", "0", "--log-level", "debug"]
+        self.socket = socket
+        self.log = config_dir / "agent.log"
+        self.process: subprocess.Popen[bytes] | None = None
+
+    async def start(self) -> None:
+        with self.log.open("ab") as log:
+            self.process = subprocess.Popen(self.argv, stdout=log, stderr=subprocess.STDOUT)
+        config = netconf(self.socket, version="1.1.0")
+        async with asyncio.timeout(60):
+            while (await run_plugin("STATUS", config)).exit_code != 0:
+                assert self.process.poll() is None, self.log.read_text()[-3000:]
+                await asyncio.sleep(0.1)
+
+    def signal(self, signum: int) -> int:
+        assert self.process is not None
+        os.kill(self.process.pid, signum)
+        return self.process.wait(timeout=30)
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.kill()
+            self.process.wait()
+
+
+@pytest.fixture
+def processes() -> Iterator[list[AgentProcess]]:
+    started: list[AgentProcess] = []
+    yield started
+    for process in started:
+        process.stop()
+
+
+async def test_killed_agent_restarts_and_retried_adds_find_their_records(
+    control_plane: ControlPlane, cluster: Cluster, socket_dir: Path, processes: list[AgentProcess]
+) -> None:
+    node = await cluster.node()
+    v4 = await cluster.pool(subnet="10.101.0.0/24", ips=[span("10.101.0.2", 50)])
+    v6 = await cluster.pool(subnet="fd00:101::/64", ips=[span("fd00:101::2", 30)])
+    (socket_dir / "conf.yml").write_text("enableIPv4: true\nenableIPv6: false\nenableStatefulSet: true\n")
+    agent = AgentProcess(control_plane, node, socket_dir / "agent.sock", socket_dir)
+    processes.append(agent)
+    pods = [await cluster.pod(node) for _ in range(40)]
+    config = netconf(agent.socket, default_ipv4_ippool=[v4], default_ipv6_ippool=[v6])
+    await agent.start()
+
+    adds = [asyncio.create_task(run_plugin("ADD", config, pod=pod)) for pod in pods]
+    await asyncio.wait(adds, return_when=asyncio.FIRST_COMPLETED)
+    assert agent.signal(signal.SIGKILL) == -signal.SIGKILL  # the others are in flight
+    first_round = await asyncio.gather(*adds)
+    assert any(run.exit_code == 0 for run in first_round)
+    assert any(run.exit_code != 0 for run in first_round)
+    await agent.start()
+    retried: list[PluginRun] = [await run_plugin("ADD", config, pod=pod) for pod in pods]
+
+    assert all(run.exit_code == 0 for run in retried), [run.stdout for run in retried if run.exit_code]
+    returned = {pod.metadata.uid: run.json()["ips"] for pod, run in zip(pods, retried, strict=True)}
+    assert all(len(ips) == 1 for ips in returned.values())  # enableIPv6: false in conf.yml
+    records = await cluster.records(v4)
+    assert {ip: record.pod_uid for ip, record in records.items()} == {
+        ips[0]["address"].split("/")[0]: uid for uid, ips in returned.items()}  # one record per pod, no leak
+    assert await cluster.records(v6) == {}
+    assert agent.signal(signal.SIGTERM) == 0  # graceful stop
+
+
+async def _add_all(agent_service: object, pods: list[V1Pod], pool: str) -> list[str | CniError]:
+    from spiderpool.agent.ipam import IpamService
+
+    assert isinstance(agent_service, IpamService)
+
+    async def one(pod: V1Pod) -> str | CniError:
+        try:
+            result = await agent_service.add(cni_request("ADD", pod, default_ipv4_ippool=[pool]))
+        except CniError as error:
+            return error
+        return str(result.ips[0].address.ip)
+
+    return list(await asyncio.gather(*(one(pod) for pod in pods)))
+
+
+async def test_two_nodes_racing_on_one_small_pool_never_share_an_address(
+    control_plane: ControlPlane, cluster: Cluster, socket_dir: Path
+) -> None:
+    nodes = [await cluster.node(), await cluster.node()]
+    pool = await cluster.pool(subnet="10.102.0.0/24", ips=[span("10.102.0.2", 40)])
+    pods = {node: [await cluster.pod(node) for _ in range(21)] for node in nodes}
+    async with (running_agent(control_plane, nodes[0], socket_dir / "a.sock") as first,
+                running_agent(control_plane, nodes[1], socket_dir / "b.sock") as second):
+        await wait_for_pools(first, pool)
+        await wait_for_pools(second, pool)
+        outcomes = await asyncio.gather(_add_all(first.service, pods[nodes[0]], pool),
+                                        _add_all(second.service, pods[nodes[1]], pool))
+        conflicts = first.writer.stats.conflicts + second.writer.stats.conflicts
+
+    addresses = [outcome for results in outcomes for outcome in results if isinstance(outcome, str)]
+    refused = [outcome for results in outcomes for outcome in results if isinstance(outcome, CniError)]
+    assert len(addresses) == 40
+    assert len(set(addresses)) == 40  # no duplicate
+    assert len(refused) == 2
+    assert all("is exhausted" in error.msg for error in refused)
+    records = await cluster.records(pool)
+    assert sorted(records) == sorted(addresses)
+    all_pods = [pod for node_pods in pods.values() for pod in node_pods]
+    assert len({record.pod_uid for record in records.values()}) == 40
+    assert {record.pod_uid for record in records.values()} <= {pod.metadata.uid for pod in all_pods}
+    assert conflicts >= 1  # the two nodes really raced
