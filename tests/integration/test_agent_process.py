@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
-import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -41,26 +40,28 @@ class AgentProcess:
                      "--health-port", "0", "--metrics-port", "0", "--log-level", "debug"]
         self.socket = socket
         self.log = config_dir / "agent.log"
-        self.process: subprocess.Popen[bytes] | None = None
+        self.process: asyncio.subprocess.Process | None = None
 
     async def start(self) -> None:
         with self.log.open("ab") as log:
-            self.process = subprocess.Popen(self.argv, stdout=log, stderr=subprocess.STDOUT)
+            self.process = await asyncio.create_subprocess_exec(*self.argv, stdout=log, stderr=log)
         config = netconf(self.socket, version="1.1.0")
-        async with asyncio.timeout(60):
-            while (await run_plugin("STATUS", config)).exit_code != 0:
-                assert self.process.poll() is None, self.log.read_text()[-3000:]
-                await asyncio.sleep(0.1)
+        for _ in range(600):
+            if (await run_plugin("STATUS", config)).exit_code == 0:
+                return
+            assert self.process.returncode is None, self.log.read_text()[-3000:]
+            await asyncio.sleep(0.1)
+        raise AssertionError(f"the agent did not become ready: {self.log.read_text()[-3000:]}")
 
-    def signal(self, signum: int) -> int:
+    async def signal(self, signum: int) -> int:
         assert self.process is not None
-        os.kill(self.process.pid, signum)
-        return self.process.wait(timeout=30)
+        self.process.send_signal(signum)
+        async with asyncio.timeout(30):
+            return await self.process.wait()
 
     def stop(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.kill()
-            self.process.wait()
+        if self.process is not None and self.process.returncode is None:
+            os.kill(self.process.pid, signal.SIGKILL)
 
 
 @pytest.fixture
@@ -86,7 +87,7 @@ async def test_killed_agent_restarts_and_retried_adds_find_their_records(
 
     adds = [asyncio.create_task(run_plugin("ADD", config, pod=pod)) for pod in pods]
     await asyncio.wait(adds, return_when=asyncio.FIRST_COMPLETED)
-    assert agent.signal(signal.SIGKILL) == -signal.SIGKILL  # the others are in flight
+    assert await agent.signal(signal.SIGKILL) == -signal.SIGKILL  # the others are in flight
     first_round = await asyncio.gather(*adds)
     assert any(run.exit_code == 0 for run in first_round)
     assert any(run.exit_code != 0 for run in first_round)
@@ -100,7 +101,7 @@ async def test_killed_agent_restarts_and_retried_adds_find_their_records(
     assert {ip: record.pod_uid for ip, record in records.items()} == {
         ips[0]["address"].split("/")[0]: uid for uid, ips in returned.items()}  # one record per pod, no leak
     assert await cluster.records(v6) == {}
-    assert agent.signal(signal.SIGTERM) == 0  # graceful stop
+    assert await agent.signal(signal.SIGTERM) == 0  # graceful stop
 
 
 async def _add_all(agent_service: object, pods: list[V1Pod], pool: str) -> list[str | CniError]:

@@ -20,6 +20,7 @@ from test_agent_fixtures import (
     Cluster,
     agent_config,
     cluster,
+    eventually,
     netconf,
     run_plugin,
     running_agent,
@@ -195,9 +196,7 @@ async def test_not_ready_until_the_caches_sync(control_plane: ControlPlane, sock
     config = replace(agent_config(control_plane, "node-x", path), kubeconfig=dead)
     starting = asyncio.create_task(Agent(config, sync_timeout=30).start())
     try:
-        async with asyncio.timeout(10):
-            while not path.exists():
-                await asyncio.sleep(0.02)
+        await eventually(path.exists)
         status = await run_plugin("STATUS", netconf(path, version="1.1.0"))
         assert status.json() == {
             "cniVersion": "1.1.0", "code": CniCode.NOT_AVAILABLE, "msg": "spiderpool agent not ready",
