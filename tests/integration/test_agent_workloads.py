@@ -22,7 +22,8 @@ from test_agent_fixtures import (
 )
 
 from spiderpool.agent.endpoints import CONTAINER_ID_ANNOTATION
-from spiderpool.core.cni_types import Attachment
+from spiderpool.agent.ipam_errors import IpamCode
+from spiderpool.core.cni_types import Attachment, CniError
 from spiderpool.devcluster.cluster import ControlPlane
 from spiderpool.k8s.status_writer import AllocateIntent, PoolStatusWriter, ReleaseIntent
 
@@ -209,3 +210,53 @@ async def test_gc_releases_dead_pods_missing_from_the_valid_list_only(
     assert kept is not None
     assert kept["metadata"]["annotations"][CONTAINER_ID_ANNOTATION] == f"sandbox-{alive.metadata.name}"
     await cluster.force_delete(dead.metadata.name)
+
+
+async def test_unnamed_ippools_nics_are_served_in_annotation_order(
+    control_plane: ControlPlane, cluster: Cluster, socket_dir: Path
+) -> None:
+    node = await cluster.node()
+    first = await cluster.pool(subnet="10.87.0.0/24", ips=[span("10.87.0.2", 4)])
+    second = await cluster.pool(subnet="10.87.1.0/24", ips=[span("10.87.1.2", 4)])
+    ippools = [{"ipv4": [first]}, {"ipv4": [second]}]
+    pod = await cluster.pod(node, annotations={"ipam.spidernet.io/ippools": orjson.dumps(ippools).decode()})
+    async with running_agent(control_plane, node, socket_dir / "a.sock") as agent:
+        await wait_for_pools(agent, first, second)
+        eth0 = await agent.service.add(cni_request("ADD", pod))
+        net1 = await agent.service.add(cni_request("ADD", pod, ifname="net1"))
+    assert [str(ip.address) for ip in eth0.ips] == ["10.87.0.2/24"]
+    assert [str(ip.address) for ip in net1.ips] == ["10.87.1.2/24"]
+    endpoint = await cluster.endpoint(pod.metadata.name)
+    assert endpoint is not None
+    assert [entry["interface"] for entry in endpoint["status"]["current"]["ips"]] == ["eth0", "net1"]
+
+
+async def test_subnet_annotation_uses_an_existing_auto_pool_only(
+    control_plane: ControlPlane, cluster: Cluster, socket_dir: Path
+) -> None:
+    node = await cluster.node()
+    apps = AppsV1Api(cluster.api)
+    name = unique("db")
+    owner = await _statefulset(apps, name, replicas=1)
+    pod = await cluster.pod(node, name=f"{name}-0", owners=[owner],
+                            annotations={"ipam.spidernet.io/subnet": '{"ipv4": ["subnet-88"]}'})
+    async with running_agent(control_plane, node, socket_dir / "a.sock") as agent:
+        with pytest.raises(CniError) as missing:
+            await agent.service.add(cni_request("ADD", pod))
+        app_labels = {"ipam.spidernet.io/app-api-group": "apps", "ipam.spidernet.io/app-api-version": "v1",
+                      "ipam.spidernet.io/app-kind": "StatefulSet", "ipam.spidernet.io/app-namespace": NAMESPACE,
+                      "ipam.spidernet.io/app-name": name}
+        pool = unique("auto4")
+        await cluster.stores.ippools.create({
+            "metadata": {"name": pool, "labels": {
+                "ipam.spidernet.io/owner-spider-subnet": "subnet-88", "ipam.spidernet.io/interface": "eth0",
+                "ipam.spidernet.io/ip-version": "IPv4", "ipam.spidernet.io/owner-application-kind": "StatefulSet",
+                "ipam.spidernet.io/owner-application-namespace": NAMESPACE,
+                "ipam.spidernet.io/owner-application-name": name}},
+            "spec": {"subnet": "10.88.0.0/24", "ips": [span("10.88.0.2", 2)],
+                     "podAffinity": {"matchLabels": app_labels}}})
+        await wait_for_pools(agent, pool)
+        served = await agent.service.add(cni_request("ADD", pod))
+    assert missing.value.code == IpamCode.SUBNET_POOL_MISSING
+    assert missing.value.msg == "SpiderSubnet auto pools are served by the controller (not yet available)"
+    assert [str(ip.address) for ip in served.ips] == ["10.88.0.2/24"]
