@@ -10,6 +10,7 @@ offending value.
 from __future__ import annotations
 
 import argparse
+import os
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -189,7 +190,8 @@ def load_agent_config(options: argparse.Namespace, env: Mapping[str, str]) -> Ag
     return AgentConfig(
         node_name=node[1].strip(),
         socket_path=socket_path,
-        kubeconfig=Path(kubeconfig[1]) if kubeconfig else None,
+        # $KUBECONFIG may list several files (":"-separated); as kubectl merges them, the first one is the primary.
+        kubeconfig=Path(kubeconfig[1].split(os.pathsep)[0]) if kubeconfig else None,
         config_dir=config_dir,
         health_port=_port(*health) if health else DEFAULT_HEALTH_PORT,
         metrics_port=_port(*metrics) if metrics else DEFAULT_METRICS_PORT,

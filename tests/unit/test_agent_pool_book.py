@@ -1,0 +1,111 @@
+"""The agent's pool book: allocators patched by watch events, in-flight choices, re-decisions, the UID index."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+
+from spiderpool.agent.pool_book import PoolBook
+from spiderpool.k8s.bodies import SpiderIPPool, SpiderReservedIP
+from spiderpool.k8s.status_writer import AllocateIntent
+from spiderpool.k8s.watch_cache import EventType, WatchEvent
+
+
+def pool(name: str, ips: list[str], records: dict[str, str] | None = None, **spec: Any) -> SpiderIPPool:
+    body: dict[str, Any] = {"metadata": {"name": name}, "spec": {"subnet": "10.0.0.0/24", "ips": ips, **spec}}
+    if records:
+        encoded = {ip: {"pod": f"ns/{uid}", "podUid": uid} for ip, uid in records.items()}
+        body["status"] = {"allocatedIPs": orjson.dumps(encoded).decode(), "allocatedIPCount": len(records)}
+    return body  # type: ignore[return-value]
+
+
+class Feed:
+    """Feeds a book watch events the way the watch cache does (each with its previous object)."""
+
+    def __init__(self, book: PoolBook) -> None:
+        self.book = book
+        self.objects: dict[str, SpiderIPPool] = {}
+
+    def pool(self, obj: SpiderIPPool, kind: EventType | None = None) -> None:
+        name = obj["metadata"]["name"]
+        previous = self.objects.get(name)
+        self.objects[name] = obj
+        self.book.on_pool_event(WatchEvent(kind or ("MODIFIED" if previous else "ADDED"), obj, previous))
+
+    def reserved(self, name: str, ips: list[str], kind: EventType = "ADDED") -> None:
+        obj: SpiderReservedIP = {"metadata": {"name": name}, "spec": {"ips": ips}}
+        self.book.on_reserved_event(WatchEvent(kind, obj, None))
+
+
+def test_choices_skip_recorded_and_in_flight_addresses() -> None:
+    book = PoolBook()
+    Feed(book).pool(pool("p", ["10.0.0.1-10.0.0.4"], {"10.0.0.1": "u1"}))
+    assert book.choose("p", "u2") == "10.0.0.2"
+    assert book.choose("p", "u3") == "10.0.0.3"  # 10.0.0.2 is in flight
+    assert book.choose("p", "u1") == "10.0.0.1"  # the pod's own record comes first
+    assert book.held_by("u1") == {("p", "10.0.0.1")}
+
+
+def test_watch_diffs_mark_and_free_addresses_without_rebuilding() -> None:
+    book = PoolBook()
+    feed = Feed(book)
+    feed.pool(pool("p", ["10.0.0.1-10.0.0.3"], {"10.0.0.1": "u1", "10.0.0.2": "u2"}))
+    feed.pool(pool("p", ["10.0.0.1-10.0.0.3"], {"10.0.0.2": "u2", "10.0.0.3": "u3"}))
+    assert book.held_by("u1") == set()
+    assert book.held_by("u3") == {("p", "10.0.0.3")}
+    assert book.choose("p", "u4") == "10.0.0.1"
+    assert book.choose("p", "u5") is None
+    assert list(book.usage()) == [("p", 3, 2)]
+
+
+def test_settle_keeps_durable_records_and_frees_a_choice_replaced_by_an_existing_record() -> None:
+    book = PoolBook()
+    Feed(book).pool(pool("p", ["10.0.0.1-10.0.0.3"], {"10.0.0.3": "u1"}))
+    chosen = book.choose("p", "u2")
+    book.settle("p", chosen, ip=chosen, pod="ns/u2", pod_uid="u2")
+    record = book.record("p", "10.0.0.1")
+    assert record is not None
+    assert record.pod_uid == "u2"
+    # u1's ADD chose 10.0.0.2 before the book knew u1 already held 10.0.0.3 on the server.
+    book.settle("p", "10.0.0.2", ip="10.0.0.3", pod="ns/u1", pod_uid="u1", existing=True)
+    assert book.choose("p", "u9") == "10.0.0.2"
+    book.released("p", "10.0.0.1", "u2")
+    assert book.held_by("u2") == set()
+    assert book.choose("p", "u10") == "10.0.0.1"
+
+
+def test_redecide_trusts_the_servers_records_over_stale_marks() -> None:
+    book = PoolBook()
+    feed = Feed(book)
+    feed.pool(pool("p", ["10.0.0.1-10.0.0.2"], {"10.0.0.1": "u1", "10.0.0.2": "u2"}))
+    # The server has released 10.0.0.2 already; this agent's watch has not shown it yet.
+    fresh = pool("p", ["10.0.0.1-10.0.0.2"], {"10.0.0.1": "u1"})
+    intent = AllocateIntent(pod="ns/u3", pod_uid="u3")
+    assert book.redecide(fresh, {"10.0.0.1"}, intent) == "10.0.0.2"
+    assert book.redecide(fresh, {"10.0.0.1", "10.0.0.2"}, intent) is None
+
+
+def test_reserved_ips_and_range_changes() -> None:
+    book = PoolBook()
+    feed = Feed(book)
+    feed.pool(pool("p", ["10.0.0.1-10.0.0.3"], {"10.0.0.3": "u1"}))
+    feed.reserved("r", ["10.0.0.1"])
+    assert book.choose("p", "u2") == "10.0.0.2"
+    feed.reserved("r", ["10.0.0.1"], kind="DELETED")
+    feed.pool(pool("p", ["10.0.0.1-10.0.0.5"], {"10.0.0.3": "u1"}))  # ranges grew: rebuilt
+    assert book.choose("p", "u4") == "10.0.0.1"
+    assert book.choose("p", "u5") == "10.0.0.4"  # 10.0.0.2 is still in flight, 10.0.0.3 recorded
+
+
+def test_invalid_and_deleted_pools() -> None:
+    book = PoolBook()
+    feed = Feed(book)
+    feed.pool(pool("bad", ["10.9.9.9-10.9.9.1"]))
+    assert book.view("bad") is None
+    assert book.problem("bad") is not None
+    assert book.choose("bad", "u1") is None
+    feed.pool(pool("p", ["10.0.0.1"], {"10.0.0.1": "u1"}))
+    feed.pool(feed.objects["p"], kind="DELETED")
+    assert book.held_by("u1") == set()
+    assert "p" not in book.views()
