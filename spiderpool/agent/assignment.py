@@ -84,7 +84,8 @@ class PodAssigner:
             if served is not None:
                 return served
             endpoint = self._ctx.endpoints.cached(request.namespace, request.name)
-        held = endpoint_entries(endpoint) if endpoint is not None and endpoint_uid(endpoint) == view.uid else []
+        held = self._recorded(endpoint_entries(endpoint), view.uid) \
+            if endpoint is not None and endpoint_uid(endpoint) == view.uid else []
         plan = self._plan(request, view)
         routes = self._annotation_routes(view)
         present = {entry["interface"] for entry in held}
@@ -137,9 +138,24 @@ class PodAssigner:
         await self._release.release_endpoint(endpoint)
         return None
 
+    def _recorded(self, entries: Sequence[IPAllocationDetail], uid: str) -> list[IPAllocationDetail]:
+        """The entries whose every address still has its pool record for ``uid``: the records are the truth."""
+        book = self._ctx.book
+        return [entry for entry in entries
+                if all((record := book.record(pool, ip)) is not None and record.pod_uid == uid
+                       for pool, ip in entry_holdings(entry))]
+
     async def _same_pod(self, request: PodRequest, view: PodView, endpoint: SpiderEndpoint
                         ) -> AssembledResult | None:
         entries = endpoint_entries(endpoint)
+        recorded = self._recorded(entries, view.uid)
+        if len(recorded) != len(entries):
+            lost = [entry["interface"] for entry in entries if entry not in recorded]
+            log.warning("pod %s: the pool records of interface(s) %s are gone; allocating them again",
+                        request.pod, ", ".join(lost))
+            if any(entry["interface"] == request.nic for entry in entries if entry not in recorded):
+                return None
+            entries = recorded
         names = [entry["interface"] for entry in entries]
         if request.nic not in names:
             numbered = sorted((name for name in names if name.isdigit()), key=int)

@@ -164,7 +164,7 @@ async def test_a_record_written_before_a_crash_is_returned_to_the_retried_add(
     assert endpoint["status"]["current"]["ips"][0]["ipv4"] == "10.84.0.7/24"
 
 
-async def test_check_reports_what_the_records_hold(
+async def test_check_and_add_trust_the_records_over_the_endpoint(
     control_plane: ControlPlane, cluster: Cluster, socket_dir: Path
 ) -> None:
     node = await cluster.node()
@@ -182,8 +182,12 @@ async def test_check_reports_what_the_records_hold(
         await collector.close()
         await eventually(lambda: agent.book.record(pool, "10.85.0.2") is None)
         gone = await agent.service.check(check)
+        # The endpoint still lists the address, but its record is the truth: ADD records an address again.
+        again = await agent.service.add(cni_request("ADD", pod, default_ipv4_ippool=[pool]))
     assert held.ips == added.ips
     assert gone.ips == ()
+    assert [str(ip.address) for ip in again.ips] == ["10.85.0.2/24"]
+    assert {ip: r.pod_uid for ip, r in (await cluster.records(pool)).items()} == {"10.85.0.2": pod.metadata.uid}
 
 
 async def test_gc_releases_dead_pods_missing_from_the_valid_list_only(
