@@ -18,7 +18,7 @@ from typing import Final, cast
 from spiderpool.core.selection_types import PodView, TopController
 from spiderpool.k8s.bodies import IPAllocationDetail, ObjectMeta, OwnerReference, SpiderEndpoint
 from spiderpool.k8s.store import AlreadyExists, Conflict, CustomObjectStore, NotFound
-from spiderpool.k8s.watch_cache import WatchCache
+from spiderpool.k8s.watch_cache import WatchCache, WatchEvent
 
 log = logging.getLogger(__name__)
 
@@ -94,6 +94,17 @@ class EndpointBook:
         self._cache = cache
         self._written: dict[tuple[str, str], SpiderEndpoint] = {}
         self._removed: dict[tuple[str, str], str] = {}  # endpoints this agent deleted -> their uid
+        cache.add_handler(self._forget_seen)
+
+    def _forget_seen(self, event: WatchEvent[SpiderEndpoint]) -> None:
+        """Drop this agent's own copies once the watch has caught up with them (they are only a bridge)."""
+        meta = event.object["metadata"]
+        key = (meta.get("namespace", ""), meta["name"])
+        mine = self._written.get(key)
+        if mine is not None and _version_number(event.object) >= _version_number(mine):
+            del self._written[key]
+        if event.type == "DELETED" and self._removed.get(key) == meta.get("uid"):
+            del self._removed[key]
 
     def cached(self, namespace: str, name: str) -> SpiderEndpoint | None:
         """The newest copy known without a request (this agent's last write, or the watch cache's)."""
