@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import secrets
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
@@ -29,7 +30,7 @@ from spiderpool.testbed.agent_process import AgentOptions, AgentProcess
 from spiderpool.testbed.cni_invocation import PluginRun
 from spiderpool.testbed.cni_runtime import CniRuntime
 from spiderpool.testbed.leftovers import PREFIX_LABEL, Claim, claim_prefix, live_prefixes, sweep_orphans
-from spiderpool.testbed.members import SimulatedNode, SimulatedPod, pod_body
+from spiderpool.testbed.members import NicAttachment, SimulatedNode, SimulatedPod, pod_body
 from spiderpool.testbed.netconf import macvlan_config, spiderpool_ipam
 from spiderpool.testbed.netns import add_netns, delete_netns
 from spiderpool.testbed.netns_state import read_interface
@@ -290,6 +291,24 @@ class Testbed:
         except Exception:
             logger.warning("could not remove pod %s cleanly", pod.key, exc_info=True)
             await asyncio.to_thread(delete_netns, pod.netns)
+
+    async def replace_sandbox(self, pod: SimulatedPod, *, failed: Sequence[NicAttachment] = ()) -> None:
+        """The kubelet after a failed sandbox: CNI DEL of what was attached and of what ``failed`` to attach, a new
+        network namespace, a new container id.  (Debian's macvlan 1.1.1 leaves its interface behind when the IPAM
+        ADD fails, so retrying in the old namespace would fail on the name; a kubelet never does that.)"""
+        await self.cni.delete_all(pod)
+        for attachment in failed:
+            await self.cni.pod_command(
+                pod,
+                "DEL",
+                attachment.config,
+                ifname=attachment.ifname,
+                direct_ipam=attachment.direct_ipam,
+                extra_env=attachment.extra_env,
+            )
+        await asyncio.to_thread(delete_netns, pod.netns)
+        await asyncio.to_thread(add_netns, pod.netns)
+        pod.container_id = secrets.token_hex(32)
 
     async def report_running(self, pod: SimulatedPod, *, ifname: str = "eth0") -> None:
         """The kubelet's status report: Running, with the addresses ``ifname`` really has as ``podIPs``."""

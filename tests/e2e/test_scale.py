@@ -7,14 +7,13 @@ through Debian's macvlan, whose addresses are then read back from the pods' name
 from __future__ import annotations
 
 import asyncio
-import secrets
 from collections.abc import Sequence
 from typing import Any
 
 import pytest
 
 from spiderpool.testbed.cni_invocation import PluginRun
-from spiderpool.testbed.members import SimulatedNode, SimulatedPod
+from spiderpool.testbed.members import NicAttachment, SimulatedNode, SimulatedPod
 from spiderpool.testbed.testbed import Testbed
 
 from .support import Pools, audit, interface, read_pool, result_ips, unique
@@ -76,11 +75,10 @@ async def wait_for_completions(tasks: Sequence[asyncio.Task[PluginRun]], count: 
 
 
 async def retry_like_kubelet(bed: Testbed, pod: SimulatedPod, config: dict[str, Any], *, direct: bool) -> PluginRun:
-    """A failed sandbox: DEL it, then ADD a new sandbox (new container id) of the same pod; up to three times."""
+    """A failed sandbox: DEL it, then ADD in a new sandbox (namespace, container id) of the same pod; up to 3 times."""
     run = PluginRun(1, b"", b"not tried", 0.0)
     for _ in range(3):
-        await bed.cni.pod_command(pod, "DEL", config, ifname="eth0", direct_ipam=direct)
-        pod.container_id = secrets.token_hex(32)
+        await bed.replace_sandbox(pod, failed=[NicAttachment(config, "eth0", direct_ipam=direct)])
         run = await bed.cni.add(pod, config, direct_ipam=direct)
         if run.ok:
             return run

@@ -102,8 +102,6 @@ import asyncio, json, sys, time
 from pathlib import Path
 from spiderpool.testbed.testbed import Testbed
 
-from .support import interface, result_ips
-
 async def main():
     bed = Testbed(kubeconfig=Path(sys.argv[1]))
     await bed.start()
