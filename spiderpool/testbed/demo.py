@@ -23,6 +23,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Final
 
+from spiderpool.devcluster.binaries import find_binary
 from spiderpool.devcluster.cluster import ControlPlane
 from spiderpool.devcluster.processes import raise_on_termination
 from spiderpool.testbed.demo_scenario import DemoScenario, run_scenario
@@ -50,12 +51,20 @@ def _run(state_dir: Path, scenario: DemoScenario, *, keep: bool) -> int:
     """Everything in this process: control plane, testbed, pods, tables; with ``keep``, then wait for SIGTERM."""
     raise_on_termination(SystemExit)  # SIGTERM (--stop) unwinds through the cleanup below
     state_dir.mkdir(parents=True, exist_ok=True)
-    say("[1/6] control plane: etcd + kube-apiserver on 127.0.0.1 (first run: the binaries are built, 20-30 min)")
+    cold = any(find_binary(name) is None for name in ("etcd", "kube-apiserver"))
+    note = " (building the Kubernetes binaries first: 20-30 min, once)" if cold else ""
+    say(f"[1/6] control plane: etcd + kube-apiserver on 127.0.0.1{note}")
     started = time.monotonic()
-    with ControlPlane(state_dir=state_dir) as plane:
+    plane = ControlPlane(state_dir=state_dir)
+    plane.layout.remove()  # a fresh cluster each run: leftovers of an earlier, killed demo would collide
+    try:
+        plane.start()
         say(f"      ready at {plane.server} in {time.monotonic() - started:.1f} s; kubeconfig {plane.kubeconfig}")
         asyncio.run(run_scenario(plane, scenario, say=say, keep_until_signal=keep, ready_line=READY_LINE))
-    say("      control plane stopped; nothing is left running")
+    finally:
+        plane.stop()
+        plane.layout.remove()
+    say("      control plane stopped and its state removed; nothing is left running")
     return 0
 
 
