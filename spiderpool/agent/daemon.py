@@ -83,41 +83,45 @@ class Agent:
             raise
 
     async def _start(self) -> None:
-        config = self.config
-        api = make_api_client(kubeconfig=config.kubeconfig)
+        api = make_api_client(kubeconfig=self.config.kubeconfig)
         self._close_api = api.close
-        stores = SpiderStores(api)
         reader = WorkloadReader(api)
-        pools: WatchCache[SpiderIPPool] = WatchCache(custom_object_source(api, IPPOOL), name="ippools")
-        reserved: WatchCache[SpiderReservedIP] = WatchCache(custom_object_source(api, RESERVED_IP), name="reservedips")
-        endpoints: WatchCache[SpiderEndpoint] = WatchCache(custom_object_source(api, ENDPOINT), name="endpoints")
-        pods: WatchCache[Pod] = WatchCache(pod_source(api, node_name=config.node_name), name="pods")
-        namespaces: WatchCache[Namespace] = WatchCache(namespace_source(api), name="namespaces")
-        nodes: WatchCache[Node] = WatchCache(single_node_source(api, config.node_name), name="node")
-        self._pools = pools
-        pools.add_handler(self.book.on_pool_event)
-        reserved.add_handler(self.book.on_reserved_event)
-        self._writer = PoolStatusWriter(stores.ippools, redecide=self.book.redecide, linger=self._writer_linger,
-                                        cached_pool=pools.get)
-        context = IpamContext(
-            node_name=config.node_name, settings=config.cluster, book=self.book,
-            records=RecordAllocator(self.book, self._writer), endpoints=EndpointBook(stores.endpoints, endpoints),
-            pods=PodLookup(pods, reader), owners=OwnerResolver(reader), reader=reader, namespaces=namespaces,
-            nodes=nodes, pool_store=stores.ippools,
-        )
-        self._service = IpamService(context, metrics=self.metrics, readiness=self.readiness)
-        writer = self._writer
-        self.metrics.watch(writer_stats=lambda: writer.stats, pool_usage=self.book.usage)
+        caches = self._assemble(api, reader)
         await self._serve()
         self.readiness.started = True
-        self._caches = [reserved, pools, endpoints, pods, namespaces, nodes]
+        self._caches = caches
         async with asyncio.TaskGroup() as group:
-            for cache in self._caches:
+            for cache in caches:
                 group.create_task(cache.start(sync_timeout=self._sync_timeout))
         self.readiness.synced = True
         self._probe = asyncio.create_task(self._probe_api(reader), name="api-server-probe")
-        log.info("spiderpool agent of node %s ready on %s (%d pools)", config.node_name, config.socket_path,
-                 len(self.book.views()))
+        log.info("spiderpool agent of node %s ready on %s (%d pools)", self.config.node_name,
+                 self.config.socket_path, len(self.book.views()))
+
+    def _assemble(self, api: Any, reader: WorkloadReader) -> list[WatchCache[Any]]:
+        """Wire the caches, the pool book, the status writer and the IPAM service; the caches still to start."""
+        node = self.config.node_name
+        stores = SpiderStores(api)
+        pools: WatchCache[SpiderIPPool] = WatchCache(custom_object_source(api, IPPOOL), name="ippools")
+        reserved: WatchCache[SpiderReservedIP] = WatchCache(custom_object_source(api, RESERVED_IP), name="reservedips")
+        endpoints: WatchCache[SpiderEndpoint] = WatchCache(custom_object_source(api, ENDPOINT), name="endpoints")
+        pods: WatchCache[Pod] = WatchCache(pod_source(api, node_name=node), name="pods")
+        namespaces: WatchCache[Namespace] = WatchCache(namespace_source(api), name="namespaces")
+        nodes: WatchCache[Node] = WatchCache(single_node_source(api, node), name="node")
+        self._pools = pools
+        pools.add_handler(self.book.on_pool_event)
+        reserved.add_handler(self.book.on_reserved_event)
+        writer = self._writer = PoolStatusWriter(stores.ippools, redecide=self.book.redecide,
+                                                 linger=self._writer_linger, cached_pool=pools.get)
+        context = IpamContext(
+            node_name=node, settings=self.config.cluster, book=self.book, records=RecordAllocator(self.book, writer),
+            endpoints=EndpointBook(stores.endpoints, endpoints), pods=PodLookup(pods, reader),
+            owners=OwnerResolver(reader), reader=reader, namespaces=namespaces, nodes=nodes,
+            pool_store=stores.ippools,
+        )
+        self._service = IpamService(context, metrics=self.metrics, readiness=self.readiness)
+        self.metrics.watch(writer_stats=lambda: writer.stats, pool_usage=self.book.usage)
+        return [reserved, pools, endpoints, pods, namespaces, nodes]
 
     async def wait_for_pools(self, names: Iterable[str]) -> None:
         """Return once the pool watch has delivered every pool of ``names`` (bound it with a timeout)."""

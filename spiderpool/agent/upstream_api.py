@@ -84,47 +84,52 @@ def _guarded(call: Callable[[web.Request], Awaitable[web.Response]]) -> Handler:
     return handle
 
 
-def add_upstream_routes(app: web.Application, service: IpamService) -> None:
-    async def healthy(_: web.Request) -> web.Response:
-        problem = service.problem()
+class UpstreamApi:
+    """The handlers, one per endpoint of upstream's openapi."""
+
+    def __init__(self, service: IpamService) -> None:
+        self._service = service
+
+    async def healthy(self, _: web.Request) -> web.Response:
+        problem = self._service.problem()
         return _json("ok") if problem is None else _error(500, problem)
 
-    async def post_ip(request: web.Request) -> web.Response:
+    async def post_ip(self, request: web.Request) -> web.Response:
         body = await _body(request, _ADD_REQUIRED)
         clean_gateway = body.get("cleanGateway", False)
         if not isinstance(clean_gateway, bool):
             raise _BadRequest(422, f"cleanGateway in body must be a boolean, got {clean_gateway!r}")
-        assembled = await service.allocate(PodRequest(
+        assembled = await self._service.allocate(PodRequest(
             namespace=body["podNamespace"], name=body["podName"], uid=body["podUID"], nic=body["ifName"],
             container_id=body["containerID"],
             cni=CniPoolDefaults(ipv4=_pools(body, "defaultIPv4IPPool"), ipv6=_pools(body, "defaultIPv6IPPool"),
                                 clean_gateway=clean_gateway)))
         return _json({**assembled.to_dict(), "dns": {}})
 
-    async def delete_ip(request: web.Request) -> web.Response:
+    async def delete_ip(self, request: web.Request) -> web.Response:
         body = await _body(request, _DEL_REQUIRED)
-        await service.release(body["podNamespace"], body["podName"], body["podUID"])
+        await self._service.release(body["podNamespace"], body["podName"], body["podUID"])
         return _json("ok")
 
-    async def post_ips(_: web.Request) -> web.Response:
+    async def post_ips(self, _: web.Request) -> web.Response:
         return _json("ok")  # upstream's no-op
 
-    async def delete_ips(request: web.Request) -> web.Response:
+    async def delete_ips(self, request: web.Request) -> web.Response:
         body = await _body(request, _BATCH_DEL_REQUIRED)
         namespace, name, uid = body["podNamespace"], body["podName"], body["podUID"]
-        endpoint = await service.context.endpoints.get(namespace, name)
+        endpoint = await self._service.context.endpoints.get(namespace, name)
         if body.get("isReleaseConflictIPs") and endpoint is not None and owner_type(endpoint) == STATEFULSET:
             return _error(STATUS_FORBID_STATEFUL, f"pod {namespace}/{name} belongs to a StatefulSet: its addresses "
                                                   "are static and are not released on conflict")
-        await service.release_all(namespace, name, uid)
+        await self._service.release_all(namespace, name, uid)
         return _json("ok")
 
-    async def workload_endpoint(request: web.Request) -> web.Response:
+    async def workload_endpoint(self, request: web.Request) -> web.Response:
         namespace, name = request.query.get("podNamespace"), request.query.get("podName")
         if not namespace or not name:
             raise _BadRequest(400, "query parameters podNamespace and podName are required")
         try:
-            endpoint = await service.context.endpoints.get(namespace, name)
+            endpoint = await self._service.context.endpoints.get(namespace, name)
         except StoreError as error:
             return _error(500, str(error))
         if endpoint is None:
@@ -135,9 +140,12 @@ def add_upstream_routes(app: web.Application, service: IpamService) -> None:
                       "node": endpoint.get("status", {}).get("current", {}).get("node", ""),
                       "interfaces": interfaces})
 
-    app.router.add_get("/v1/ipam/healthy", _guarded(healthy))
-    app.router.add_post("/v1/ipam/ip", _guarded(post_ip))
-    app.router.add_delete("/v1/ipam/ip", _guarded(delete_ip))
-    app.router.add_post("/v1/ipam/ips", _guarded(post_ips))
-    app.router.add_delete("/v1/ipam/ips", _guarded(delete_ips))
-    app.router.add_get("/v1/workloadendpoint", _guarded(workload_endpoint))
+
+def add_upstream_routes(app: web.Application, service: IpamService) -> None:
+    api = UpstreamApi(service)
+    app.router.add_get("/v1/ipam/healthy", _guarded(api.healthy))
+    app.router.add_post("/v1/ipam/ip", _guarded(api.post_ip))
+    app.router.add_delete("/v1/ipam/ip", _guarded(api.delete_ip))
+    app.router.add_post("/v1/ipam/ips", _guarded(api.post_ips))
+    app.router.add_delete("/v1/ipam/ips", _guarded(api.delete_ips))
+    app.router.add_get("/v1/workloadendpoint", _guarded(api.workload_endpoint))
