@@ -259,6 +259,7 @@ async def test_two_writers_racing_lose_no_update(api: ApiClient, writers: Callab
     records, _ = await stored_records(api, pool)
     assert len(records) == 150
     assert records == {r.ip: (r.pod, r.pod_uid) for r in results}
+    assert sum(w.stats.redecisions for w in racing) > 0  # both nodes aimed at the same addresses: a real race
 
 
 async def test_four_nodes_fill_a_pool_of_exactly_500(api: ApiClient, writers: Callable[..., PoolStatusWriter]) -> None:
