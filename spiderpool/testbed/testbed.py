@@ -229,8 +229,10 @@ class Testbed:
         labels: Mapping[str, str] | None = None,
         annotations: Mapping[str, str] | None = None,
         owner_references: list[dict[str, Any]] | None = None,
+        sandbox: bool = True,
     ) -> SimulatedPod:
-        """The Pod object bound to ``node`` and its sandbox namespace."""
+        """The Pod object bound to ``node`` and its sandbox namespace (``sandbox=False``: no namespace is made, for
+        pods only ever served by the IPAM executable directly, which does not enter it; CNI_NETNS still names it)."""
         body = pod_body(
             name=name,
             namespace=namespace,
@@ -241,16 +243,22 @@ class Testbed:
         )
         async with self._api_gate:
             created = await self.core.create_pod(body)
-        return await asyncio.to_thread(self._sandbox, created["metadata"], node)
+        pod = self._register(created["metadata"], node)
+        if sandbox:
+            await asyncio.to_thread(add_netns, pod.netns)
+        return pod
 
     async def adopt_pod(self, pod: Mapping[str, Any], node: SimulatedNode) -> SimulatedPod:
         """An existing unscheduled Pod (e.g. made by a ReplicaSet): bind it to ``node`` and give it a sandbox."""
         meta = pod["metadata"]
         async with self._api_gate:
             await self.core.bind_pod(meta["name"], namespace=meta["namespace"], node_name=node.name)
-        return await asyncio.to_thread(self._sandbox, meta, node)
+        adopted = self._register(meta, node)
+        await asyncio.to_thread(add_netns, adopted.netns)
+        return adopted
 
-    def _sandbox(self, meta: Mapping[str, Any], node: SimulatedNode) -> SimulatedPod:
+    def _register(self, meta: Mapping[str, Any], node: SimulatedNode) -> SimulatedPod:
+        """Name the pod's namespace (in the event loop: the counter must not race) and remember the pod."""
         self._pod_counter += 1
         pod = SimulatedPod(
             name=meta["name"],
@@ -259,7 +267,6 @@ class Testbed:
             node=node,
             netns=f"{self.prefix}-pod{self._pod_counter}",
         )
-        add_netns(pod.netns)
         self.pods[pod.key] = pod
         return pod
 

@@ -1,0 +1,351 @@
+"""Benchmark of the CNI path, side by side with Debian's host-local IPAM in one run, on a real control plane.
+
+1. exec time: our ``spiderpool`` executable vs ``host-local`` answering VERSION (interleaved, exec to exit);
+2. ADD+DEL latency p50/p99, each pod's ADD then (pod terminating, as when a kubelet tears it down) its DEL:
+   a. at the IPAM executable, exec'd directly (ours with its node agent; host-local with its files);
+   b. through Debian's macvlan in a pod namespace, which execs the IPAM executable;
+3. churn: 1,000 pods over 10 simulated nodes (10 agent processes) on a pool of exactly 1,000 addresses, every ADD at
+   once (straight to the executable: the IPAM cost, not the namespace plumbing): time until all are allocated,
+   API-server writes per pod (``apiserver_request_total`` write verbs on spiderippools and spiderendpoints, status
+   included, every code), then every pod terminating and DEL'd: time until all are released.
+
+    python perf/bench_cni.py [--json] [--samples 200] [--churn-pods 1000] [--churn-nodes 10]
+
+Starts its own ControlPlane; writes perf/results/bench_cni.json; prints a table (to stderr with ``--json``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import datetime
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from spiderpool.devcluster.binaries import K8S_VERSION
+from spiderpool.devcluster.cluster import ControlPlane
+from spiderpool.k8s.client import make_api_client
+from spiderpool.k8s.crds import install_crds
+from spiderpool.testbed.cni_invocation import CniCall
+from spiderpool.testbed.members import SimulatedNode, SimulatedPod
+from spiderpool.testbed.netconf import host_local_ipam, macvlan_config
+from spiderpool.testbed.pool_audit import audit_pools
+from spiderpool.testbed.request_counting import RequestCounts, breakdown, conflicts, difference, writes
+from spiderpool.testbed.request_counting import parse_request_counts as parse_counts
+from spiderpool.testbed.testbed import Testbed
+
+RESULTS = Path(__file__).resolve().parent / "results" / "bench_cni.json"
+TARGETS = {"exec_vs_host_local": ("<=", 2.0), "writes_per_pod_churn": ("<=", 0.3)}
+NAMESPACE = "bench"
+WARMUP = 5  # ADD+DEL pairs per path run before the measured samples
+
+
+# ------------------------------------------------------------------------------------------------------------ stats
+
+
+def percentile(values: Sequence[float], q: float) -> float:
+    """Nearest-rank percentile (q in 0..100) of a non-empty sample."""
+    ordered = sorted(values)
+    rank = max(1, min(len(ordered), round(q / 100 * len(ordered) + 0.5)))
+    return ordered[rank - 1]
+
+
+def summary_ms(seconds: Sequence[float]) -> dict[str, float]:
+    return {
+        "p50_ms": round(percentile(seconds, 50) * 1000, 3),
+        "p99_ms": round(percentile(seconds, 99) * 1000, 3),
+        "mean_ms": round(statistics.fmean(seconds) * 1000, 3),
+        "samples": len(seconds),
+    }
+
+
+def side_by_side(ours: Sequence[float], host_local: Sequence[float]) -> dict[str, Any]:
+    mine, theirs = summary_ms(ours), summary_ms(host_local)
+    return {"ours": mine, "host_local": theirs, "ratio_p50": round(mine["p50_ms"] / theirs["p50_ms"], 3)}
+
+
+def machine() -> dict[str, Any]:
+    cpu = platform.processor() or platform.machine()
+    for line in Path("/proc/cpuinfo").read_text().splitlines():
+        if line.startswith("model name"):
+            cpu = line.split(":", 1)[1].strip()
+            break
+    return {
+        "cpu": cpu,
+        "cores": os.cpu_count(),
+        "load_average_1m": round(os.getloadavg()[0], 2),
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "kubernetes": K8S_VERSION,
+        "date": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
+    }
+
+
+# ------------------------------------------------------------------------------------------------------------ 1. exec
+
+
+def time_exec(binary: Path, call: CniCall) -> float:
+    """Seconds from spawn to exit of one synchronous exec (no event loop in the way)."""
+    started = time.perf_counter()
+    subprocess.run([str(binary)], input=call.stdin(), env=call.environment(), capture_output=True, check=True)
+    return time.perf_counter() - started
+
+
+def bench_exec(bed: Testbed, *, rounds: int) -> dict[str, Any]:
+    call = CniCall(command="VERSION", config={"cniVersion": "1.0.0"})
+    ours, host_local = bed.cni.plugin("spiderpool"), bed.cni.plugin("host-local")
+    for _ in range(20):  # warm the page cache for both binaries
+        time_exec(ours, call), time_exec(host_local, call)
+    pairs = [(time_exec(ours, call), time_exec(host_local, call)) for _ in range(rounds)]
+    return side_by_side([p[0] for p in pairs], [p[1] for p in pairs])
+
+
+# --------------------------------------------------------------------------------------------------------- 2. latency
+
+
+async def add_del_ours(bed: Testbed, pod: SimulatedPod, config: Mapping[str, Any], *, direct: bool) -> float:
+    added = await bed.cni.add(pod, config, direct_ipam=direct)
+    if not added.ok:
+        raise RuntimeError(f"ours: ADD of {pod.key} failed: {added.describe()}")
+    await bed.terminate_pod(pod)  # not timed: the API call a user makes; the kubelet then DELs
+    deleted = await bed.cni.delete(pod, config, direct_ipam=direct)
+    if not deleted.ok:
+        raise RuntimeError(f"ours: DEL of {pod.key} failed: {deleted.describe()}")
+    return added.seconds + deleted.seconds
+
+
+async def add_del_host_local(bed: Testbed, sandbox: SimulatedPod, config: Mapping[str, Any], *, direct: bool) -> float:
+    added = await bed.cni.add(sandbox, config, direct_ipam=direct)
+    deleted = await bed.cni.delete(sandbox, config, direct_ipam=direct)
+    if not (added.ok and deleted.ok):
+        raise RuntimeError(f"host-local: {added.describe()} / {deleted.describe()}")
+    return added.seconds + deleted.seconds
+
+
+async def bench_latency(bed: Testbed, node: SimulatedNode, *, samples: int, direct: bool) -> dict[str, Any]:
+    """Interleaved samples: a fresh pod of ours (a released pod cannot come back), one reused host-local sandbox."""
+    tag, octet = ("ipam", 254) if direct else ("macvlan", 255)
+    pool = f"bench-latency-{tag}"
+    spec = {"subnet": f"10.{octet}.0.0/16", "ips": [f"10.{octet}.0.1-10.{octet}.255.254"]}
+    await bed.stores.ippools.create({"metadata": {"name": pool}, "spec": spec})  # type: ignore[typeddict-item]
+    ours_config = bed.macvlan(node, network=f"ours-{tag}", default_ipv4_ippool=[pool])
+    ranges = [[{"subnet": f"10.{octet - 4}.0.0/16"}]]  # host-local's own subnet on the same fabric
+    host_local = macvlan_config(
+        name=f"hl-{tag}", master="ens192", ipam=host_local_ipam(data_dir=bed.run_dir / f"hl-{tag}", ranges=ranges)
+    )
+    count = samples + WARMUP
+    pods = await asyncio.gather(
+        *(bed.create_pod(node, name=f"lat-{tag}-{i}", namespace=NAMESPACE, sandbox=not direct) for i in range(count))
+    )
+    sandbox = await bed.create_pod(node, name=f"lat-{tag}-hl", namespace=NAMESPACE)
+    ours: list[float] = []
+    theirs: list[float] = []
+    for pod in pods:
+        ours.append(await add_del_ours(bed, pod, ours_config, direct=direct))
+        theirs.append(await add_del_host_local(bed, sandbox, host_local, direct=direct))
+    await asyncio.gather(*(bed.finish_pod(pod) for pod in pods))
+    ours, theirs = ours[WARMUP:], theirs[WARMUP:]  # the first requests of each path warm caches and connections
+    return side_by_side(ours, theirs)
+
+
+# ----------------------------------------------------------------------------------------------------------- 3. churn
+
+
+async def scrape(bed: Testbed) -> RequestCounts:
+    return parse_counts(await bed.core.read_metrics())
+
+
+def phase_writes(delta: RequestCounts, pods: int) -> dict[str, Any]:
+    total = writes(delta)
+    return {
+        "writes": total,
+        "writes_per_pod": round(total / pods, 4),
+        "pool_writes": writes(delta, resource="spiderippools"),
+        "endpoint_writes": writes(delta, resource="spiderendpoints"),
+        "conflicts_409": conflicts(delta),
+        "by_request": breakdown(delta),
+    }
+
+
+async def churn_nodes(bed: Testbed, count: int) -> list[SimulatedNode]:
+    return list(await asyncio.gather(*(bed.add_node(f"{bed.prefix}-churn{i}") for i in range(count))))
+
+
+async def verify_allocated(bed: Testbed, pool: str, pods: Sequence[SimulatedPod]) -> dict[str, Any]:
+    found = await bed.stores.ippools.get(pool)
+    endpoints = (await bed.stores.endpoints.list(namespace=NAMESPACE)).items
+    verdict = audit_pools([found], pods=await bed.core.list_pods(namespace=NAMESPACE), endpoints=endpoints)
+    if not verdict.clean or verdict.record_count() != len(pods):
+        raise AssertionError(
+            f"churn pool {pool} after allocation: {verdict.record_count()} records; {verdict.describe()}"
+        )
+    return {"records": verdict.record_count(), "audit": "clean: one record per pod, live UIDs, endpoints agree"}
+
+
+async def bench_churn(bed: Testbed, *, pods: int, nodes: int) -> dict[str, Any]:
+    pool = "bench-churn"
+    last = pods  # addresses 10.253.0.1 .. : exactly `pods` of them
+    ips = [f"10.253.0.1-10.253.{last // 256}.{last % 256}"]
+    await bed.stores.ippools.create({"metadata": {"name": pool}, "spec": {"subnet": "10.253.0.0/20", "ips": ips}})
+    members = await churn_nodes(bed, nodes)
+    configs = {node.name: bed.macvlan(node, network="churn", default_ipv4_ippool=[pool]) for node in members}
+    made = await asyncio.gather(
+        *(
+            bed.create_pod(members[i % nodes], name=f"churn-{i}", namespace=NAMESPACE, sandbox=False)
+            for i in range(pods)
+        )
+    )
+    before = await scrape(bed)
+    started = time.perf_counter()
+    added = await asyncio.gather(*(bed.cni.add(p, configs[p.node.name], direct_ipam=True) for p in made))
+    allocate_seconds = time.perf_counter() - started
+    failed = [run.describe() for run in added if not run.ok]
+    if failed:
+        raise AssertionError(f"{len(failed)} churn ADDs failed, e.g. {failed[:2]}")
+    allocated = await scrape(bed)
+    verified = await verify_allocated(bed, pool, made)
+    await asyncio.gather(*(bed.terminate_pod(pod) for pod in made))
+    terminated = await scrape(bed)
+    started = time.perf_counter()
+    deleted = await asyncio.gather(*(bed.cni.delete(p, configs[p.node.name], direct_ipam=True) for p in made))
+    release_seconds = time.perf_counter() - started
+    released = await scrape(bed)
+    remaining = (await bed.stores.ippools.get(pool)).get("status", {}).get("allocatedIPCount", 0)
+    if remaining or not all(run.ok for run in deleted):
+        raise AssertionError(f"churn release left {remaining} records; failed DELs: {sum(not r.ok for r in deleted)}")
+    await asyncio.gather(*(bed.finish_pod(pod) for pod in made))
+    allocate, release = (
+        phase_writes(difference(allocated, before), pods),
+        phase_writes(difference(released, terminated), pods),
+    )
+    return {
+        "pods": pods,
+        "nodes": nodes,
+        "pool_size": pods,
+        "allocate_seconds": round(allocate_seconds, 3),
+        "release_seconds": round(release_seconds, 3),
+        "allocate": allocate,
+        "release": release,
+        "writes_per_pod": round((allocate["writes"] + release["writes"]) / pods, 4),
+        "pool_writes_per_pod": round((allocate["pool_writes"] + release["pool_writes"]) / pods, 4),
+        "verified": verified,
+    }
+
+
+# ------------------------------------------------------------------------------------------------------------ report
+
+
+def headline(document: Mapping[str, Any]) -> tuple[dict[str, float], dict[str, float]]:
+    churn = document["churn"]
+    figures = {
+        "churn_1000_seconds": churn["allocate_seconds"],
+        "churn_1000_release_seconds": churn["release_seconds"],
+        "exec_version_p50_ms_ours": document["exec_version"]["ours"]["p50_ms"],
+        "add_del_ipam_p50_ms_ours": document["add_del_ipam"]["ours"]["p50_ms"],
+        "add_del_ipam_p99_ms_ours": document["add_del_ipam"]["ours"]["p99_ms"],
+        "add_del_macvlan_p50_ms_ours": document["add_del_macvlan"]["ours"]["p50_ms"],
+        "add_del_macvlan_p99_ms_ours": document["add_del_macvlan"]["ours"]["p99_ms"],
+    }
+    ratios = {
+        "exec_vs_host_local": document["exec_version"]["ratio_p50"],
+        "add_del_ipam_vs_host_local": document["add_del_ipam"]["ratio_p50"],
+        "add_del_macvlan_vs_host_local": document["add_del_macvlan"]["ratio_p50"],
+        "writes_per_pod_churn": churn["writes_per_pod"],
+        "pool_writes_per_pod_churn": churn["pool_writes_per_pod"],
+        "writes_per_pod_allocate": churn["allocate"]["writes_per_pod"],
+    }
+    return figures, ratios
+
+
+def table(document: Mapping[str, Any]) -> str:
+    lines = [f"{'':<26}{'ours p50':>10}{'ours p99':>10}{'host-local p50':>16}{'host-local p99':>16}{'ratio p50':>11}"]
+    for key, label in (
+        ("exec_version", "exec VERSION (ms)"),
+        ("add_del_ipam", "ADD+DEL at IPAM (ms)"),
+        ("add_del_macvlan", "ADD+DEL via macvlan (ms)"),
+    ):
+        row = document[key]
+        lines.append(
+            f"{label:<26}{row['ours']['p50_ms']:>10.2f}{row['ours']['p99_ms']:>10.2f}"
+            f"{row['host_local']['p50_ms']:>16.2f}{row['host_local']['p99_ms']:>16.2f}{row['ratio_p50']:>11.3f}"
+        )
+    churn = document["churn"]
+    lines.append(
+        f"churn {churn['pods']} pods / {churn['nodes']} nodes / pool of {churn['pool_size']}: "
+        f"all allocated in {churn['allocate_seconds']:.2f} s, all released in {churn['release_seconds']:.2f} s"
+    )
+    for phase in ("allocate", "release"):
+        found = churn[phase]
+        lines.append(
+            f"  {phase}: {found['writes']} writes ({found['writes_per_pod']}/pod; pools {found['pool_writes']}, "
+            f"endpoints {found['endpoint_writes']}, 409s {found['conflicts_409']}): {found['by_request']}"
+        )
+    for key, value in document["ratios"].items():
+        verdict = ""
+        if key in TARGETS:
+            op, bound = TARGETS[key]
+            met = value <= bound if op == "<=" else value >= bound
+            verdict = f"  (target {op} {bound}: {'met' if met else 'MISSED'})"
+        lines.append(f"{key} = {value}{verdict}")
+    return "\n".join(lines)
+
+
+async def run_all(plane: ControlPlane, options: argparse.Namespace) -> dict[str, Any]:
+    client = make_api_client(kubeconfig=plane.kubeconfig)
+    try:
+        await install_crds(client)
+    finally:
+        await client.close()
+    async with Testbed(kubeconfig=plane.kubeconfig) as bed:
+        await bed.core.create_namespace(NAMESPACE)
+        exec_version = await asyncio.to_thread(bench_exec, bed, rounds=options.exec_rounds)
+        node = await bed.add_node(f"{bed.prefix}-latency")
+        ipam = await bench_latency(bed, node, samples=options.samples, direct=True)
+        via_macvlan = await bench_latency(bed, node, samples=options.samples, direct=False)
+        churn = await bench_churn(bed, pods=options.churn_pods, nodes=options.churn_nodes)
+    return {"exec_version": exec_version, "add_del_ipam": ipam, "add_del_macvlan": via_macvlan, "churn": churn}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--json", action="store_true", help="print the JSON document on stdout (table on stderr)")
+    parser.add_argument("--samples", type=int, default=200, help="ADD+DEL samples per path and implementation")
+    parser.add_argument("--exec-rounds", type=int, default=300, help="VERSION execs per executable")
+    parser.add_argument("--churn-pods", type=int, default=1000)
+    parser.add_argument("--churn-nodes", type=int, default=10)
+    parser.add_argument("--output", type=Path, default=RESULTS)
+    options = parser.parse_args(argv)
+    started = time.perf_counter()
+    with tempfile.TemporaryDirectory(prefix="bench-cni-") as state, ControlPlane(state_dir=Path(state)) as plane:
+        document: dict[str, Any] = {"benchmark": "bench_cni", "machine": machine()}
+        document |= asyncio.run(run_all(plane, options))
+    document["figures"], document["ratios"] = headline(document)
+    document["targets"] = {key: f"{op} {bound}" for key, (op, bound) in TARGETS.items()}
+    document["method"] = {
+        "timer": "time.perf_counter around each exec (spawn to exit; asyncio subprocesses for ADD/DEL)",
+        "host_local": "Debian containernetworking-plugins 1.1.1, /usr/lib/cni/host-local, files in a tmpfs run dir",
+        "add_del": "ADD, then the pod is set terminating (untimed API call), then DEL; ours on a fresh pod each sample",
+        "macvlan": "Debian macvlan in the node's namespace (nsenter), pod namespace with IPv6 DAD off",
+        "churn": "every ADD at once, straight to the executable (no pod namespaces); apiserver_request_total writes",
+        "parameters": vars(options) | {"output": str(options.output)},
+    }
+    document["wall_seconds"] = round(time.perf_counter() - started, 1)
+    options.output.parent.mkdir(parents=True, exist_ok=True)
+    options.output.write_text(json.dumps(document, indent=2) + "\n")
+    print(table(document), file=sys.stderr if options.json else sys.stdout)
+    if options.json:
+        print(json.dumps(document, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
