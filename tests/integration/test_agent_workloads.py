@@ -147,10 +147,12 @@ async def test_a_record_written_before_a_crash_is_returned_to_the_retried_add(
     control_plane: ControlPlane, cluster: Cluster, socket_dir: Path
 ) -> None:
     node = await cluster.node()
-    pool = await cluster.pool(subnet="10.84.0.0/24", ips=[span("10.84.0.2", 8)])
+    pool = await cluster.pool(subnet="10.84.0.0/24", ips=["10.84.0.6-10.84.0.7"])
     pod = await cluster.pod(node)
-    # The agent died after its status write and before the endpoint: only the record exists (upstream #2517).
+    # The agent died after its status write and before the endpoint: only the record exists, and the pool is
+    # full (upstream #2517: the pod was blocked for ever).
     writer = PoolStatusWriter(cluster.stores.ippools, redecide=lambda *_: None)
+    await writer.allocate(pool, AllocateIntent(pod="default/someone-else", pod_uid="other-uid", ip="10.84.0.6"))
     await writer.allocate(pool, AllocateIntent(pod=f"default/{pod.metadata.name}", pod_uid=pod.metadata.uid,
                                                ip="10.84.0.7"))
     await writer.close()
@@ -158,7 +160,8 @@ async def test_a_record_written_before_a_crash_is_returned_to_the_retried_add(
         await wait_for_pools(agent, pool)
         result = await agent.service.add(cni_request("ADD", pod, default_ipv4_ippool=[pool]))
     assert [str(ip.address) for ip in result.ips] == ["10.84.0.7/24"]
-    assert set(await cluster.records(pool)) == {"10.84.0.7"}
+    assert {ip: r.pod_uid for ip, r in (await cluster.records(pool)).items()} == {
+        "10.84.0.6": "other-uid", "10.84.0.7": pod.metadata.uid}
     endpoint = await cluster.endpoint(pod.metadata.name)
     assert endpoint is not None
     assert endpoint["status"]["current"]["ips"][0]["ipv4"] == "10.84.0.7/24"
