@@ -143,9 +143,12 @@ class Agent:
                 await web.TCPSite(runner, self._bind_host, port).start()
 
     async def _probe_api(self, reader: WorkloadReader) -> None:
+        """Keep ``readiness.api_reachable`` current; two failed probes in a row (not one slow answer) flip it."""
+        failures = 0
         while True:
             await asyncio.sleep(self._probe_interval)
-            reachable = await reader.reachable()
+            failures = 0 if await reader.reachable() else failures + 1
+            reachable = failures < 2
             if reachable != self.readiness.api_reachable:
                 log.warning("the API server is %s", "reachable again" if reachable else "unreachable")
             self.readiness.api_reachable = reachable
