@@ -32,6 +32,8 @@ from test_agent_fixtures import (
 from spiderpool.agent.daemon import Agent
 from spiderpool.core.cni_types import CniCode
 from spiderpool.devcluster.cluster import ControlPlane
+from spiderpool.k8s.client import make_api_client
+from spiderpool.k8s.workloads import WorkloadReader
 
 pytestmark = pytest.mark.integration
 __all__ = ["cluster", "socket_dir"]  # fixtures used by name
@@ -213,3 +215,10 @@ async def test_not_ready_until_the_caches_sync(control_plane: ControlPlane, sock
         starting.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await starting
+    # What the readiness probe asks once the agent runs: the dead server is unreachable, the real one is not.
+    for kubeconfig, expected in ((dead, False), (control_plane.kubeconfig, True)):
+        client = make_api_client(kubeconfig=kubeconfig)
+        try:
+            assert await WorkloadReader(client).reachable(probe_seconds=2) is expected
+        finally:
+            await client.close()
