@@ -128,9 +128,10 @@ def agent_config(control_plane: ControlPlane, node: str, socket: Path, **setting
 
 
 @asynccontextmanager
-async def running_agent(control_plane: ControlPlane, node: str, socket: Path, **settings: Any
-                        ) -> AsyncIterator[Agent]:
-    async with Agent(agent_config(control_plane, node, socket, **settings), probe_interval=0.5) as agent:
+async def running_agent(control_plane: ControlPlane, node: str, socket: Path, *, writer_linger: float = 0.0,
+                        **settings: Any) -> AsyncIterator[Agent]:
+    config = agent_config(control_plane, node, socket, **settings)
+    async with Agent(config, probe_interval=0.5, writer_linger=writer_linger) as agent:
         yield agent
 
 

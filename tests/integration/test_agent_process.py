@@ -125,8 +125,9 @@ async def test_two_nodes_racing_on_one_small_pool_never_share_an_address(
     nodes = [await cluster.node(), await cluster.node()]
     pool = await cluster.pool(subnet="10.102.0.0/24", ips=[span("10.102.0.2", 40)])
     pods = {node: [await cluster.pod(node) for _ in range(21)] for node in nodes}
-    async with (running_agent(control_plane, nodes[0], socket_dir / "a.sock") as first,
-                running_agent(control_plane, nodes[1], socket_dir / "b.sock") as second):
+    # A short linger holds each node's first batch until both have chosen from the same view: they must collide.
+    async with (running_agent(control_plane, nodes[0], socket_dir / "a.sock", writer_linger=0.05) as first,
+                running_agent(control_plane, nodes[1], socket_dir / "b.sock", writer_linger=0.05) as second):
         await wait_for_pools(first, pool)
         await wait_for_pools(second, pool)
         outcomes = await asyncio.gather(_add_all(first.service, pods[nodes[0]], pool),
@@ -144,4 +145,4 @@ async def test_two_nodes_racing_on_one_small_pool_never_share_an_address(
     all_pods = [pod for node_pods in pods.values() for pod in node_pods]
     assert len({record.pod_uid for record in records.values()}) == 40
     assert {record.pod_uid for record in records.values()} <= {pod.metadata.uid for pod in all_pods}
-    assert conflicts >= 1  # the two nodes really raced
+    assert conflicts >= 1  # the two nodes really raced for the same addresses
