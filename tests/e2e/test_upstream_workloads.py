@@ -1,0 +1,111 @@
+"""Upstream's example workloads applied unchanged: a bare Pod, and a Deployment whose pods a real ReplicaSet
+controller creates; the testbed schedules them (``pods/binding``) and is their kubelet."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator, Iterator
+
+import pytest
+
+from spiderpool.devcluster.cluster import ControlPlane
+from spiderpool.k8s.bodies import Pod
+from spiderpool.k8s.client import make_api_client
+from spiderpool.k8s.core_objects import ROUTES
+from spiderpool.k8s.crds import install_crds
+from spiderpool.testbed.testbed import Testbed
+
+from .support import Pools, example, interface, missing_prerequisites, read_endpoint, records_of, unique
+
+pytestmark = pytest.mark.e2e
+DEPLOYMENT = ROUTES[("apps/v1", "Deployment")]
+
+
+async def test_u01_bare_pod_manifest(bed: Testbed, namespace: str, pools: Pools) -> None:
+    """U01: upstream's ippool-multi_dummy-pod.yaml (a Pod with ``ipam.spidernet.io/ippool``) created unchanged,
+    bound by the testbed: it gets the first address of ``default-ipv4-ippool``; its endpoint says it has no owner."""
+    await pools.apply_example("ippool-multi_test-ipv4-ippools.yaml")
+    [manifest] = example("ippool-multi_dummy-pod.yaml")
+    node = await bed.add_node(unique(f"{bed.prefix}-u01"))
+    created = await bed.core.create(manifest, namespace=namespace)
+    pod = await bed.adopt_pod(created, node)
+
+    run = await bed.cni.add(pod, bed.macvlan(node, network="u01-net"))
+
+    assert run.ok, run.describe()
+    assert [str(a) for a in interface(pod).addresses] == ["172.18.41.40/24"]
+    assert set(await records_of(bed, "default-ipv4-ippool")) == {"172.18.41.40"}
+    endpoint = await read_endpoint(bed, pod)
+    assert endpoint is not None
+    assert (endpoint["status"]["ownerControllerType"], endpoint["status"]["ownerControllerName"]) == ("Pod", "dummy")
+
+
+@pytest.fixture(scope="module")
+def workload_plane(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ControlPlane]:
+    """A control plane of this module's own with the workload controllers running (the session's has none, and
+    starting them there would change what later tests see)."""
+    missing = missing_prerequisites()
+    if missing:
+        pytest.fail("the e2e tests need: " + "; ".join(missing), pytrace=False)
+    with ControlPlane(state_dir=tmp_path_factory.mktemp("workload-plane"), with_controller_manager=True) as plane:
+        asyncio.run(_install_crds(plane))
+        yield plane
+
+
+async def _install_crds(plane: ControlPlane) -> None:
+    api = make_api_client(kubeconfig=plane.kubeconfig)
+    try:
+        await install_crds(api)
+    finally:
+        await api.close()
+
+
+@pytest.fixture
+async def workload_bed(workload_plane: ControlPlane) -> AsyncIterator[Testbed]:
+    async with Testbed(kubeconfig=workload_plane.kubeconfig) as testbed:
+        yield testbed
+
+
+async def pods_of(bed: Testbed, namespace: str, app: str, *, count: int, within: float = 30.0) -> list[Pod]:
+    """The pods the ReplicaSet controller made for ``app``, once there are ``count``."""
+    deadline = time.monotonic() + within
+    while True:
+        found = await bed.core.list_pods(namespace=namespace, label_selector=f"app={app}")
+        if len(found) >= count:
+            return sorted(found, key=lambda pod: pod["metadata"]["name"])
+        if time.monotonic() > deadline:
+            pytest.fail(f"the Deployment {app} has {len(found)} of {count} pods after {within:.0f} s")
+        await asyncio.sleep(0.2)
+
+
+async def test_u02_deployment_manifest(workload_bed: Testbed) -> None:
+    """U02: upstream's basic_custom-dual-ippool-deploy.yaml (3 replicas) with its two pools, all unchanged: the
+    ReplicaSet controller makes the pods, the testbed binds them over two nodes and runs macvlan; each pod gets a
+    dual-stack pair from the pools, and its endpoint names the top controller (Deployment custom-dual-ippool-deploy)."""
+    bed = workload_bed
+    namespace = unique("e2e-u02")
+    await bed.core.create_namespace(namespace)
+    for file_name in ("basic_custom-ipv4-ippool.yaml", "basic_custom-ipv6-ippool.yaml"):
+        for document in example(file_name):
+            await bed.stores.ippools.create(document)  # type: ignore[arg-type]
+    [deployment] = example("basic_custom-dual-ippool-deploy.yaml")
+    await bed.core.create(deployment, namespace=namespace)
+    nodes = [await bed.add_node(f"{bed.prefix}-u02n{i}") for i in range(2)]
+    made = await pods_of(bed, namespace, "custom-dual-ippool-deploy", count=3)
+    pods = [await bed.adopt_pod(found, nodes[i % 2]) for i, found in enumerate(made)]
+
+    runs = [await bed.cni.add(pod, bed.macvlan(pod.node, network="u02-net", cni_version="0.3.1")) for pod in pods]
+
+    assert all(run.ok for run in runs), [run.describe() for run in runs]
+    held = sorted(sorted(str(a.ip) for a in interface(pod).addresses) for pod in pods)
+    assert held == [[f"172.18.41.{n}", f"fd00:172:18::{n}"] for n in (40, 41, 42)]
+    assert {record.pod_uid for record in (await records_of(bed, "custom-ipv6-ippool")).values()} == {
+        pod.uid for pod in pods
+    }
+    for pod in pods:
+        endpoint = await read_endpoint(bed, pod)
+        assert endpoint is not None
+        owner = (endpoint["status"]["ownerControllerType"], endpoint["status"]["ownerControllerName"])
+        assert owner == ("Deployment", "custom-dual-ippool-deploy")
+    await bed.core.delete(DEPLOYMENT, "custom-dual-ippool-deploy", namespace=namespace)
