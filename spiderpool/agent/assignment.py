@@ -89,6 +89,9 @@ class PodAssigner:
         plan = self._plan(request, view)
         routes = self._annotation_routes(view)
         present = {entry["interface"] for entry in held}
+        if plan.unnamed_nics and present:
+            raise invalid_config(f"pod {request.pod}: interface {request.nic} is beyond the NICs of its "
+                                 f"ipam.spidernet.io/ippools annotation (served: {', '.join(sorted(present))})")
         nics = [nic for nic in plan.nics if nic.nic not in present] if plan.source is PoolSource.POD_IPPOOLS \
             else [nic for nic in plan.nics if nic.nic == request.nic]
         keep = frozenset(holding for entry in held for holding in entry_holdings(entry))
