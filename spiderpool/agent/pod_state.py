@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
+from datetime import datetime
 from typing import Any, Final
 
 from spiderpool.core.selection_types import PodView, TopController
@@ -27,6 +28,14 @@ def not_alive_reason(pod: Mapping[str, Any]) -> str | None:
     if phase == "Failed" and pod.get("status", {}).get("reason") == "Evicted":
         return "was evicted"
     return None
+
+
+def in_grace_period(pod: Mapping[str, Any], *, now: float) -> bool:
+    """Whether a terminating pod's deadline (``deletionTimestamp``) is still ahead: its containers may still run."""
+    deadline = pod["metadata"].get("deletionTimestamp")
+    if not deadline:
+        return False
+    return datetime.fromisoformat(str(deadline).replace("Z", "+00:00")).timestamp() > now
 
 
 def is_pod_alive(pod: Mapping[str, Any]) -> bool:

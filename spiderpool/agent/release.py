@@ -9,6 +9,7 @@ confirmed with a direct read before anything is kept, so a lagging watch never d
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Sequence
 from typing import Any
 
@@ -17,7 +18,7 @@ from spiderpool.agent.context import IpamContext
 from spiderpool.agent.endpoints import STATEFULSET, container_id_of, endpoint_entries, endpoint_uid, owner_type
 from spiderpool.agent.ipam_errors import try_again
 from spiderpool.agent.metrics import RETRIES_EXHAUSTED
-from spiderpool.agent.pod_state import is_pod_alive, is_valid_statefulset_pod
+from spiderpool.agent.pod_state import in_grace_period, is_pod_alive, is_valid_statefulset_pod
 from spiderpool.agent.results import entry_holdings
 from spiderpool.core.cni_types import Attachment, CniCode, CniError
 from spiderpool.k8s.bodies import Pod, SpiderEndpoint
@@ -100,7 +101,11 @@ class EndpointRelease:
         await self.release_uid(target, endpoint, pod=f"{namespace}/{name}")
 
     async def collect(self, valid: Sequence[Attachment]) -> None:
-        """GC: release the pods of this node whose sandbox is not in ``valid`` and that will not run again."""
+        """GC: release the pods of this node whose sandbox is not in ``valid`` and that will not run again.
+
+        GC is per network and the endpoint does not say which networks a sandbox is attached to, so the pod is the
+        judge: kept while alive, or terminating within its grace period (its containers may still use the address).
+        """
         valid_ids = {attachment.container_id for attachment in valid}
         failures: list[str] = []
         for endpoint in self._ctx.endpoints.items():
@@ -123,6 +128,8 @@ class EndpointRelease:
             pod = await self._ctx.pods.for_release(namespace, name)
         except StoreError as error:
             raise try_again(f"pod {namespace}/{name} could not be read", str(error)) from error
+        if pod is not None and pod["metadata"].get("uid") == uid and in_grace_period(pod, now=time.time()):
+            return  # terminating, but its containers may still run (and use the address) until the grace ends
         if pod is not None and await self._confirmed_alive(pod, uid):
             return
         if await self._statefulset_keeps(namespace, name, endpoint, pod):

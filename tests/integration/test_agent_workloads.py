@@ -198,25 +198,26 @@ async def test_gc_releases_dead_pods_missing_from_the_valid_list_only(
 ) -> None:
     node = await cluster.node()
     pool = await cluster.pool(subnet="10.86.0.0/24", ips=[span("10.86.0.2", 8)])
-    dead, listed, alive = [await cluster.pod(node) for _ in range(3)]
+    dead, listed, alive, stopping = [await cluster.pod(node) for _ in range(4)]
     async with running_agent(control_plane, node, socket_dir / "a.sock") as agent:
         await wait_for_pools(agent, pool)
-        for pod in (dead, listed, alive):
+        for pod in (dead, listed, alive, stopping):
             await agent.service.add(cni_request("ADD", pod, container_id=f"sandbox-{pod.metadata.name}",
                                                 default_ipv4_ippool=[pool]))
-        await cluster.terminate(dead.metadata.name)
+        await cluster.force_delete(dead.metadata.name)
+        await cluster.terminate(stopping.metadata.name)  # within its grace period: still running
         valid = [Attachment(container_id=f"sandbox-{listed.metadata.name}", ifname="eth0")]
         gc = cni_request("GC", listed, version="1.1.0", default_ipv4_ippool=[pool],
                          extra={"cni.dev/valid-attachments": [{"containerID": valid[0].container_id,
                                                                 "ifname": "eth0"}]})
         await agent.service.gc(gc, valid)
     owners = {r.pod_uid for r in (await cluster.records(pool)).values()}
-    assert owners == {listed.metadata.uid, alive.metadata.uid}
+    assert owners == {listed.metadata.uid, alive.metadata.uid, stopping.metadata.uid}
     assert await cluster.endpoint(dead.metadata.name) is None
     kept = await cluster.endpoint(alive.metadata.name)
     assert kept is not None
     assert kept["metadata"]["annotations"][CONTAINER_ID_ANNOTATION] == f"sandbox-{alive.metadata.name}"
-    await cluster.force_delete(dead.metadata.name)
+    await cluster.force_delete(stopping.metadata.name)
 
 
 async def test_unnamed_ippools_nics_are_served_in_annotation_order(

@@ -7,7 +7,12 @@ from typing import Any
 
 import pytest
 
-from spiderpool.agent.pod_state import is_valid_statefulset_pod, not_alive_reason, statefulset_ordinal
+from spiderpool.agent.pod_state import (
+    in_grace_period,
+    is_valid_statefulset_pod,
+    not_alive_reason,
+    statefulset_ordinal,
+)
 from spiderpool.agent.results import assembled_from_entries, entry_holdings, ipam_result, nic_entries
 from spiderpool.core.cni_types import IpConfig, Route
 from spiderpool.core.result import AllocatedAddress, assemble_result
@@ -87,3 +92,11 @@ def test_statefulset_ordinals() -> None:
     assert is_valid_statefulset_pod("web-5", statefulset(2, start=4))
     assert not is_valid_statefulset_pod("web-3", statefulset(2, start=4))
     assert not is_valid_statefulset_pod("web-0", None)
+
+
+def test_grace_period() -> None:
+    terminating = pod(metadata={"deletionTimestamp": "2026-01-01T00:00:30Z"})
+    deadline = 1767225630.0  # 2026-01-01T00:00:30Z
+    assert in_grace_period(terminating, now=deadline - 1)
+    assert not in_grace_period(terminating, now=deadline + 1)
+    assert not in_grace_period(pod(), now=deadline)
