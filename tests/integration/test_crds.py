@@ -4,16 +4,15 @@ from __future__ import annotations
 
 import copy
 import json
-import os
 import uuid
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
 from kubernetes_asyncio import client as k8s_client
 from kubernetes_asyncio.client.exceptions import ApiException
+from upstream_examples import examples_dir
 
 from spiderpool.devcluster.cluster import ControlPlane
 from spiderpool.k8s.crd_schema import GROUP, KINDS, VERSION, CrdKind
@@ -273,24 +272,13 @@ async def test_printer_columns_render_in_table_output(control_plane: ControlPlan
 
 # --- upstream example manifests ------------------------------------------------------------------------------------
 
-_EXAMPLE_DIRS = (
-    Path(os.environ.get("SPIDERPOOL_UPSTREAM_EXAMPLES", "")),
-    Path(__file__).resolve().parents[1] / "data" / "upstream-examples",
-    Path("/work/shared/upstream-examples"),
-)
 _ADDRESS_KINDS = ("SpiderIPPool", "SpiderSubnet", "SpiderReservedIP")
 # Fields upstream v1.2.1 removed from its CRDs but its older example manifests still carry: pruned, never rejected.
 _REMOVED_UPSTREAM = {("SpiderSubnet", "vlan"), ("SpiderIPPool", "vlan")}
 
 
-def _examples_dir() -> Path | None:
-    return next((d for d in _EXAMPLE_DIRS if str(d) not in ("", ".") and d.is_dir()), None)
-
-
 def _upstream_address_manifests() -> list[tuple[str, Body]]:
-    directory = _examples_dir()
-    if directory is None:
-        return []
+    directory = examples_dir()
     manifests = []
     for path in sorted(directory.glob("*.yaml")):
         for index, document in enumerate(yaml.safe_load_all(path.read_text())):
@@ -303,7 +291,6 @@ UPSTREAM_MANIFESTS = _upstream_address_manifests()
 
 
 def test_upstream_examples_are_present() -> None:
-    assert _examples_dir() is not None, f"upstream example manifests not found in any of {_EXAMPLE_DIRS}"
     kinds = {manifest["kind"] for _, manifest in UPSTREAM_MANIFESTS}
     assert kinds == set(_ADDRESS_KINDS)
 

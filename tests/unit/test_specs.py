@@ -1,12 +1,11 @@
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
 from hypothesis import given
 from hypothesis import strategies as st
+from upstream_examples import upstream_objects
 
 from spiderpool.core.addressing import parse_ip
 from spiderpool.core.errors import InvalidSpec
@@ -18,18 +17,6 @@ from spiderpool.core.specs import (
     parse_reservedip_spec,
     parse_subnet_spec,
 )
-
-EXAMPLES = Path(__file__).resolve().parents[2].parent / "shared" / "upstream-examples"
-KINDS = ("SpiderIPPool", "SpiderSubnet", "SpiderReservedIP")
-
-
-def upstream_objects(kind: str) -> list[dict[str, Any]]:
-    objects = []
-    for path in sorted(EXAMPLES.glob("*.yaml")):
-        for document in yaml.safe_load_all(path.read_text()):
-            if document and document.get("kind") == kind:
-                objects.append(document)
-    return objects
 
 
 def test_the_upstream_examples_are_there() -> None:

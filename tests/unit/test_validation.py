@@ -1,10 +1,9 @@
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
+from upstream_examples import upstream_objects
 
 from spiderpool.core.addressing import parse_cidr, parse_ip_ranges
 from spiderpool.core.errors import InvalidSpec
@@ -19,15 +18,6 @@ from spiderpool.core.validation import (
     validate_reservedip_spec,
     validate_subnet_spec,
 )
-
-EXAMPLES = Path(__file__).resolve().parents[2].parent / "shared" / "upstream-examples"
-
-
-def upstream_objects(kind: str) -> list[dict[str, Any]]:
-    objects = []
-    for path in sorted(EXAMPLES.glob("*.yaml")):
-        objects += [doc for doc in yaml.safe_load_all(path.read_text()) if doc and doc.get("kind") == kind]
-    return objects
 
 
 @pytest.mark.parametrize("obj", upstream_objects("SpiderIPPool"), ids=lambda o: o["metadata"]["name"])
