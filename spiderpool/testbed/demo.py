@@ -27,6 +27,7 @@ from spiderpool.devcluster.binaries import find_binary
 from spiderpool.devcluster.cluster import ControlPlane
 from spiderpool.devcluster.processes import raise_on_termination
 from spiderpool.testbed.demo_scenario import DemoScenario, run_scenario
+from spiderpool.testbed.prerequisites import missing_prerequisites
 
 DEFAULT_STATE_DIR: Final = Path(".dev/demo")
 READY_LINE: Final = "demo ready"
@@ -143,8 +144,9 @@ def _parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     options = _parser().parse_args(argv)
-    if os.geteuid() != 0:
-        say("the demo needs root: it creates network namespaces, veth and macvlan interfaces")
+    missing = missing_prerequisites()
+    if missing and not options.stop:
+        say("the demo needs: " + "; ".join(missing) + " (`make setup` installs the packages)")
         return 1
     scenario = DemoScenario(nodes=options.nodes, pods=options.pods)
     if options.stop:

@@ -34,11 +34,11 @@ from spiderpool.testbed.members import NicAttachment, SimulatedNode, SimulatedPo
 from spiderpool.testbed.netconf import macvlan_config, spiderpool_ipam
 from spiderpool.testbed.netns import add_netns, delete_netns
 from spiderpool.testbed.netns_state import read_interface
+from spiderpool.testbed.prerequisites import DEBIAN_CNI_DIR
 from spiderpool.testbed.topology import DEFAULT_MASTERS, Fabric, build_fabric, build_node_network
 
 logger = logging.getLogger("spiderpool.testbed")
 
-DEBIAN_CNI_DIR: Final = Path("/usr/lib/cni")
 _API_PARALLELISM: Final = 32
 NODE_ROUTE: Final = ROUTES[("v1", "Node")]
 

@@ -12,9 +12,10 @@ from collections.abc import AsyncIterator
 import pytest
 
 from spiderpool.devcluster.cluster import ControlPlane
+from spiderpool.testbed.prerequisites import missing_prerequisites
 from spiderpool.testbed.testbed import Testbed
 
-from .support import Pools, missing_prerequisites, unique
+from .support import Pools, unique
 
 
 @pytest.fixture

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import os
-import shutil
 import time
 import uuid
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
@@ -20,22 +18,9 @@ from spiderpool.k8s.store import NotFound
 from spiderpool.testbed.members import SimulatedPod
 from spiderpool.testbed.netns_state import InterfaceState, read_interface
 from spiderpool.testbed.pool_audit import PoolAudit, audit_pools
-from spiderpool.testbed.testbed import DEBIAN_CNI_DIR, Testbed
+from spiderpool.testbed.testbed import Testbed
 
 UPSTREAM_EXAMPLES = Path(__file__).resolve().parents[3] / "shared" / "upstream-examples"
-
-
-def missing_prerequisites() -> list[str]:
-    missing = []
-    if os.geteuid() != 0:
-        missing.append("root (network namespaces, veth and macvlan need CAP_NET_ADMIN)")
-    for tool in ("ip", "nsenter", "sysctl"):
-        if shutil.which(tool) is None:
-            missing.append(f"the {tool!r} command")
-    for plugin in ("macvlan", "host-local"):
-        if not (DEBIAN_CNI_DIR / plugin).is_file():
-            missing.append(f"{DEBIAN_CNI_DIR / plugin} (apt-get install containernetworking-plugins)")
-    return missing
 
 
 def unique(prefix: str) -> str:

@@ -14,9 +14,10 @@ from spiderpool.k8s.bodies import Pod
 from spiderpool.k8s.client import make_api_client
 from spiderpool.k8s.core_objects import ROUTES
 from spiderpool.k8s.crds import install_crds
+from spiderpool.testbed.prerequisites import missing_prerequisites
 from spiderpool.testbed.testbed import Testbed
 
-from .support import Pools, example, interface, missing_prerequisites, read_endpoint, records_of, unique
+from .support import Pools, example, interface, read_endpoint, records_of, unique
 
 pytestmark = pytest.mark.e2e
 DEPLOYMENT = ROUTES[("apps/v1", "Deployment")]
