@@ -53,11 +53,15 @@ class Testbed:
         masters: Sequence[str] = DEFAULT_MASTERS,
         plugin_dir: Path = DEBIAN_CNI_DIR,
         agent_args: Sequence[str] = (),
+        log_dir: Path | None = None,
     ) -> None:
+        """``log_dir``: where the agents' logs go, to outlive the testbed (default: its run directory, removed on
+        close)."""
         self.kubeconfig = kubeconfig
         self._masters = tuple(masters)
         self._plugin_dir = plugin_dir
         self._agent_args = tuple(agent_args)
+        self._log_dir = log_dir
         self.nodes: dict[str, SimulatedNode] = {}
         self.pods: dict[str, SimulatedPod] = {}  # by "namespace/name"
         self._claim: Claim | None = None
@@ -190,7 +194,7 @@ class Testbed:
                 node_name=name,
                 kubeconfig=self.kubeconfig,
                 socket_path=node.socket_path,
-                log_path=self.run_dir / f"agent-{name}.log",
+                log_path=(self._log_dir or self.run_dir) / f"agent-{name}.log",
                 extra_args=self._agent_args,
             )
         )

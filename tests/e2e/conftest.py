@@ -8,6 +8,7 @@ its ID.
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import pytest
 
@@ -28,9 +29,10 @@ def e2e_ready(control_plane: ControlPlane) -> ControlPlane:
 
 
 @pytest.fixture
-async def bed(e2e_ready: ControlPlane) -> AsyncIterator[Testbed]:
-    """A started testbed without nodes; closed (everything it made removed) after the test."""
-    async with Testbed(kubeconfig=e2e_ready.kubeconfig) as testbed:
+async def bed(e2e_ready: ControlPlane, tmp_path: Path) -> AsyncIterator[Testbed]:
+    """A started testbed without nodes; closed (everything it made removed) after the test.  The agents' logs stay
+    in the test's ``tmp_path`` for a post-mortem."""
+    async with Testbed(kubeconfig=e2e_ready.kubeconfig, log_dir=tmp_path) as testbed:
         yield testbed
 
 
