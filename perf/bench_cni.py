@@ -27,7 +27,8 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Awaitable, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -35,7 +36,7 @@ from spiderpool.devcluster.binaries import K8S_VERSION
 from spiderpool.devcluster.cluster import ControlPlane
 from spiderpool.k8s.client import make_api_client
 from spiderpool.k8s.crds import install_crds
-from spiderpool.testbed.cni_invocation import CniCall
+from spiderpool.testbed.cni_invocation import CniCall, PluginRun
 from spiderpool.testbed.members import SimulatedNode, SimulatedPod
 from spiderpool.testbed.netconf import host_local_ipam, macvlan_config
 from spiderpool.testbed.pool_audit import audit_pools
@@ -46,6 +47,7 @@ from spiderpool.testbed.testbed import Testbed
 RESULTS = Path(__file__).resolve().parent / "results" / "bench_cni.json"
 TARGETS = {"exec_vs_host_local": ("<=", 2.0), "writes_per_pod_churn": ("<=", 0.3)}
 NAMESPACE = "bench"
+STEPS: tuple[tuple[str, str | None], ...] = (("ADD+DEL", None), ("  ADD", "add_only"), ("  DEL", "del_only"))
 WARMUP = 5  # ADD+DEL pairs per path run before the measured samples
 
 
@@ -112,7 +114,10 @@ def bench_exec(bed: Testbed, *, rounds: int) -> dict[str, Any]:
 # --------------------------------------------------------------------------------------------------------- 2. latency
 
 
-async def add_del_ours(bed: Testbed, pod: SimulatedPod, config: Mapping[str, Any], *, direct: bool) -> float:
+AddDel = tuple[float, float]  # seconds of the ADD, of the DEL
+
+
+async def add_del_ours(bed: Testbed, pod: SimulatedPod, config: Mapping[str, Any], *, direct: bool) -> AddDel:
     added = await bed.cni.add(pod, config, direct_ipam=direct)
     if not added.ok:
         raise RuntimeError(f"ours: ADD of {pod.key} failed: {added.describe()}")
@@ -120,15 +125,15 @@ async def add_del_ours(bed: Testbed, pod: SimulatedPod, config: Mapping[str, Any
     deleted = await bed.cni.delete(pod, config, direct_ipam=direct)
     if not deleted.ok:
         raise RuntimeError(f"ours: DEL of {pod.key} failed: {deleted.describe()}")
-    return added.seconds + deleted.seconds
+    return added.seconds, deleted.seconds
 
 
-async def add_del_host_local(bed: Testbed, sandbox: SimulatedPod, config: Mapping[str, Any], *, direct: bool) -> float:
+async def add_del_host_local(bed: Testbed, sandbox: SimulatedPod, config: Mapping[str, Any], *, direct: bool) -> AddDel:
     added = await bed.cni.add(sandbox, config, direct_ipam=direct)
     deleted = await bed.cni.delete(sandbox, config, direct_ipam=direct)
     if not (added.ok and deleted.ok):
         raise RuntimeError(f"host-local: {added.describe()} / {deleted.describe()}")
-    return added.seconds + deleted.seconds
+    return added.seconds, deleted.seconds
 
 
 async def bench_latency(bed: Testbed, node: SimulatedNode, *, samples: int, direct: bool) -> dict[str, Any]:
@@ -147,14 +152,17 @@ async def bench_latency(bed: Testbed, node: SimulatedNode, *, samples: int, dire
         *(bed.create_pod(node, name=f"lat-{tag}-{i}", namespace=NAMESPACE, sandbox=not direct) for i in range(count))
     )
     sandbox = await bed.create_pod(node, name=f"lat-{tag}-hl", namespace=NAMESPACE)
-    ours: list[float] = []
-    theirs: list[float] = []
+    ours: list[AddDel] = []
+    theirs: list[AddDel] = []
     for pod in pods:
         ours.append(await add_del_ours(bed, pod, ours_config, direct=direct))
         theirs.append(await add_del_host_local(bed, sandbox, host_local, direct=direct))
     await asyncio.gather(*(bed.finish_pod(pod) for pod in pods))
     ours, theirs = ours[WARMUP:], theirs[WARMUP:]  # the first requests of each path warm caches and connections
-    return side_by_side(ours, theirs)
+    result = side_by_side([a + d for a, d in ours], [a + d for a, d in theirs])
+    result["add_only"] = side_by_side([a for a, _ in ours], [a for a, _ in theirs])
+    result["del_only"] = side_by_side([d for _, d in ours], [d for _, d in theirs])
+    return result
 
 
 # ----------------------------------------------------------------------------------------------------------- 3. churn
@@ -191,10 +199,28 @@ async def verify_allocated(bed: Testbed, pool: str, pods: Sequence[SimulatedPod]
     return {"records": verdict.record_count(), "audit": "clean: one record per pod, live UIDs, endpoints agree"}
 
 
-async def bench_churn(bed: Testbed, *, pods: int, nodes: int) -> dict[str, Any]:
+@dataclass(frozen=True)
+class ChurnPhase:
+    seconds: float
+    writes: dict[str, Any]
+
+
+async def timed_phase(bed: Testbed, runs: Sequence[Awaitable[PluginRun]], *, pods: int, what: str) -> ChurnPhase:
+    """Every CNI call at once; seconds until the last returned, and the API writes they caused."""
+    before = await scrape(bed)
+    started = time.perf_counter()
+    done = await asyncio.gather(*runs)
+    seconds = time.perf_counter() - started
+    failed = [run.describe() for run in done if not run.ok]
+    if failed:
+        raise AssertionError(f"{len(failed)} churn {what}s failed, e.g. {failed[:2]}")
+    return ChurnPhase(seconds, phase_writes(difference(await scrape(bed), before), pods))
+
+
+async def churn_setup(bed: Testbed, *, pods: int, nodes: int) -> tuple[str, list[SimulatedPod], dict[str, Any]]:
+    """The pool of exactly ``pods`` addresses, the nodes with agents, the Pod objects bound round-robin."""
     pool = "bench-churn"
-    last = pods  # addresses 10.253.0.1 .. : exactly `pods` of them
-    ips = [f"10.253.0.1-10.253.{last // 256}.{last % 256}"]
+    ips = [f"10.253.0.1-10.253.{pods // 256}.{pods % 256}"]  # 10.253.0.1 onwards: exactly `pods` addresses
     await bed.stores.ippools.create({"metadata": {"name": pool}, "spec": {"subnet": "10.253.0.0/20", "ips": ips}})
     members = await churn_nodes(bed, nodes)
     configs = {node.name: bed.macvlan(node, network="churn", default_ipv4_ippool=[pool]) for node in members}
@@ -204,39 +230,33 @@ async def bench_churn(bed: Testbed, *, pods: int, nodes: int) -> dict[str, Any]:
             for i in range(pods)
         )
     )
-    before = await scrape(bed)
-    started = time.perf_counter()
-    added = await asyncio.gather(*(bed.cni.add(p, configs[p.node.name], direct_ipam=True) for p in made))
-    allocate_seconds = time.perf_counter() - started
-    failed = [run.describe() for run in added if not run.ok]
-    if failed:
-        raise AssertionError(f"{len(failed)} churn ADDs failed, e.g. {failed[:2]}")
-    allocated = await scrape(bed)
+    return pool, list(made), configs
+
+
+async def bench_churn(bed: Testbed, *, pods: int, nodes: int) -> dict[str, Any]:
+    pool, made, configs = await churn_setup(bed, pods=pods, nodes=nodes)
+    adds = (bed.cni.add(p, configs[p.node.name], direct_ipam=True) for p in made)
+    allocate = await timed_phase(bed, list(adds), pods=pods, what="ADD")
     verified = await verify_allocated(bed, pool, made)
-    await asyncio.gather(*(bed.terminate_pod(pod) for pod in made))
-    terminated = await scrape(bed)
-    started = time.perf_counter()
-    deleted = await asyncio.gather(*(bed.cni.delete(p, configs[p.node.name], direct_ipam=True) for p in made))
-    release_seconds = time.perf_counter() - started
-    released = await scrape(bed)
+    await asyncio.gather(*(bed.terminate_pod(pod) for pod in made))  # as on "kubectl delete": untimed
+    dels = (bed.cni.delete(p, configs[p.node.name], direct_ipam=True) for p in made)
+    release = await timed_phase(bed, list(dels), pods=pods, what="DEL")
     remaining = (await bed.stores.ippools.get(pool)).get("status", {}).get("allocatedIPCount", 0)
-    if remaining or not all(run.ok for run in deleted):
-        raise AssertionError(f"churn release left {remaining} records; failed DELs: {sum(not r.ok for r in deleted)}")
+    if remaining:
+        raise AssertionError(f"churn release left {remaining} records in {pool}")
     await asyncio.gather(*(bed.finish_pod(pod) for pod in made))
-    allocate, release = (
-        phase_writes(difference(allocated, before), pods),
-        phase_writes(difference(released, terminated), pods),
-    )
+    total = allocate.writes["writes"] + release.writes["writes"]
+    pool_total = allocate.writes["pool_writes"] + release.writes["pool_writes"]
     return {
         "pods": pods,
         "nodes": nodes,
         "pool_size": pods,
-        "allocate_seconds": round(allocate_seconds, 3),
-        "release_seconds": round(release_seconds, 3),
-        "allocate": allocate,
-        "release": release,
-        "writes_per_pod": round((allocate["writes"] + release["writes"]) / pods, 4),
-        "pool_writes_per_pod": round((allocate["pool_writes"] + release["pool_writes"]) / pods, 4),
+        "allocate_seconds": round(allocate.seconds, 3),
+        "release_seconds": round(release.seconds, 3),
+        "allocate": allocate.writes,
+        "release": release.writes,
+        "writes_per_pod": round(total / pods, 4),
+        "pool_writes_per_pod": round(pool_total / pods, 4),
         "verified": verified,
     }
 
@@ -266,14 +286,18 @@ def headline(document: Mapping[str, Any]) -> tuple[dict[str, float], dict[str, f
     return figures, ratios
 
 
+def _step(measured: Mapping[str, Any], key: str | None) -> Mapping[str, Any]:
+    return measured if key is None else measured[key]
+
+
 def table(document: Mapping[str, Any]) -> str:
     lines = [f"{'':<26}{'ours p50':>10}{'ours p99':>10}{'host-local p50':>16}{'host-local p99':>16}{'ratio p50':>11}"]
-    for key, label in (
-        ("exec_version", "exec VERSION (ms)"),
-        ("add_del_ipam", "ADD+DEL at IPAM (ms)"),
-        ("add_del_macvlan", "ADD+DEL via macvlan (ms)"),
-    ):
-        row = document[key]
+    rows = [
+        ("exec VERSION (ms)", document["exec_version"]),
+        *((f"{label} at IPAM (ms)", _step(document["add_del_ipam"], key)) for label, key in STEPS),
+        *((f"{label} via macvlan (ms)", _step(document["add_del_macvlan"], key)) for label, key in STEPS),
+    ]
+    for label, row in rows:
         lines.append(
             f"{label:<26}{row['ours']['p50_ms']:>10.2f}{row['ours']['p99_ms']:>10.2f}"
             f"{row['host_local']['p50_ms']:>16.2f}{row['host_local']['p99_ms']:>16.2f}{row['ratio_p50']:>11.3f}"
