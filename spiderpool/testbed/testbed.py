@@ -105,24 +105,24 @@ class Testbed:
     async def close(self) -> None:
         """Remove pods (CNI DEL, Pod objects), stop agents, delete Node objects and every namespace; never raises
         before the namespaces and processes are gone."""
+        agents = [node.agent for node in self.nodes.values() if node.agent is not None]
         try:
             await asyncio.gather(*(self._remove_quietly(pod) for pod in list(self.pods.values())))
-            for node in self.nodes.values():
-                if node.agent is not None:
-                    node.agent.stop()
+            await asyncio.gather(*(asyncio.to_thread(agent.stop) for agent in agents))
             if self._objects is not None:
                 for name in self.nodes:
                     with contextlib.suppress(StoreError, OSError):
                         await self.core.delete_node(name)
         finally:
-            for node in self.nodes.values():
-                if node.agent is not None:
-                    node.agent.kill()
-            if self._claim is not None:
-                self._claim.release()
-            if self._api is not None:
-                await self._api.close()
-                self._api, self._objects = None, None
+            try:
+                for agent in agents:
+                    agent.kill()  # a no-op for the stopped ones; the rest are gone before their namespaces
+                if self._claim is not None:
+                    self._claim.release()
+            finally:
+                if self._api is not None:
+                    await self._api.close()
+                    self._api, self._objects = None, None
 
     async def __aenter__(self) -> Testbed:
         await self.start()
