@@ -42,7 +42,8 @@ from spiderpool.devcluster.cluster import ControlPlane
 from spiderpool.k8s.bodies import SpiderIPPool
 from spiderpool.k8s.client import make_api_client
 from spiderpool.k8s.crds import install_crds
-from spiderpool.k8s.status_writer import Allocated, AllocateIntent, PoolStatusWriter
+from spiderpool.k8s.status_plan import Allocated, AllocateIntent
+from spiderpool.k8s.status_writer import PoolStatusWriter
 from spiderpool.k8s.store import SpiderStores
 
 RESULTS = Path(__file__).resolve().parent / "results" / "bench_store.json"

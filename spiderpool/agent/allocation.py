@@ -16,17 +16,17 @@ from dataclasses import dataclass
 from spiderpool.agent.pool_book import Holding, PoolBook
 from spiderpool.core.selection_types import FamilyCandidates, NicCandidates
 from spiderpool.core.specs import PoolView
-from spiderpool.k8s.status_writer import (
+from spiderpool.k8s.status_plan import (
     Allocated,
     AllocateIntent,
     PoolExhausted,
     PoolNotFound,
-    PoolStatusWriter,
     PoolUnavailable,
     ReleaseIntent,
     StatusWriteError,
     WriteAbandoned,
 )
+from spiderpool.k8s.status_writer import PoolStatusWriter
 
 log = logging.getLogger(__name__)
 

@@ -24,7 +24,7 @@ from spiderpool.core.allocator import AllocatorError, PoolAllocator, format_addr
 from spiderpool.core.errors import InvalidSpec
 from spiderpool.core.specs import PoolView, ReservedIPSpec, parse_ippool_object, parse_reservedip_spec
 from spiderpool.k8s.bodies import SpiderIPPool, SpiderReservedIP
-from spiderpool.k8s.status_writer import AllocateIntent
+from spiderpool.k8s.status_plan import AllocateIntent
 from spiderpool.k8s.watch_cache import WatchEvent
 
 log = logging.getLogger(__name__)

@@ -15,7 +15,7 @@ from collections.abc import Sequence
 
 from spiderpool.core.allocations import PoolIPAllocation, decode_allocated_ips
 from spiderpool.k8s.bodies import SpiderIPPool
-from spiderpool.k8s.status_writer import StatusWriteError, WriteAbandoned, status_body
+from spiderpool.k8s.status_plan import StatusWriteError, WriteAbandoned, status_body
 from spiderpool.k8s.store import Conflicted, CustomObjectStore
 
 __all__ = ["RecordMissing", "RecordOwnedByAnotherPod", "rebind_records"]

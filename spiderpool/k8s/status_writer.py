@@ -7,10 +7,8 @@ the pool afresh (a direct GET: a watch may lag) and re-applies every queued inte
 was taken meanwhile is re-decided by the ``redecide`` callback (the allocator), never silently dropped.
 
 A caller's future resolves only once its record is in the API server (or is known to be there already), or fails
-with a :class:`StatusWriteError` that names the pool and the reason.  Idempotency is by pod UID: an allocation for a
-UID that already has a record in the pool returns that record, and a release removes a record only if it still names
-the releasing UID.  Records are upstream's format: ``status.allocatedIPs`` is a JSON string map
-``ip -> {"pod": "ns/name", "podUid": uid}``, absent when empty, and ``allocatedIPCount`` is always its length.
+with a :class:`StatusWriteError` that names the pool and the reason.  What one write of a batch contains (and the
+intent, outcome and error types) is decided by the pure planning step in :mod:`spiderpool.k8s.status_plan`.
 """
 
 from __future__ import annotations
@@ -18,94 +16,35 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
-from collections.abc import Callable, Set
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, cast
+from typing import cast
 
 import aiohttp
 
-from spiderpool.core.addressing import canonical_ip, ip_version_of
-from spiderpool.core.allocations import (
-    AllocationsFormatError,
-    PoolIPAllocation,
-    allocated_ip_count,
-    decode_allocated_ips,
-    encode_allocated_ips,
-)
+from spiderpool.core.allocations import AllocationsFormatError, PoolIPAllocation, decode_allocated_ips
 from spiderpool.core.errors import FieldError
 from spiderpool.k8s.bodies import SpiderIPPool
+from spiderpool.k8s.status_plan import (
+    Allocated,
+    AllocateIntent,
+    BatchPlan,
+    Intent,
+    Outcome,
+    PendingIntent,
+    PoolNotFound,
+    Redecide,
+    Released,
+    ReleaseIntent,
+    StatusWriteError,
+    WriteAbandoned,
+    check_intent,
+    plan_batch,
+    status_body,
+)
 from spiderpool.k8s.store import Conflicted, CustomObjectStore, NotFound, StoreError
 
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True, slots=True)
-class AllocateIntent:
-    """Record an address for a pod; ``ip`` is the allocator's choice, or None to let ``redecide`` choose."""
-
-    pod: str
-    pod_uid: str
-    ip: str | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class ReleaseIntent:
-    """Remove the record of ``ip`` if, and only if, it still belongs to ``pod_uid``."""
-
-    ip: str
-    pod_uid: str
-
-
-@dataclass(frozen=True, slots=True)
-class Allocated:
-    """The record is in the API server; ``existing`` is True when the pod already held it (a repeated ADD)."""
-
-    pool: str
-    ip: str
-    pod: str
-    pod_uid: str
-    existing: bool
-
-
-@dataclass(frozen=True, slots=True)
-class Released:
-    """No record of ``ip`` names ``pod_uid`` any more; ``removed`` says whether this write was the one to remove it."""
-
-    pool: str
-    ip: str
-    pod_uid: str
-    removed: bool
-
-
-Intent = AllocateIntent | ReleaseIntent
-Outcome = Allocated | Released
-Redecide = Callable[[SpiderIPPool, Set[str], AllocateIntent], str | None]
-"""(fresh pool object, addresses already taken, intent) -> another free address, or None when the pool is full."""
-
-
-class StatusWriteError(Exception):
-    """An intent could not be written; ``pool`` names the pool, the message says why."""
-
-    def __init__(self, pool: str, message: str) -> None:
-        super().__init__(message)
-        self.pool = pool
-
-
-class PoolExhausted(StatusWriteError):
-    def __init__(self, pool: str) -> None:
-        super().__init__(pool, f"pool {pool} exhausted")
-
-
-class PoolNotFound(StatusWriteError):
-    pass
-
-
-class PoolUnavailable(StatusWriteError):
-    """The pool takes no new allocations (terminating or ``spec.disable``); releases still work."""
-
-
-class WriteAbandoned(StatusWriteError):
-    """Retries or the deadline ran out; whether the last write landed is unknown, and a retry is safe (idempotent)."""
 
 
 @dataclass(slots=True)
@@ -125,15 +64,6 @@ class WriterStats:
 
 
 @dataclass(slots=True)
-class PendingIntent:
-    """An intent waiting in a pool's queue, with the future its caller awaits."""
-
-    intent: Intent
-    future: asyncio.Future[Outcome]
-    choice: str | None = None  # the address this allocation currently aims at; kept across retries
-
-
-@dataclass(slots=True)
 class _Lane:
     """One pool's queue, its worker, and the last pool object the writer knows (with its decoded records)."""
 
@@ -142,110 +72,6 @@ class _Lane:
     base: SpiderIPPool | None = None
     records: dict[str, PoolIPAllocation] | None = None
 
-
-@dataclass(slots=True)
-class _Plan:
-    """The result of applying a batch to one pool object: the records to write and each intent's outcome."""
-
-    records: dict[str, PoolIPAllocation]
-    outcomes: list[Outcome | StatusWriteError]
-    changed: bool
-    redecisions: int
-
-
-def canonical_address(text: object, *, field: str) -> str:
-    """The address as upstream's records key it (Go's ``net.IP.String()``); a FieldError naming ``field`` otherwise."""
-    version = ip_version_of(text) if isinstance(text, str) else None
-    if version is None:
-        raise FieldError(field=field, value=text, reason="not an IP address")
-    return canonical_ip(cast(str, text), version=version, field=field)
-
-
-# ---------------------------------------------------------------------------------------------------- planning (pure)
-
-
-def plan_batch(
-    name: str, pool: SpiderIPPool, records: dict[str, PoolIPAllocation], batch: list[PendingIntent], redecide: Redecide
-) -> _Plan:
-    """Apply ``batch`` in order to a copy of ``records`` (the pool's current records)."""
-    working = dict(records)
-    owner_ip = {record.pod_uid: ip for ip, record in working.items()}
-    taken = set(working)  # also keeps addresses released in this batch out of this batch's allocations
-    plan = _Plan(records=working, outcomes=[], changed=False, redecisions=0)
-    refusal = _allocation_refusal(name, pool)
-    for pending in batch:
-        intent = pending.intent
-        if isinstance(intent, ReleaseIntent):
-            record = working.get(intent.ip)
-            removed = record is not None and record.pod_uid == intent.pod_uid
-            if removed:
-                del working[intent.ip]
-                owner_ip.pop(intent.pod_uid, None)
-                plan.changed = True
-            plan.outcomes.append(Released(name, intent.ip, intent.pod_uid, removed))
-            continue
-        held = owner_ip.get(intent.pod_uid)
-        if held is not None:
-            plan.outcomes.append(Allocated(name, held, working[held].pod, intent.pod_uid, existing=True))
-            continue
-        if refusal is not None:
-            plan.outcomes.append(refusal)
-            continue
-        ip = _decide(name, pool, taken, pending, redecide, plan)
-        if isinstance(ip, StatusWriteError):
-            plan.outcomes.append(ip)
-            continue
-        working[ip] = PoolIPAllocation(pod=intent.pod, pod_uid=intent.pod_uid)
-        owner_ip[intent.pod_uid] = ip
-        taken.add(ip)
-        plan.changed = True
-        plan.outcomes.append(Allocated(name, ip, intent.pod, intent.pod_uid, existing=False))
-    return plan
-
-
-def _allocation_refusal(name: str, pool: SpiderIPPool) -> StatusWriteError | None:
-    if pool["metadata"].get("deletionTimestamp"):
-        return PoolUnavailable(name, f"pool {name} is terminating: no new allocations")
-    if pool.get("spec", {}).get("disable"):
-        return PoolUnavailable(name, f"pool {name} is disabled (spec.disable): no new allocations")
-    return None
-
-
-def _decide(
-    name: str, pool: SpiderIPPool, taken: set[str], pending: PendingIntent, redecide: Redecide, plan: _Plan
-) -> str | StatusWriteError:
-    """The allocation's current choice if still free, else the allocator's new choice (validated)."""
-    if pending.choice is not None and pending.choice not in taken:
-        return pending.choice
-    plan.redecisions += 1
-    intent = cast(AllocateIntent, pending.intent)
-    try:
-        chosen = redecide(pool, taken, intent)
-    except Exception as error:  # the allocator's failure is this caller's failure, not the whole batch's
-        return StatusWriteError(name, f"pool {name}: choosing an address for {intent.pod} failed: {error}")
-    if chosen is None:
-        return PoolExhausted(name)
-    try:
-        chosen = canonical_address(chosen, field="redecide result")
-    except ValueError as error:
-        return StatusWriteError(name, f"pool {name}: {error}")
-    if chosen in taken:
-        return StatusWriteError(name, f"pool {name}: redecide chose {chosen} for {intent.pod}, which is taken")
-    pending.choice = chosen
-    return chosen
-
-
-def status_body(pool: SpiderIPPool, records: dict[str, PoolIPAllocation]) -> SpiderIPPool:
-    """``pool`` with its records replaced: the JSON string map (omitted when empty) and the matching count."""
-    status: dict[str, Any] = {key: value for key, value in pool.get("status", {}).items() if key != "allocatedIPs"}
-    encoded = encode_allocated_ips(records)
-    if encoded is not None:
-        status["allocatedIPs"] = encoded
-    status["allocatedIPCount"] = allocated_ip_count(records)
-    return cast(SpiderIPPool, {**pool, "status": status})
-
-
-# ---------------------------------------------------------------------------------------------------- the writer
 
 _TRANSIENT = (aiohttp.ClientError, OSError, TimeoutError)
 
@@ -259,18 +85,6 @@ def _is_transient(error: BaseException) -> bool:
 def _jitter(attempt: int, *, base: float, cap: float) -> float:
     """Full jitter: uniform in [0, min(cap, base * 2^attempt)], so racing writers fall out of step."""
     return random.uniform(0.0, min(cap, base * (1 << min(attempt, 16))))
-
-
-def _check_intent(intent: Intent) -> str | None:
-    """The intent's address in canonical form (None for an allocation left to ``redecide``); FieldError if bad."""
-    if not intent.pod_uid:
-        raise FieldError(field="pod_uid", value=intent.pod_uid, reason="must not be empty")
-    if isinstance(intent, ReleaseIntent):
-        return canonical_address(intent.ip, field="ip")
-    namespace, _, name = intent.pod.partition("/")
-    if not namespace or not name or "/" in name:
-        raise FieldError(field="pod", value=intent.pod, reason="must be '<namespace>/<name>'")
-    return None if intent.ip is None else canonical_address(intent.ip, field="ip")
 
 
 class PoolStatusWriter:
@@ -326,7 +140,7 @@ class PoolStatusWriter:
         """Queue ``intent`` for ``pool``; the future resolves once it is durable (or fails)."""
         if self._closed:
             raise RuntimeError("the status writer is closed")
-        choice = _check_intent(intent)
+        choice = check_intent(intent)
         future: asyncio.Future[Outcome] = asyncio.get_running_loop().create_future()
         lane = self._lanes.setdefault(pool, _Lane())
         lane.queue.append(PendingIntent(intent, future, choice))
@@ -421,7 +235,7 @@ class PoolStatusWriter:
         lane.base = pool
         return fresh
 
-    async def _write(self, lane: _Lane, plan: _Plan) -> bool:
+    async def _write(self, lane: _Lane, plan: BatchPlan) -> bool:
         """Compare-and-swap the planned records; False (and the base dropped) when the pool changed meanwhile."""
         assert lane.base is not None
         body = status_body(lane.base, plan.records)

@@ -25,7 +25,8 @@ from spiderpool.agent.endpoints import CONTAINER_ID_ANNOTATION
 from spiderpool.agent.ipam_errors import IpamCode
 from spiderpool.core.cni_types import Attachment, CniError
 from spiderpool.devcluster.cluster import ControlPlane
-from spiderpool.k8s.status_writer import AllocateIntent, PoolStatusWriter, ReleaseIntent
+from spiderpool.k8s.status_plan import AllocateIntent, ReleaseIntent
+from spiderpool.k8s.status_writer import PoolStatusWriter
 
 pytestmark = pytest.mark.integration
 __all__ = ["cluster", "socket_dir"]  # fixtures used by name

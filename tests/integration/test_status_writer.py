@@ -16,18 +16,18 @@ from spiderpool.core.allocations import decode_allocated_ips
 from spiderpool.devcluster.cluster import ControlPlane
 from spiderpool.k8s.bodies import SpiderIPPool, SpiderIPPoolSpec
 from spiderpool.k8s.client import make_api_client
-from spiderpool.k8s.status_writer import (
+from spiderpool.k8s.status_plan import (
     Allocated,
     AllocateIntent,
     PoolExhausted,
     PoolNotFound,
-    PoolStatusWriter,
     PoolUnavailable,
     Redecide,
     Released,
     ReleaseIntent,
     WriteAbandoned,
 )
+from spiderpool.k8s.status_writer import PoolStatusWriter
 from spiderpool.k8s.store import IPPOOL, Conflicted, CustomObjectStore, SpiderStores, Swapped
 from spiderpool.k8s.watch_cache import WatchCache, custom_object_source
 

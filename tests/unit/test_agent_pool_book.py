@@ -8,7 +8,7 @@ import orjson
 
 from spiderpool.agent.pool_book import PoolBook
 from spiderpool.k8s.bodies import SpiderIPPool, SpiderReservedIP
-from spiderpool.k8s.status_writer import AllocateIntent
+from spiderpool.k8s.status_plan import AllocateIntent
 from spiderpool.k8s.watch_cache import EventType, WatchEvent
 
 

@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 
 from spiderpool.core.allocations import PoolIPAllocation, decode_allocated_ips
 from spiderpool.k8s.bodies import SpiderIPPool
-from spiderpool.k8s.status_writer import (
+from spiderpool.k8s.status_plan import (
     Allocated,
     AllocateIntent,
     Intent,
