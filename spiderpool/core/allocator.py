@@ -3,8 +3,8 @@
 ``PoolAllocator`` is one pool's address space (its merged ``ips`` ranges, minus excluded and reserved addresses) with
 the used addresses of ``status.allocatedIPs``. Every input is validated here before it reaches C, and every failure
 the C core reports comes back as an ``AllocatorError`` naming the field and the value; only ``MemoryError`` passes
-through. The behaviour is specified by the pure-Python ``ReferenceAllocator`` (``bitmap_ref``), which shares this
-module's error types, validation and snapshot format and runs the same tests.
+through. The behaviour is specified by the pure-Python ``ReferenceAllocator`` (``bitmap_ref``), which runs the same
+tests; both share ``allocator_contract`` (error types, verdicts, input checks) and ``allocator_snapshot``.
 
 Costs: ``allocate`` is constant time at any pool size (up to 2**24 addresses) and fill; ``allocate_specific``,
 ``release``, ``mark_used`` and ``is_used`` are logarithmic in the number of ranges; ``load_used`` parses addresses in C;
@@ -19,12 +19,11 @@ from typing import Final
 
 from spiderpool import _fastalloc
 from spiderpool.core.addressing import IPRange, merge_ranges
-from spiderpool.core.bitmap_ref import (
+from spiderpool.core.allocator_contract import (
     CAPACITY_LIMIT,
     FAMILY_MAX,
     AddressAllocator,
     AllocatorError,
-    SnapshotParts,
     Verdict,
     allocate_dual,
     check_address,
@@ -32,10 +31,9 @@ from spiderpool.core.bitmap_ref import (
     check_count,
     check_ranges,
     check_version,
-    decode_snapshot,
-    encode_snapshot,
     pool_spans,
 )
+from spiderpool.core.allocator_snapshot import SnapshotParts, decode_snapshot, encode_snapshot
 
 __all__ = [
     "CAPACITY_LIMIT",
