@@ -7,37 +7,25 @@ every pool exhausted; a dual-stack ADD whose IPv6 half fails leaves nothing behi
 from __future__ import annotations
 
 from ipaddress import ip_address, ip_interface, ip_network
-from pathlib import Path
 
 import pytest
-from test_agent_fixtures import (
-    Cluster,
-    cluster,
-    cni_request,
-    running_agent,
-    socket_dir,
-    span,
-    wait_for_pools,
-)
+from agent_support import AgentLauncher, Cluster, cni_request, span
 
 from spiderpool.agent.endpoints import CONTAINER_ID_ANNOTATION, FINALIZER
 from spiderpool.agent.ipam_errors import IpamCode
 from spiderpool.core.cni_types import CniError, IpConfig, Route
-from spiderpool.devcluster.cluster import ControlPlane
 
 pytestmark = pytest.mark.integration
-__all__ = ["cluster", "socket_dir"]  # fixtures used by name
 
 
 async def test_ipv4_add_records_the_address_then_writes_the_endpoint(
-    control_plane: ControlPlane, cluster: Cluster, socket_dir: Path
+    cluster: Cluster, node_agent: AgentLauncher
 ) -> None:
     node = await cluster.node()
     pool = await cluster.pool(subnet="10.71.0.0/16", ips=[span("10.71.0.10", 8)], gateway="10.71.0.1",
                               routes=[{"dst": "10.99.0.0/16", "gw": "10.71.0.254"}])
     pod = await cluster.pod(node)
-    async with running_agent(control_plane, node, socket_dir / "a.sock") as agent:
-        await wait_for_pools(agent, pool)
+    async with node_agent(node, pool) as agent:
         result = await agent.service.add(cni_request("ADD", pod, default_ipv4_ippool=[pool]))
 
     assert result.ips == (IpConfig(ip_interface("10.71.0.10/16"), ip_address("10.71.0.1")),)
@@ -61,13 +49,12 @@ async def test_ipv4_add_records_the_address_then_writes_the_endpoint(
     }
 
 
-async def test_ipv6_and_dual_stack_pools(control_plane: ControlPlane, cluster: Cluster, socket_dir: Path) -> None:
+async def test_ipv6_and_dual_stack_pools(cluster: Cluster, node_agent: AgentLauncher) -> None:
     node = await cluster.node()
     v4 = await cluster.pool(subnet="10.72.0.0/24", ips=[span("10.72.0.2", 4)], gateway="10.72.0.1")
     v6 = await cluster.pool(subnet="fd00:72::/64", ips=[span("fd00:72::a", 4)], gateway="fd00:72::1")
     single, dual = await cluster.pod(node), await cluster.pod(node)
-    async with running_agent(control_plane, node, socket_dir / "a.sock") as agent:
-        await wait_for_pools(agent, v4, v6)
+    async with node_agent(node, v4, v6) as agent:
         only_v6 = await agent.service.add(cni_request("ADD", single, default_ipv6_ippool=[v6], clean_gateway=True))
         both = await agent.service.add(cni_request("ADD", dual, default_ipv4_ippool=[v4], default_ipv6_ippool=[v6]))
 
@@ -79,14 +66,11 @@ async def test_ipv6_and_dual_stack_pools(control_plane: ControlPlane, cluster: C
     assert set(await cluster.records(v6)) == {"fd00:72::a", "fd00:72::b"}
 
 
-async def test_add_is_idempotent_and_del_twice_releases_once(
-    control_plane: ControlPlane, cluster: Cluster, socket_dir: Path
-) -> None:
+async def test_add_is_idempotent_and_del_twice_releases_once(cluster: Cluster, node_agent: AgentLauncher) -> None:
     node = await cluster.node()
     pool = await cluster.pool(subnet="10.73.0.0/24", ips=[span("10.73.0.2", 4)])
     pod = await cluster.pod(node)
-    async with running_agent(control_plane, node, socket_dir / "a.sock") as agent:
-        await wait_for_pools(agent, pool)
+    async with node_agent(node, pool) as agent:
         first = await agent.service.add(cni_request("ADD", pod, default_ipv4_ippool=[pool]))
         writes = agent.writer.stats.writes
         again = await agent.service.add(cni_request("ADD", pod, default_ipv4_ippool=[pool]))
@@ -100,14 +84,11 @@ async def test_add_is_idempotent_and_del_twice_releases_once(
     await cluster.force_delete(pod.metadata.name)
 
 
-async def test_del_keeps_the_addresses_of_an_alive_pod(
-    control_plane: ControlPlane, cluster: Cluster, socket_dir: Path
-) -> None:
+async def test_del_keeps_the_addresses_of_an_alive_pod(cluster: Cluster, node_agent: AgentLauncher) -> None:
     node = await cluster.node()
     pool = await cluster.pool(subnet="10.74.0.0/24", ips=[span("10.74.0.2", 4)])
     pod = await cluster.pod(node)
-    async with running_agent(control_plane, node, socket_dir / "a.sock") as agent:
-        await wait_for_pools(agent, pool)
+    async with node_agent(node, pool) as agent:
         first = await agent.service.add(cni_request("ADD", pod, default_ipv4_ippool=[pool]))
         await agent.service.delete(cni_request("DEL", pod, default_ipv4_ippool=[pool]))  # sandbox re-created
         assert set(await cluster.records(pool)) == {"10.74.0.2"}
@@ -119,15 +100,12 @@ async def test_del_keeps_the_addresses_of_an_alive_pod(
     assert endpoint["metadata"]["annotations"][CONTAINER_ID_ANNOTATION] == "new-sandbox"
 
 
-async def test_ordered_fallback_then_every_pool_exhausted(
-    control_plane: ControlPlane, cluster: Cluster, socket_dir: Path
-) -> None:
+async def test_ordered_fallback_then_every_pool_exhausted(cluster: Cluster, node_agent: AgentLauncher) -> None:
     node = await cluster.node()
     first = await cluster.pool(subnet="10.75.0.0/24", ips=["10.75.0.2"])
     second = await cluster.pool(subnet="10.75.1.0/24", ips=["10.75.1.2"])
     pods = [await cluster.pod(node) for _ in range(3)]
-    async with running_agent(control_plane, node, socket_dir / "a.sock") as agent:
-        await wait_for_pools(agent, first, second)
+    async with node_agent(node, first, second) as agent:
         served = [await agent.service.add(cni_request("ADD", pod, default_ipv4_ippool=[first, second]))
                   for pod in pods[:2]]
         with pytest.raises(CniError) as refused:
@@ -148,14 +126,13 @@ async def test_ordered_fallback_then_every_pool_exhausted(
 
 
 async def test_dual_stack_partial_failure_rolls_back_the_ipv4_record(
-    control_plane: ControlPlane, cluster: Cluster, socket_dir: Path
+    cluster: Cluster, node_agent: AgentLauncher
 ) -> None:
     node = await cluster.node()
     v4 = await cluster.pool(subnet="10.76.0.0/24", ips=[span("10.76.0.2", 8)])
     v6 = await cluster.pool(subnet="fd00:76::/64", ips=["fd00:76::2"])
     holder, victim = await cluster.pod(node), await cluster.pod(node)
-    async with running_agent(control_plane, node, socket_dir / "a.sock") as agent:
-        await wait_for_pools(agent, v4, v6)
+    async with node_agent(node, v4, v6) as agent:
         await agent.service.add(cni_request("ADD", holder, default_ipv4_ippool=[v4], default_ipv6_ippool=[v6]))
         with pytest.raises(CniError) as refused:
             await agent.service.add(cni_request("ADD", victim, default_ipv4_ippool=[v4], default_ipv6_ippool=[v6]))
@@ -166,15 +143,12 @@ async def test_dual_stack_partial_failure_rolls_back_the_ipv4_record(
     assert await cluster.endpoint(victim.metadata.name) is None
 
 
-async def test_a_pod_that_will_not_run_again_gets_no_address(
-    control_plane: ControlPlane, cluster: Cluster, socket_dir: Path
-) -> None:
+async def test_a_pod_that_will_not_run_again_gets_no_address(cluster: Cluster, node_agent: AgentLauncher) -> None:
     node = await cluster.node()
     pool = await cluster.pool(subnet="10.77.0.0/24", ips=[span("10.77.0.2", 4)])
     pod = await cluster.pod(node)
     await cluster.terminate(pod.metadata.name)
-    async with running_agent(control_plane, node, socket_dir / "a.sock") as agent:
-        await wait_for_pools(agent, pool)
+    async with node_agent(node, pool) as agent:
         with pytest.raises(CniError) as refused:
             await agent.service.add(cni_request("ADD", pod, default_ipv4_ippool=[pool]))
     await cluster.force_delete(pod.metadata.name)

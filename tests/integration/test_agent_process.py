@@ -10,25 +10,13 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from agent_support import AgentLauncher, Cluster, PluginRun, cni_request, netconf, run_plugin, span
 from kubernetes_asyncio.client import V1Pod
-from test_agent_fixtures import (
-    Cluster,
-    PluginRun,
-    cluster,
-    cni_request,
-    netconf,
-    run_plugin,
-    running_agent,
-    socket_dir,
-    span,
-    wait_for_pools,
-)
 
 from spiderpool.core.cni_types import CniError
 from spiderpool.devcluster.cluster import ControlPlane
 
 pytestmark = pytest.mark.integration
-__all__ = ["cluster", "socket_dir"]  # fixtures used by name
 
 
 class AgentProcess:
@@ -120,16 +108,14 @@ async def _add_all(agent_service: object, pods: list[V1Pod], pool: str) -> list[
 
 
 async def test_two_nodes_racing_on_one_small_pool_never_share_an_address(
-    control_plane: ControlPlane, cluster: Cluster, socket_dir: Path
+    cluster: Cluster, node_agent: AgentLauncher
 ) -> None:
     nodes = [await cluster.node(), await cluster.node()]
     pool = await cluster.pool(subnet="10.102.0.0/24", ips=[span("10.102.0.2", 40)])
     pods = {node: [await cluster.pod(node) for _ in range(21)] for node in nodes}
     # A short linger holds each node's first batch until both have chosen from the same view: they must collide.
-    async with (running_agent(control_plane, nodes[0], socket_dir / "a.sock", writer_linger=0.05) as first,
-                running_agent(control_plane, nodes[1], socket_dir / "b.sock", writer_linger=0.05) as second):
-        await wait_for_pools(first, pool)
-        await wait_for_pools(second, pool)
+    async with (node_agent(nodes[0], pool, socket="a.sock", writer_linger=0.05) as first,
+                node_agent(nodes[1], pool, socket="b.sock", writer_linger=0.05) as second):
         outcomes = await asyncio.gather(_add_all(first.service, pods[nodes[0]], pool),
                                         _add_all(second.service, pods[nodes[1]], pool))
         conflicts = first.writer.stats.conflicts + second.writer.stats.conflicts

@@ -16,18 +16,7 @@ import aiohttp
 import orjson
 import pytest
 import yaml
-from test_agent_fixtures import (
-    Cluster,
-    agent_config,
-    cluster,
-    eventually,
-    netconf,
-    run_plugin,
-    running_agent,
-    socket_dir,
-    span,
-    wait_for_pools,
-)
+from agent_support import AgentLauncher, Cluster, agent_config, eventually, netconf, run_plugin, span, wait_for_pools
 
 from spiderpool.agent.daemon import Agent
 from spiderpool.core.cni_types import CniCode
@@ -36,7 +25,6 @@ from spiderpool.k8s.client import make_api_client
 from spiderpool.k8s.workloads import WorkloadReader
 
 pytestmark = pytest.mark.integration
-__all__ = ["cluster", "socket_dir"]  # fixtures used by name
 
 
 @asynccontextmanager
@@ -52,16 +40,13 @@ def free_port() -> int:
         return port
 
 
-async def test_cni_executable_add_check_del_through_the_socket(
-    control_plane: ControlPlane, cluster: Cluster, socket_dir: Path
-) -> None:
+async def test_cni_executable_add_check_del_through_the_socket(cluster: Cluster, node_agent: AgentLauncher) -> None:
     node = await cluster.node()
     pool = await cluster.pool(subnet="10.91.0.0/24", ips=[span("10.91.0.2", 4)], gateway="10.91.0.1")
     v6 = await cluster.pool(subnet="fd00:91::/64", ips=[span("fd00:91::2", 4)], gateway="fd00:91::1")
     pod = await cluster.pod(node)
-    path = socket_dir / "agent.sock"
-    async with running_agent(control_plane, node, path) as agent:
-        await wait_for_pools(agent, pool, v6)
+    async with node_agent(node, pool, v6) as agent:
+        path = agent.config.socket_path
         assert stat.S_IMODE(path.stat().st_mode) == 0o600
         config = netconf(path, version="0.3.1", default_ipv4_ippool=[pool], default_ipv6_ippool=[v6])
         added = await run_plugin("ADD", config, pod=pod)
@@ -94,16 +79,12 @@ async def test_cni_executable_add_check_del_through_the_socket(
     await cluster.force_delete(pod.metadata.name)
 
 
-async def test_every_pool_exhausted_is_a_clear_cni_error(
-    control_plane: ControlPlane, cluster: Cluster, socket_dir: Path
-) -> None:
+async def test_every_pool_exhausted_is_a_clear_cni_error(cluster: Cluster, node_agent: AgentLauncher) -> None:
     node = await cluster.node()
     pool = await cluster.pool(subnet="10.92.0.0/24", ips=["10.92.0.2"])
     first, second = await cluster.pod(node), await cluster.pod(node)
-    path = socket_dir / "agent.sock"
-    async with running_agent(control_plane, node, path) as agent:
-        await wait_for_pools(agent, pool)
-        config = netconf(path, default_ipv4_ippool=[pool])
+    async with node_agent(node, pool) as agent:
+        config = netconf(agent.config.socket_path, default_ipv4_ippool=[pool])
         assert (await run_plugin("ADD", config, pod=first)).exit_code == 0
         refused = await run_plugin("ADD", config, pod=second)
     assert refused.exit_code == 1
@@ -113,16 +94,14 @@ async def test_every_pool_exhausted_is_a_clear_cni_error(
                "excluded or reserved)"}
 
 
-async def test_upstream_agent_api(control_plane: ControlPlane, cluster: Cluster, socket_dir: Path) -> None:
+async def test_upstream_agent_api(cluster: Cluster, node_agent: AgentLauncher) -> None:
     node = await cluster.node()
     pool = await cluster.pool(subnet="10.93.0.0/24", ips=[span("10.93.0.2", 4)], gateway="10.93.0.1")
     pod = await cluster.pod(node)
     name, uid = pod.metadata.name, pod.metadata.uid
-    path = socket_dir / "agent.sock"
     args = {"containerID": "c1", "ifName": "eth0", "netNamespace": "/var/run/netns/x", "podNamespace": "default",
             "podName": name, "podUID": uid, "defaultIPv4IPPool": [pool]}
-    async with running_agent(control_plane, node, path) as agent, unix_client(path) as http:
-        await wait_for_pools(agent, pool)
+    async with node_agent(node, pool) as agent, unix_client(agent.config.socket_path) as http:
         healthy = await http.get("http://agent/v1/ipam/healthy")
         assert healthy.status == 200
         missing = await http.post("http://agent/v1/ipam/ip", json={**args, "podUID": ""})

@@ -2,34 +2,20 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 import orjson
 import pytest
+from agent_support import NAMESPACE, AgentLauncher, Cluster, cni_request, eventually, span, unique, wait_for_pools
 from kubernetes_asyncio.client import AppsV1Api, V1OwnerReference
-from test_agent_fixtures import (
-    NAMESPACE,
-    Cluster,
-    cluster,
-    cni_request,
-    eventually,
-    running_agent,
-    socket_dir,
-    span,
-    unique,
-    wait_for_pools,
-)
 
 from spiderpool.agent.endpoints import CONTAINER_ID_ANNOTATION
 from spiderpool.agent.ipam_errors import IpamCode
 from spiderpool.core.cni_types import Attachment, CniError
-from spiderpool.devcluster.cluster import ControlPlane
 from spiderpool.k8s.status_plan import AllocateIntent, ReleaseIntent
 from spiderpool.k8s.status_writer import PoolStatusWriter
 
 pytestmark = pytest.mark.integration
-__all__ = ["cluster", "socket_dir"]  # fixtures used by name
 
 
 def _template(labels: dict[str, str]) -> dict[str, object]:
@@ -49,17 +35,14 @@ async def _statefulset(apps: AppsV1Api, name: str, replicas: int) -> V1OwnerRefe
                             controller=True)
 
 
-async def test_ippools_multi_nic_first_add_allocates_every_nic(
-    control_plane: ControlPlane, cluster: Cluster, socket_dir: Path
-) -> None:
+async def test_ippools_multi_nic_first_add_allocates_every_nic(cluster: Cluster, node_agent: AgentLauncher) -> None:
     node = await cluster.node()
     eth0_pool = await cluster.pool(subnet="10.81.0.0/24", ips=[span("10.81.0.2", 4)], gateway="10.81.0.1")
     net1_pool = await cluster.pool(subnet="10.81.1.0/24", ips=[span("10.81.1.2", 4)], gateway="10.81.1.1")
     ippools = [{"interface": "eth0", "ipv4": [eth0_pool]},
                {"interface": "net1", "ipv4": [net1_pool], "cleangateway": True}]
     pod = await cluster.pod(node, annotations={"ipam.spidernet.io/ippools": orjson.dumps(ippools).decode()})
-    async with running_agent(control_plane, node, socket_dir / "a.sock") as agent:
-        await wait_for_pools(agent, eth0_pool, net1_pool)
+    async with node_agent(node, eth0_pool, net1_pool) as agent:
         eth0 = await agent.service.add(cni_request("ADD", pod))
         writes = agent.writer.stats.writes
         net1 = await agent.service.add(cni_request("ADD", pod, ifname="net1"))
@@ -77,7 +60,7 @@ async def test_ippools_multi_nic_first_add_allocates_every_nic(
 
 
 async def test_statefulset_pod_recreated_with_a_new_uid_keeps_its_address(
-    control_plane: ControlPlane, cluster: Cluster, socket_dir: Path
+    cluster: Cluster, node_agent: AgentLauncher
 ) -> None:
     node = await cluster.node()
     pool = await cluster.pool(subnet="10.82.0.0/24", ips=[span("10.82.0.2", 8)])
@@ -85,8 +68,7 @@ async def test_statefulset_pod_recreated_with_a_new_uid_keeps_its_address(
     name = unique("web")
     owner = await _statefulset(apps, name, replicas=2)
     first = await cluster.pod(node, name=f"{name}-1", owners=[owner])
-    async with running_agent(control_plane, node, socket_dir / "a.sock") as agent:
-        await wait_for_pools(agent, pool)
+    async with node_agent(node, pool) as agent:
         other = await cluster.pod(node, owners=None)
         await agent.service.add(cni_request("ADD", other, default_ipv4_ippool=[pool]))  # takes 10.82.0.2
         before = await agent.service.add(cni_request("ADD", first, default_ipv4_ippool=[pool]))
@@ -116,7 +98,7 @@ async def test_statefulset_pod_recreated_with_a_new_uid_keeps_its_address(
 
 
 async def test_deployment_pod_names_the_deployment_as_its_controller(
-    control_plane: ControlPlane, cluster: Cluster, socket_dir: Path
+    cluster: Cluster, node_agent: AgentLauncher
 ) -> None:
     node = await cluster.node()
     pool = await cluster.pool(subnet="10.83.0.0/24", ips=[span("10.83.0.2", 4)])
@@ -135,8 +117,7 @@ async def test_deployment_pod_names_the_deployment_as_its_controller(
     owner = V1OwnerReference(api_version="apps/v1", kind="ReplicaSet", name=replica_set.metadata.name,
                              uid=replica_set.metadata.uid, controller=True)
     pod = await cluster.pod(node, owners=[owner], labels=labels)
-    async with running_agent(control_plane, node, socket_dir / "a.sock") as agent:
-        await wait_for_pools(agent, pool)
+    async with node_agent(node, pool) as agent:
         await agent.service.add(cni_request("ADD", pod, default_ipv4_ippool=[pool]))
     endpoint = await cluster.endpoint(pod.metadata.name)
     assert endpoint is not None
@@ -145,7 +126,7 @@ async def test_deployment_pod_names_the_deployment_as_its_controller(
 
 
 async def test_a_record_written_before_a_crash_is_returned_to_the_retried_add(
-    control_plane: ControlPlane, cluster: Cluster, socket_dir: Path
+    cluster: Cluster, node_agent: AgentLauncher
 ) -> None:
     node = await cluster.node()
     pool = await cluster.pool(subnet="10.84.0.0/24", ips=["10.84.0.6-10.84.0.7"])
@@ -157,8 +138,7 @@ async def test_a_record_written_before_a_crash_is_returned_to_the_retried_add(
     await writer.allocate(pool, AllocateIntent(pod=f"default/{pod.metadata.name}", pod_uid=pod.metadata.uid,
                                                ip="10.84.0.7"))
     await writer.close()
-    async with running_agent(control_plane, node, socket_dir / "a.sock") as agent:
-        await wait_for_pools(agent, pool)
+    async with node_agent(node, pool) as agent:
         result = await agent.service.add(cni_request("ADD", pod, default_ipv4_ippool=[pool]))
     assert [str(ip.address) for ip in result.ips] == ["10.84.0.7/24"]
     assert {ip: r.pod_uid for ip, r in (await cluster.records(pool)).items()} == {
@@ -168,14 +148,11 @@ async def test_a_record_written_before_a_crash_is_returned_to_the_retried_add(
     assert endpoint["status"]["current"]["ips"][0]["ipv4"] == "10.84.0.7/24"
 
 
-async def test_check_and_add_trust_the_records_over_the_endpoint(
-    control_plane: ControlPlane, cluster: Cluster, socket_dir: Path
-) -> None:
+async def test_check_and_add_trust_the_records_over_the_endpoint(cluster: Cluster, node_agent: AgentLauncher) -> None:
     node = await cluster.node()
     pool = await cluster.pool(subnet="10.85.0.0/24", ips=[span("10.85.0.2", 4)])
     pod = await cluster.pod(node)
-    async with running_agent(control_plane, node, socket_dir / "a.sock") as agent:
-        await wait_for_pools(agent, pool)
+    async with node_agent(node, pool) as agent:
         added = await agent.service.add(cni_request("ADD", pod, default_ipv4_ippool=[pool]))
         prev = {"cniVersion": "1.0.0", "ips": [{"address": "10.85.0.2/24"}]}
         check = cni_request("CHECK", pod, default_ipv4_ippool=[pool], extra={"prevResult": prev})
@@ -195,13 +172,12 @@ async def test_check_and_add_trust_the_records_over_the_endpoint(
 
 
 async def test_gc_releases_dead_pods_missing_from_the_valid_list_only(
-    control_plane: ControlPlane, cluster: Cluster, socket_dir: Path
+    cluster: Cluster, node_agent: AgentLauncher
 ) -> None:
     node = await cluster.node()
     pool = await cluster.pool(subnet="10.86.0.0/24", ips=[span("10.86.0.2", 8)])
     dead, listed, alive, stopping = [await cluster.pod(node) for _ in range(4)]
-    async with running_agent(control_plane, node, socket_dir / "a.sock") as agent:
-        await wait_for_pools(agent, pool)
+    async with node_agent(node, pool) as agent:
         for pod in (dead, listed, alive, stopping):
             await agent.service.add(cni_request("ADD", pod, container_id=f"sandbox-{pod.metadata.name}",
                                                 default_ipv4_ippool=[pool]))
@@ -221,16 +197,13 @@ async def test_gc_releases_dead_pods_missing_from_the_valid_list_only(
     await cluster.force_delete(stopping.metadata.name)
 
 
-async def test_unnamed_ippools_nics_are_served_in_annotation_order(
-    control_plane: ControlPlane, cluster: Cluster, socket_dir: Path
-) -> None:
+async def test_unnamed_ippools_nics_are_served_in_annotation_order(cluster: Cluster, node_agent: AgentLauncher) -> None:
     node = await cluster.node()
     first = await cluster.pool(subnet="10.87.0.0/24", ips=[span("10.87.0.2", 4)])
     second = await cluster.pool(subnet="10.87.1.0/24", ips=[span("10.87.1.2", 4)])
     ippools = [{"ipv4": [first]}, {"ipv4": [second]}]
     pod = await cluster.pod(node, annotations={"ipam.spidernet.io/ippools": orjson.dumps(ippools).decode()})
-    async with running_agent(control_plane, node, socket_dir / "a.sock") as agent:
-        await wait_for_pools(agent, first, second)
+    async with node_agent(node, first, second) as agent:
         eth0 = await agent.service.add(cni_request("ADD", pod))
         net1 = await agent.service.add(cni_request("ADD", pod, ifname="net1"))
     assert [str(ip.address) for ip in eth0.ips] == ["10.87.0.2/24"]
@@ -240,16 +213,14 @@ async def test_unnamed_ippools_nics_are_served_in_annotation_order(
     assert [entry["interface"] for entry in endpoint["status"]["current"]["ips"]] == ["eth0", "net1"]
 
 
-async def test_subnet_annotation_uses_an_existing_auto_pool_only(
-    control_plane: ControlPlane, cluster: Cluster, socket_dir: Path
-) -> None:
+async def test_subnet_annotation_uses_an_existing_auto_pool_only(cluster: Cluster, node_agent: AgentLauncher) -> None:
     node = await cluster.node()
     apps = AppsV1Api(cluster.api)
     name = unique("db")
     owner = await _statefulset(apps, name, replicas=1)
     pod = await cluster.pod(node, name=f"{name}-0", owners=[owner],
                             annotations={"ipam.spidernet.io/subnet": '{"ipv4": ["subnet-88"]}'})
-    async with running_agent(control_plane, node, socket_dir / "a.sock") as agent:
+    async with node_agent(node) as agent:
         with pytest.raises(CniError) as missing:
             await agent.service.add(cni_request("ADD", pod))
         app_labels = {"ipam.spidernet.io/app-api-group": "apps", "ipam.spidernet.io/app-api-version": "v1",

@@ -1,25 +1,22 @@
-"""Shared helpers of the agent's integration tests (no tests here): a simulated node, pools, pods, CNI requests.
+"""Helpers of the agent's integration tests: a simulated node, pools, pods, an in-process agent, CNI requests.
 
 Pods are real Pod objects bound to a Node object the test creates; nothing runs them (no kubelet, no scheduler), so
 a pod stays Pending (alive) until the test deletes it, and a graceful delete leaves it terminating until the test
-force-deletes it: the test plays the kubelet.
+force-deletes it: the test plays the kubelet.  The fixtures built on these live in ``tests/integration/conftest.py``.
 """
 
 from __future__ import annotations
 
 import asyncio
 import ipaddress
-import shutil
-import tempfile
 import uuid
-from collections.abc import AsyncIterator, Callable, Iterator, Mapping
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import orjson
-import pytest
 from kubernetes_asyncio.client import (
     ApiClient,
     CoreV1Api,
@@ -52,14 +49,6 @@ def span(first: str, count: int) -> str:
     """``first-last`` of ``count`` consecutive addresses."""
     last = ipaddress.ip_address(first) + count - 1
     return f"{first}-{last}"
-
-
-@pytest.fixture
-def socket_dir() -> Iterator[Path]:
-    # Short path: sun_path holds 107 bytes, pytest's tmp_path can be longer.
-    path = Path(tempfile.mkdtemp(prefix="spagent", dir="/tmp"))
-    yield path
-    shutil.rmtree(path, ignore_errors=True)
 
 
 @dataclass
@@ -117,22 +106,26 @@ class Cluster:
             return None
 
 
-@pytest.fixture
-async def cluster(api: ApiClient) -> Cluster:
-    return Cluster(api)
-
-
 def agent_config(control_plane: ControlPlane, node: str, socket: Path, **settings: Any) -> AgentConfig:
     return AgentConfig(node_name=node, socket_path=socket, kubeconfig=control_plane.kubeconfig, health_port=0,
                        metrics_port=0, cluster=ClusterSettings(**settings))
 
 
 @asynccontextmanager
-async def running_agent(control_plane: ControlPlane, node: str, socket: Path, *, writer_linger: float = 0.0,
-                        **settings: Any) -> AsyncIterator[Agent]:
+async def running_agent(control_plane: ControlPlane, node: str, socket: Path, *, pools: Iterable[str] = (),
+                        writer_linger: float = 0.0, **settings: Any) -> AsyncIterator[Agent]:
+    """The in-process agent of ``node`` on ``socket``, entered once its pool watch has delivered ``pools``."""
     config = agent_config(control_plane, node, socket, **settings)
     async with Agent(config, probe_interval=0.5, writer_linger=writer_linger) as agent:
+        await wait_for_pools(agent, *pools)
         yield agent
+
+
+class AgentLauncher(Protocol):
+    """The ``node_agent`` fixture: ``running_agent`` on the test's control plane, its socket in ``socket_dir``."""
+
+    def __call__(self, node: str, *pools: str, socket: str = "a.sock",
+                 writer_linger: float = 0.0) -> AbstractAsyncContextManager[Agent]: ...
 
 
 async def wait_for_pools(agent: Agent, *names: str) -> None:

@@ -1,0 +1,1 @@
+"""Integration tests: the real local control plane (etcd + kube-apiserver), no network namespaces."""

@@ -1,0 +1,40 @@
+"""Fixtures of the agent's integration tests (helpers they build on: ``tests/agent_support.py``)."""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+from collections.abc import Iterator
+from contextlib import AbstractAsyncContextManager
+from pathlib import Path
+
+import pytest
+from agent_support import AgentLauncher, Cluster, running_agent
+from kubernetes_asyncio.client import ApiClient
+
+from spiderpool.agent.daemon import Agent
+from spiderpool.devcluster.cluster import ControlPlane
+
+
+@pytest.fixture
+def socket_dir() -> Iterator[Path]:
+    # Short path: sun_path holds 107 bytes, pytest's tmp_path can be longer.
+    path = Path(tempfile.mkdtemp(prefix="spagent", dir="/tmp"))
+    yield path
+    shutil.rmtree(path, ignore_errors=True)
+
+
+@pytest.fixture
+async def cluster(api: ApiClient) -> Cluster:
+    return Cluster(api)
+
+
+@pytest.fixture
+def node_agent(control_plane: ControlPlane, socket_dir: Path) -> AgentLauncher:
+    """``async with node_agent(node, *pools) as agent``: a node's in-process agent that has seen ``pools``."""
+
+    def launch(node: str, *pools: str, socket: str = "a.sock",
+               writer_linger: float = 0.0) -> AbstractAsyncContextManager[Agent]:
+        return running_agent(control_plane, node, socket_dir / socket, pools=pools, writer_linger=writer_linger)
+
+    return launch
