@@ -67,6 +67,15 @@ async def test_s01_four_nodes_by_one_hundred_parallel_adds(bed: Testbed, namespa
     assert verdict.record_count() == 400
 
 
+async def staggered_add(
+    bed: Testbed, pod: SimulatedPod, config: dict[str, Any], *, delay: float, direct: bool
+) -> PluginRun:
+    """An ADD that starts ``delay`` seconds late: spread over 0.4 s, the kill lands while ADDs are still arriving,
+    some in flight and some not yet started, however fast the agent answers (group commit answers many at once)."""
+    await asyncio.sleep(delay)
+    return await bed.cni.add(pod, config, direct_ipam=direct)
+
+
 async def wait_for_completions(tasks: Sequence[asyncio.Task[PluginRun]], count: int) -> None:
     for finished, _ in enumerate(asyncio.as_completed(tasks), start=1):
         await _
@@ -97,7 +106,7 @@ async def test_s02_agent_sigkilled_amid_parallel_adds(bed: Testbed, namespace: s
     config = bed.macvlan(node, network="s02-net", default_ipv4_ippool=[pool])
     pods = await make_pods(bed, node, count=100, namespace=namespace)
     tasks = [
-        asyncio.create_task(bed.cni.add(pod, config, direct_ipam=index >= MACVLAN_SAMPLE))
+        asyncio.create_task(staggered_add(bed, pod, config, delay=index * 0.004, direct=index >= MACVLAN_SAMPLE))
         for index, pod in enumerate(pods)
     ]
 
