@@ -52,6 +52,7 @@ def _run(state_dir: Path, scenario: DemoScenario, *, keep: bool) -> int:
     """Everything in this process: control plane, testbed, pods, tables; with ``keep``, then wait for SIGTERM."""
     raise_on_termination(SystemExit)  # SIGTERM (--stop) unwinds through the cleanup below
     state_dir.mkdir(parents=True, exist_ok=True)
+    say("spiderpool demo: pods on simulated nodes get addresses from SpiderIPPools through the real macvlan plugin")
     cold = any(find_binary(name) is None for name in ("etcd", "kube-apiserver"))
     note = " (building the Kubernetes binaries first: 20-30 min, once)" if cold else ""
     say(f"[1/6] control plane: etcd + kube-apiserver on 127.0.0.1{note}")
