@@ -18,7 +18,7 @@ from kubernetes_asyncio.client import ApiClient
 
 from spiderpool.k8s.bodies import Namespace, Node, Pod
 from spiderpool.k8s.crd_schema import GROUP, KINDS, VERSION
-from spiderpool.k8s.store import AlreadyExists, Conflict, Invalid, NotFound, StoreError
+from spiderpool.k8s.store import NotFound, StoreError, error_for_status
 
 __all__ = ["ROUTES", "CoreObjects", "ObjectRoute", "route_of"]
 
@@ -86,16 +86,7 @@ def _error(status: int, body: bytes, *, what: str) -> StoreError:
         decoded = {}
     document = decoded if isinstance(decoded, dict) else {}
     reason, message = str(document.get("reason", "")), str(document.get("message", body[:300].decode(errors="replace")))
-    detail = f"{what}: HTTP {status} {reason}: {message}"
-    if status == 404:
-        return NotFound(detail, status=status)
-    if status == 409 and reason == "AlreadyExists":
-        return AlreadyExists(detail, status=status)
-    if status == 409:
-        return Conflict(detail, stale_resource_version="")
-    if status == 422:
-        return Invalid(detail, status=status)
-    return StoreError(detail, status=status)
+    return error_for_status(status, reason=reason, message=message, what=what)
 
 
 class CoreObjects:

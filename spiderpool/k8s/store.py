@@ -62,6 +62,7 @@ __all__ = [
     "SpiderStores",
     "StoreError",
     "Swapped",
+    "error_for_status",
 ]
 
 BodyT = TypeVar("BodyT", bound=Mapping[str, Any])
@@ -131,19 +132,27 @@ def _api_message(exc: ApiException) -> tuple[str, str]:
     return str(status.get("reason", "")), str(status.get("message", exc.reason))
 
 
-def _translate(exc: ApiException, *, what: str, resource_version: str | None = None) -> StoreError:
-    reason, message = _api_message(exc)
-    status = int(exc.status or 0)
+def error_for_status(status: int, *, reason: str, message: str, what: str, resource_version: str = "") -> StoreError:
+    """The typed error for an API server response with HTTP ``status`` and its Status ``reason`` and ``message``.
+
+    ``what`` names the request; ``resource_version`` is the one a lost compare-and-swap was based on.
+    """
     detail = f"{what}: HTTP {status} {reason}: {message}"
     if status == 404:
         return NotFound(detail, status=status)
     if status == 409 and reason == "AlreadyExists":
         return AlreadyExists(detail, status=status)
     if status == 409:
-        return Conflict(detail, stale_resource_version=resource_version or "")
+        return Conflict(detail, stale_resource_version=resource_version)
     if status == 422:
         return Invalid(detail, status=status)
     return StoreError(detail, status=status)
+
+
+def _translate(exc: ApiException, *, what: str, resource_version: str | None = None) -> StoreError:
+    reason, message = _api_message(exc)
+    return error_for_status(int(exc.status or 0), reason=reason, message=message, what=what,
+                            resource_version=resource_version or "")
 
 
 # ------------------------------------------------------------------------------------------------------------ store
