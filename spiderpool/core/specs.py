@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import TypeVar
+from typing import TypedDict, TypeVar
 
 from spiderpool.core.addressing import (
     Cidr,
@@ -269,18 +269,36 @@ def _selector(raw: object, *, field: str) -> LabelSelector | None:
     return parse_label_selector(raw, field=field)
 
 
-def parse_ippool_spec(raw: object, *, path: str = "spec") -> IPPoolSpec:
-    """A SpiderIPPool ``spec`` dict as an IPPoolSpec; InvalidSpec lists every malformed field."""
-    spec = _spec_mapping(raw, path=path)
+class _AddressFields(TypedDict):
+    """The fields SpiderIPPool and SpiderSubnet share, as both specs' constructor arguments."""
+
+    ip_version: int
+    subnet: Cidr
+    ips: tuple[IPRange, ...]
+    exclude_ips: tuple[IPRange, ...]
+    gateway: int | None
+    routes: tuple[Route, ...]
+
+
+def _address_fields(spec: Mapping[str, object], *, path: str, c: _Collector) -> _AddressFields:
+    """``ipVersion`` and ``subnet`` (InvalidSpec at once when wrong), then the rest, their errors gathered in ``c``."""
     version, subnet = _version_and_subnet(spec, path=path)
-    c = _Collector()
-    pool = IPPoolSpec(
+    return _AddressFields(
         ip_version=version,
         subnet=subnet,
         ips=c.run(lambda: _ranges(spec.get("ips"), version=version, field=f"{path}.ips"), ()),
         exclude_ips=c.run(lambda: _ranges(spec.get("excludeIPs"), version=version, field=f"{path}.excludeIPs"), ()),
         gateway=c.run(lambda: _parse_gateway(spec.get("gateway"), version=version, field=f"{path}.gateway"), None),
         routes=c.run(lambda: _parse_routes(spec.get("routes"), version=version, field=f"{path}.routes"), ()),
+    )
+
+
+def parse_ippool_spec(raw: object, *, path: str = "spec") -> IPPoolSpec:
+    """A SpiderIPPool ``spec`` dict as an IPPoolSpec; InvalidSpec lists every malformed field."""
+    spec = _spec_mapping(raw, path=path)
+    c = _Collector()
+    pool = IPPoolSpec(
+        **_address_fields(spec, path=path, c=c),
         pod_affinity=c.run(lambda: _selector(spec.get("podAffinity"), field=f"{path}.podAffinity"), None),
         namespace_affinity=c.run(
             lambda: _selector(spec.get("namespaceAffinity"), field=f"{path}.namespaceAffinity"), None),
@@ -297,17 +315,8 @@ def parse_ippool_spec(raw: object, *, path: str = "spec") -> IPPoolSpec:
 
 def parse_subnet_spec(raw: object, *, path: str = "spec") -> SubnetSpec:
     """A SpiderSubnet ``spec`` dict as a SubnetSpec; InvalidSpec lists every malformed field."""
-    spec = _spec_mapping(raw, path=path)
-    version, subnet = _version_and_subnet(spec, path=path)
     c = _Collector()
-    result = SubnetSpec(
-        ip_version=version,
-        subnet=subnet,
-        ips=c.run(lambda: _ranges(spec.get("ips"), version=version, field=f"{path}.ips"), ()),
-        exclude_ips=c.run(lambda: _ranges(spec.get("excludeIPs"), version=version, field=f"{path}.excludeIPs"), ()),
-        gateway=c.run(lambda: _parse_gateway(spec.get("gateway"), version=version, field=f"{path}.gateway"), None),
-        routes=c.run(lambda: _parse_routes(spec.get("routes"), version=version, field=f"{path}.routes"), ()),
-    )
+    result = SubnetSpec(**_address_fields(_spec_mapping(raw, path=path), path=path, c=c))
     c.raise_if_any()
     return result
 
