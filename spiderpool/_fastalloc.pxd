@@ -46,6 +46,7 @@ cdef class BitmapCore:
     cdef uint64_t _full3
 
     cdef Py_ssize_t _index_of(self, u128 address) noexcept nogil
+    cdef Py_ssize_t _index_of_int(self, object address) except -2
     cdef u128 _address_at(self, Py_ssize_t index) noexcept nogil
     cdef Py_ssize_t _first_blocked_from(self, Py_ssize_t index) noexcept nogil
     cdef bint _is_blocked(self, Py_ssize_t index) noexcept nogil

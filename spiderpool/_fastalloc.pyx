@@ -161,6 +161,12 @@ cdef class BitmapCore:
             return -1
         return <Py_ssize_t>self._spans[low - 1].start + <Py_ssize_t>(address - self._spans[low - 1].first)
 
+    cdef Py_ssize_t _index_of_int(self, object address) except -2:
+        # OverflowError or TypeError when ``address`` is not an int of the pool's family.
+        cdef u128 value = 0
+        _int_to_u128(self.version, address, &value)
+        return self._index_of(value)
+
     cdef u128 _address_at(self, Py_ssize_t index) noexcept nogil:
         cdef Py_ssize_t low = 0, high = self._n_spans, middle
         while low < high:
@@ -345,10 +351,7 @@ cdef class BitmapCore:
         return taken
 
     def allocate_specific(self, object address):
-        cdef u128 value = 0
-        cdef Py_ssize_t index
-        _int_to_u128(self.version, address, &value)
-        index = self._index_of(value)
+        cdef Py_ssize_t index = self._index_of_int(address)
         if index < 0:
             return OUT_OF_RANGE
         if self._words[index >> 6] & _bit(index):
@@ -359,27 +362,18 @@ cdef class BitmapCore:
         return OK
 
     def release(self, object address):
-        cdef u128 value = 0
-        cdef Py_ssize_t index
-        _int_to_u128(self.version, address, &value)
-        index = self._index_of(value)
+        cdef Py_ssize_t index = self._index_of_int(address)
         return index >= 0 and self._unmark(index)
 
     def mark_used(self, object address):
         """1 if newly marked, 0 if it already was, -1 if the address is not in the pool."""
-        cdef u128 value = 0
-        cdef Py_ssize_t index
-        _int_to_u128(self.version, address, &value)
-        index = self._index_of(value)
+        cdef Py_ssize_t index = self._index_of_int(address)
         if index < 0:
             return -1
         return 1 if self._mark(index) else 0
 
     def is_used(self, object address):
-        cdef u128 value = 0
-        cdef Py_ssize_t index
-        _int_to_u128(self.version, address, &value)
-        index = self._index_of(value)
+        cdef Py_ssize_t index = self._index_of_int(address)
         return index >= 0 and (self._words[index >> 6] & _bit(index)) != 0
 
     def index_ranges(self, list ranges not None):
