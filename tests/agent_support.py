@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 import orjson
+from cni_process import PluginRun, exec_plugin
 from kubernetes_asyncio.client import (
     ApiClient,
     CoreV1Api,
@@ -161,18 +162,6 @@ def cni_request(command: str, pod: V1Pod, *, ifname: str = "eth0", container_id:
     )
 
 
-@dataclass(frozen=True)
-class PluginRun:
-    exit_code: int
-    stdout: bytes
-    stderr: bytes
-
-    def json(self) -> dict[str, Any]:
-        document = orjson.loads(self.stdout)
-        assert isinstance(document, dict)
-        return document
-
-
 def netconf(socket: Path, *, version: str = "1.0.0", **ipam: Any) -> dict[str, Any]:
     """A macvlan network configuration delegating to spiderpool at ``socket``."""
     return {"cniVersion": version, "name": "macvlan-test", "type": "macvlan",
@@ -189,9 +178,4 @@ async def run_plugin(command: str, config: Mapping[str, Any], *, pod: V1Pod | No
                 "CNI_IFNAME": ifname,
                 "CNI_ARGS": f"IgnoreUnknown=1;K8S_POD_NAMESPACE={NAMESPACE};K8S_POD_NAME={name};"
                             f"K8S_POD_INFRA_CONTAINER_ID={container_id or uid};K8S_POD_UID={uid}"}
-    process = await asyncio.create_subprocess_exec(
-        str(cni_executable_path()), env=env, stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE)
-    stdout, stderr = await asyncio.wait_for(process.communicate(orjson.dumps(config)), timeout=60)
-    assert process.returncode is not None
-    return PluginRun(process.returncode, stdout, stderr)
+    return await exec_plugin(cni_executable_path(), env, orjson.dumps(config))

@@ -1,4 +1,5 @@
-"""Shared fixtures: the real local control plane (one per session) and an API client connected to it (one per test).
+"""Shared fixtures: the real local control plane (one per session), an API client connected to it (one per test),
+and a short directory for unix sockets.
 
 Tests that need the control plane are marked ``@pytest.mark.integration`` (or ``e2e``).  The Kubernetes binaries are
 located or built right after collection, before any test's timeout starts (a cold build takes 20-30 minutes); if
@@ -8,7 +9,10 @@ that fails, every test using ``control_plane`` fails with the build error: a mis
 from __future__ import annotations
 
 import asyncio
+import shutil
+import tempfile
 from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
 
 import pytest
 from kubernetes_asyncio import client as k8s_client
@@ -51,6 +55,15 @@ async def _install_project_crds(plane: ControlPlane) -> None:
         await install_crds(client)
     finally:
         await client.close()
+
+
+@pytest.fixture
+def socket_dir() -> Iterator[Path]:
+    """A fresh directory for unix sockets, removed afterwards."""
+    # Short path: sun_path holds 107 bytes, pytest's tmp_path can be longer.
+    path = Path(tempfile.mkdtemp(prefix="spsock", dir="/tmp"))
+    yield path
+    shutil.rmtree(path, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")

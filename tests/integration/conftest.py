@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import shutil
-import tempfile
-from collections.abc import Iterator
 from contextlib import AbstractAsyncContextManager
 from pathlib import Path
 
@@ -14,14 +11,6 @@ from kubernetes_asyncio.client import ApiClient
 
 from spiderpool.agent.daemon import Agent
 from spiderpool.devcluster.cluster import ControlPlane
-
-
-@pytest.fixture
-def socket_dir() -> Iterator[Path]:
-    # Short path: sun_path holds 107 bytes, pytest's tmp_path can be longer.
-    path = Path(tempfile.mkdtemp(prefix="spagent", dir="/tmp"))
-    yield path
-    shutil.rmtree(path, ignore_errors=True)
 
 
 @pytest.fixture

@@ -10,7 +10,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from agent_support import AgentLauncher, Cluster, PluginRun, cni_request, netconf, run_plugin, span
+from agent_support import AgentLauncher, Cluster, cni_request, netconf, run_plugin, span
+from cni_process import PluginRun
 from kubernetes_asyncio.client import V1Pod
 
 from spiderpool.core.cni_types import CniError

@@ -9,11 +9,8 @@ from __future__ import annotations
 import asyncio
 import fcntl
 import json
-import shutil
 import subprocess
-import tempfile
-from collections.abc import AsyncIterator, Iterator, Sequence
-from dataclasses import dataclass
+from collections.abc import AsyncIterator, Sequence
 from ipaddress import ip_address, ip_interface, ip_network
 from pathlib import Path
 from typing import Any
@@ -21,6 +18,7 @@ from typing import Any
 import orjson
 import pytest
 from aiohttp import web
+from cni_process import exec_plugin
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -88,18 +86,6 @@ class MemoryBackend:
             raise CniError(CniCode.NOT_AVAILABLE, "spiderpool agent not ready", "pool cache not synced")
 
 
-@dataclass(frozen=True)
-class Run:
-    exit_code: int
-    stdout: bytes
-    stderr: bytes
-
-    def json(self) -> dict[str, Any]:
-        document = orjson.loads(self.stdout)  # stdout must be exactly one JSON document
-        assert isinstance(document, dict)
-        return document
-
-
 def _rebuild_editable_cni() -> None:
     """In a checkout with an editable build, compile and install cni/ now: the tests must run the current C code.
 
@@ -123,14 +109,6 @@ def _rebuild_editable_cni() -> None:
 def cni_binary() -> Path:
     _rebuild_editable_cni()
     return cni_executable_path()
-
-
-@pytest.fixture
-def socket_dir() -> Iterator[Path]:
-    # Short path: sun_path holds 107 bytes, pytest's tmp_path can be longer.
-    path = Path(tempfile.mkdtemp(prefix="spcni", dir="/tmp"))
-    yield path
-    shutil.rmtree(path, ignore_errors=True)
 
 
 @pytest.fixture
@@ -164,24 +142,11 @@ def pod_env(command: str, *, pod: str = "web-0", cid: str = "c0ffee01", ifname: 
     }
 
 
-async def run_cni(binary: Path, env: dict[str, str], stdin: bytes) -> Run:
-    process = await asyncio.create_subprocess_exec(
-        str(binary),
-        env=env,
-        stdin=asyncio.subprocess.PIPE,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )
-    stdout, stderr = await asyncio.wait_for(process.communicate(stdin), timeout=60)
-    assert process.returncode is not None
-    return Run(process.returncode, stdout, stderr)
-
-
 async def test_version_is_answered_without_an_agent(cni_binary: Path, socket_dir: Path) -> None:
-    run = await run_cni(cni_binary, {"CNI_COMMAND": "VERSION"}, netconf("0.4.0", socket=socket_dir / "none.sock"))
+    run = await exec_plugin(cni_binary, {"CNI_COMMAND": "VERSION"}, netconf("0.4.0", socket=socket_dir / "none.sock"))
     assert run.exit_code == 0
     assert run.json() == {"cniVersion": "0.4.0", "supportedVersions": ["0.3.0", "0.3.1", "0.4.0", "1.0.0", "1.1.0"]}
-    empty = await run_cni(cni_binary, {"CNI_COMMAND": "VERSION"}, b"")
+    empty = await exec_plugin(cni_binary, {"CNI_COMMAND": "VERSION"}, b"")
     assert empty.json()["cniVersion"] == "1.1.0"
 
 
@@ -198,7 +163,7 @@ async def test_version_is_answered_without_an_agent(cni_binary: Path, socket_dir
 async def test_add_result_in_each_version(
     cni_binary: Path, agent_socket: Path, backend: MemoryBackend, version: str, first_ip: dict[str, str]
 ) -> None:
-    run = await run_cni(cni_binary, pod_env("ADD"), netconf(version, socket=agent_socket))
+    run = await exec_plugin(cni_binary, pod_env("ADD"), netconf(version, socket=agent_socket))
     assert run.exit_code == 0, run.stderr
     result = run.json()
     assert result["cniVersion"] == version
@@ -215,26 +180,26 @@ async def test_add_result_in_each_version(
 
 async def test_add_is_idempotent_and_del_releases(cni_binary: Path, agent_socket: Path, backend: MemoryBackend) -> None:
     config = netconf(socket=agent_socket)
-    first = await run_cni(cni_binary, pod_env("ADD"), config)
-    again = await run_cni(cni_binary, pod_env("ADD"), config)
-    other = await run_cni(cni_binary, pod_env("ADD", pod="web-1", cid="c0ffee02"), config)
+    first = await exec_plugin(cni_binary, pod_env("ADD"), config)
+    again = await exec_plugin(cni_binary, pod_env("ADD"), config)
+    other = await exec_plugin(cni_binary, pod_env("ADD", pod="web-1", cid="c0ffee02"), config)
     assert first.json() == again.json()
     assert other.json()["ips"][0]["address"] == "10.6.0.11/16"
     for _ in range(2):  # DEL twice: both succeed, silently
-        deleted = await run_cni(cni_binary, pod_env("DEL"), config)
+        deleted = await exec_plugin(cni_binary, pod_env("DEL"), config)
         assert (deleted.exit_code, deleted.stdout) == (0, b"")
     assert list(backend.held) == [("uid-web-1", "eth0")]
 
 
 async def test_check_against_prev_result(cni_binary: Path, agent_socket: Path) -> None:
-    added = (await run_cni(cni_binary, pod_env("ADD"), netconf("0.4.0", socket=agent_socket))).json()
+    added = (await exec_plugin(cni_binary, pod_env("ADD"), netconf("0.4.0", socket=agent_socket))).json()
     # What macvlan hands to CHECK: its own interface list, ips pointing at it.
     prev = {**added, "interfaces": [{"name": "eth0", "sandbox": "/var/run/netns/web-0"}]}
     prev["ips"] = [{**ip, "interface": 0} for ip in added["ips"]]
-    ok = await run_cni(cni_binary, pod_env("CHECK"), netconf("0.4.0", socket=agent_socket, prevResult=prev))
+    ok = await exec_plugin(cni_binary, pod_env("CHECK"), netconf("0.4.0", socket=agent_socket, prevResult=prev))
     assert (ok.exit_code, ok.stdout) == (0, b"")
     prev["ips"][0]["address"] = "10.6.0.99/16"
-    bad = await run_cni(cni_binary, pod_env("CHECK"), netconf("0.4.0", socket=agent_socket, prevResult=prev))
+    bad = await exec_plugin(cni_binary, pod_env("CHECK"), netconf("0.4.0", socket=agent_socket, prevResult=prev))
     assert bad.exit_code == 1
     assert bad.json()["code"] == CniCode.RESERVATION_MISMATCH
     assert bad.json()["msg"] == "prevResult address 10.6.0.99/16 of eth0 is not reserved for pod default/web-0"
@@ -242,21 +207,21 @@ async def test_check_against_prev_result(cni_binary: Path, agent_socket: Path) -
 
 async def test_gc_releases_attachments_not_listed(cni_binary: Path, agent_socket: Path, backend: MemoryBackend) -> None:
     config = netconf("1.1.0", socket=agent_socket)
-    await run_cni(cni_binary, pod_env("ADD", pod="a", cid="ca"), config)
-    await run_cni(cni_binary, pod_env("ADD", pod="b", cid="cb"), config)
+    await exec_plugin(cni_binary, pod_env("ADD", pod="a", cid="ca"), config)
+    await exec_plugin(cni_binary, pod_env("ADD", pod="b", cid="cb"), config)
     valid = [{"containerID": "cb", "ifname": "eth0"}]
     gc_config = netconf("1.1.0", socket=agent_socket, **{"cni.dev/valid-attachments": valid})
-    run = await run_cni(cni_binary, {"CNI_COMMAND": "GC", "CNI_PATH": "/opt/cni/bin"}, gc_config)
+    run = await exec_plugin(cni_binary, {"CNI_COMMAND": "GC", "CNI_PATH": "/opt/cni/bin"}, gc_config)
     assert (run.exit_code, run.stdout) == (0, b"")
     assert list(backend.held) == [("uid-b", "eth0")]
 
 
 async def test_status_ready_and_not_ready(cni_binary: Path, agent_socket: Path, backend: MemoryBackend) -> None:
     config = netconf("1.1.0", socket=agent_socket)
-    ready = await run_cni(cni_binary, {"CNI_COMMAND": "STATUS"}, config)
+    ready = await exec_plugin(cni_binary, {"CNI_COMMAND": "STATUS"}, config)
     assert (ready.exit_code, ready.stdout) == (0, b"")
     backend.ready = False
-    not_ready = await run_cni(cni_binary, {"CNI_COMMAND": "STATUS"}, config)
+    not_ready = await exec_plugin(cni_binary, {"CNI_COMMAND": "STATUS"}, config)
     assert not_ready.exit_code == 1
     assert not_ready.json() == {
         "cniVersion": "1.1.0",
@@ -272,7 +237,7 @@ async def test_status_ready_and_not_ready(cni_binary: Path, agent_socket: Path, 
 )
 async def test_agent_absent_is_try_again_later(cni_binary: Path, socket_dir: Path, command: str, code: int) -> None:
     missing = socket_dir / "absent.sock"
-    run = await run_cni(cni_binary, pod_env(command), netconf("0.4.0", socket=missing))
+    run = await exec_plugin(cni_binary, pod_env(command), netconf("0.4.0", socket=missing))
     assert run.exit_code == 1
     assert run.json() == {
         "cniVersion": "0.4.0",
@@ -285,9 +250,9 @@ async def test_agent_absent_is_try_again_later(cni_binary: Path, socket_dir: Pat
 
 async def test_agent_absent_status_is_50_and_del_succeeds(cni_binary: Path, socket_dir: Path) -> None:
     config = netconf("1.1.0", socket=socket_dir / "absent.sock")
-    status = await run_cni(cni_binary, {"CNI_COMMAND": "STATUS"}, config)
+    status = await exec_plugin(cni_binary, {"CNI_COMMAND": "STATUS"}, config)
     assert (status.exit_code, status.json()["code"]) == (1, CniCode.NOT_AVAILABLE)
-    deleted = await run_cni(cni_binary, pod_env("DEL"), config)
+    deleted = await exec_plugin(cni_binary, pod_env("DEL"), config)
     assert (deleted.exit_code, deleted.stdout) == (0, b"")
     assert b"DEL treated as done" in deleted.stderr
 
@@ -297,13 +262,13 @@ async def test_refused_connection_is_unreachable(cni_binary: Path, socket_dir: P
     server = await asyncio.start_unix_server(lambda r, w: None, path=str(stale))
     server.close()  # the socket file stays, nobody listens: ECONNREFUSED
     await server.wait_closed()
-    run = await run_cni(cni_binary, pod_env("ADD"), netconf(socket=stale))
+    run = await exec_plugin(cni_binary, pod_env("ADD"), netconf(socket=stale))
     assert run.json()["details"] == f"connect {stale}: Connection refused"
 
 
 async def test_malformed_stdin_is_decode_error(cni_binary: Path, agent_socket: Path, backend: MemoryBackend) -> None:
     env = {**pod_env("ADD"), SOCKET_PATH_ENV: str(agent_socket)}
-    run = await run_cni(cni_binary, env, b'{"cniVersion": "1.0.0", "ipam": ')
+    run = await exec_plugin(cni_binary, env, b'{"cniVersion": "1.0.0", "ipam": ')
     assert run.exit_code == 1
     assert run.json()["code"] == CniCode.DECODING_FAILURE
     assert backend.requests == []
@@ -321,7 +286,7 @@ async def test_bad_environment_is_code_4(
     cni_binary: Path, agent_socket: Path, env_change: dict[str, str | None], message: str
 ) -> None:
     env = {key: value for key, value in {**pod_env("ADD"), **env_change}.items() if value is not None}
-    run = await run_cni(cni_binary, env, netconf(socket=agent_socket))
+    run = await exec_plugin(cni_binary, env, netconf(socket=agent_socket))
     assert run.exit_code == 1
     assert run.json()["code"] == CniCode.INVALID_ENVIRONMENT
     assert str(run.json()["msg"]).startswith(message)
@@ -336,7 +301,7 @@ async def test_bad_environment_is_code_4(
 )
 async def test_bad_command_is_code_4_without_an_agent(cni_binary: Path, command: str | None, msg: str) -> None:
     env = {"CNI_COMMAND": command} if command else {}
-    run = await run_cni(cni_binary, env, netconf("0.3.1"))
+    run = await exec_plugin(cni_binary, env, netconf("0.3.1"))
     assert run.exit_code == 1
     assert (run.json()["code"], run.json()["msg"], run.json()["cniVersion"]) == (4, msg, "0.3.1")
 
@@ -345,7 +310,7 @@ async def test_values_with_any_bytes_survive_the_trip(
     cni_binary: Path, agent_socket: Path, backend: MemoryBackend
 ) -> None:
     env = {**pod_env("ADD"), "CNI_NETNS": "/var/run/netns/pod with spaces%é\t", "CNI_PATH": "/a b:/c"}
-    run = await run_cni(cni_binary, env, netconf(socket=agent_socket))
+    run = await exec_plugin(cni_binary, env, netconf(socket=agent_socket))
     assert run.exit_code == 0, run.stdout
     assert backend.requests[-1].netns == "/var/run/netns/pod with spaces%é\t"
     assert backend.requests[-1].cni_path == ("/a b", "/c")
@@ -362,20 +327,20 @@ async def test_socket_path_is_found_among_decoys(cni_binary: Path, agent_socket:
         f'             "ipam_unix_socket_path" :\t"{escaped_path}" }} }}'
     )
     assert orjson.loads(stdin)["ipam"]["ipam_unix_socket_path"] == str(agent_socket)
-    run = await run_cni(cni_binary, pod_env("ADD"), stdin.encode())
+    run = await exec_plugin(cni_binary, pod_env("ADD"), stdin.encode())
     assert run.exit_code == 0, run.stdout
     assert run.json()["ips"][0]["address"] == "10.6.0.10/16"
 
 
 async def test_socket_env_override(cni_binary: Path, agent_socket: Path, socket_dir: Path) -> None:
     env = {**pod_env("ADD"), SOCKET_PATH_ENV: str(agent_socket)}
-    run = await run_cni(cni_binary, env, netconf(socket=socket_dir / "not-this.sock"))
+    run = await exec_plugin(cni_binary, env, netconf(socket=socket_dir / "not-this.sock"))
     assert run.exit_code == 0, run.stdout
 
 
 async def test_slow_backend_still_answers(cni_binary: Path, agent_socket: Path, backend: MemoryBackend) -> None:
     backend.delay = 1.5
-    run = await run_cni(cni_binary, pod_env("ADD"), netconf(socket=agent_socket))
+    run = await exec_plugin(cni_binary, pod_env("ADD"), netconf(socket=agent_socket))
     assert run.exit_code == 0
     assert run.json()["ips"][0]["address"] == "10.6.0.10/16"
 
@@ -386,7 +351,7 @@ async def test_silent_agent_times_out(cni_binary: Path, socket_dir: Path) -> Non
     server = await asyncio.start_unix_server(lambda reader, writer: held.append(writer), path=str(silent))
     env = {**pod_env("ADD"), AGENT_TIMEOUT_MS_ENV: "300"}
     try:
-        run = await run_cni(cni_binary, env, netconf(socket=silent))
+        run = await exec_plugin(cni_binary, env, netconf(socket=silent))
     finally:
         for writer in held:
             writer.close()
@@ -400,7 +365,7 @@ async def test_an_agent_without_the_endpoint_is_an_invalid_reply(cni_binary: Pat
     socket_path = socket_dir / "old.sock"
     runner = await start_unix_server(web.Application(), socket_path=socket_path)
     try:
-        run = await run_cni(cni_binary, pod_env("ADD"), netconf(socket=socket_path))
+        run = await exec_plugin(cni_binary, pod_env("ADD"), netconf(socket=socket_path))
     finally:
         await runner.cleanup()
     assert run.json()["msg"] == "invalid reply from spiderpool agent"
@@ -409,10 +374,10 @@ async def test_an_agent_without_the_endpoint_is_an_invalid_reply(cni_binary: Pat
 
 async def test_large_configuration(cni_binary: Path, agent_socket: Path, backend: MemoryBackend) -> None:
     padding = {"blob": "x" * (3 << 20), "list": list(range(20000))}
-    run = await run_cni(cni_binary, pod_env("ADD"), netconf(socket=agent_socket, padding=padding))
+    run = await exec_plugin(cni_binary, pod_env("ADD"), netconf(socket=agent_socket, padding=padding))
     assert run.exit_code == 0
     assert backend.requests[-1].config["padding"] == padding
-    too_large = await run_cni(cni_binary, pod_env("ADD"), netconf(socket=agent_socket, blob="y" * (4 << 20)))
+    too_large = await exec_plugin(cni_binary, pod_env("ADD"), netconf(socket=agent_socket, blob="y" * (4 << 20)))
     assert too_large.json()["code"] == CniCode.INVALID_CONFIG
     assert too_large.json()["msg"] == "network configuration too large"
 
@@ -420,7 +385,7 @@ async def test_large_configuration(cni_binary: Path, agent_socket: Path, backend
 async def test_parallel_invocations(cni_binary: Path, agent_socket: Path, backend: MemoryBackend) -> None:
     config = netconf(socket=agent_socket)
     runs = await asyncio.gather(
-        *(run_cni(cni_binary, pod_env("ADD", pod=f"p{i}", cid=f"c{i}"), config) for i in range(40))
+        *(exec_plugin(cni_binary, pod_env("ADD", pod=f"p{i}", cid=f"c{i}"), config) for i in range(40))
     )
     addresses = [run.json()["ips"][0]["address"] for run in runs]
     assert len(set(addresses)) == 40
