@@ -2,13 +2,19 @@
 PYTHON ?= python3
 STATE_DIR ?= .dev
 
-.PHONY: help setup test lint unit integration bench cluster-up cluster-down crds clean
+.PHONY: help setup demo demo-stop test lint unit integration e2e bench cluster-up cluster-down crds clean
 
 help: ## list targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
 
 setup: ## install everything the tests need (apt, pip, editable build, Kubernetes binaries)
 	bash hack/setup.sh
+
+demo: setup ## set everything up and run the demo: control plane, agents, pods getting addresses through macvlan
+	$(PYTHON) -m spiderpool.testbed.demo $(DEMO_ARGS)
+
+demo-stop: ## stop a demo started with DEMO_ARGS=--keep
+	$(PYTHON) -m spiderpool.testbed.demo --stop
 
 test: setup ## lint, type-check, import contracts, then every test suite against a real control plane
 	bash hack/test.sh
@@ -22,9 +28,13 @@ unit: ## the pure unit tests only (no control plane)
 integration: ## integration tests against the real local control plane
 	$(PYTHON) -m pytest tests/integration
 
+e2e: ## end-to-end tests: real macvlan in network namespaces, real agents (root)
+	$(PYTHON) -m pytest tests/e2e
+
 bench: ## run every benchmark under perf/ and record the results in perf/results/
 	$(PYTHON) perf/bench_alloc.py --json
 	$(PYTHON) perf/bench_store.py --json
+	$(PYTHON) perf/bench_cni.py --json
 
 cluster-up: ## start etcd + kube-apiserver in the background; kubeconfig in $(STATE_DIR)/kubeconfig
 	$(PYTHON) -m spiderpool.devcluster up --state-dir $(STATE_DIR)
