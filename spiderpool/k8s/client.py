@@ -19,6 +19,10 @@ from kubernetes_asyncio import client as k8s_client
 from kubernetes_asyncio.config import load_incluster_config
 
 
+# Other packages type against this name instead of importing the client library themselves.
+ApiClient = k8s_client.ApiClient
+
+
 class KubeconfigError(ValueError):
     """The kubeconfig cannot be used; the message names the file and the entry."""
 

@@ -1,0 +1,1 @@
+"""spiderpool-controller: webhooks, leak collection, subnets and auto pools, pool lifecycle, leader election."""
