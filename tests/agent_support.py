@@ -29,9 +29,10 @@ from kubernetes_asyncio.client import (
     V1PodSpec,
 )
 
-from spiderpool.agent.config import AgentConfig, ClusterSettings
+from spiderpool.agent.config import AgentConfig
 from spiderpool.agent.daemon import Agent
 from spiderpool.agent.install_cni import cni_executable_path
+from spiderpool.cluster_config import ClusterSettings
 from spiderpool.core.allocations import PoolIPAllocation, decode_allocated_ips
 from spiderpool.core.cni import parse_request
 from spiderpool.core.cni_types import CniRequest

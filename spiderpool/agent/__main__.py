@@ -14,8 +14,9 @@ import sys
 from collections.abc import Sequence
 
 from spiderpool.agent import install_cni
-from spiderpool.agent.config import AgentConfig, ConfigError, load_agent_config, run_argument_parser
+from spiderpool.agent.config import AgentConfig, load_agent_config, run_argument_parser
 from spiderpool.agent.daemon import Agent
+from spiderpool.cluster_config import ConfigError
 
 log = logging.getLogger("spiderpool.agent")
 

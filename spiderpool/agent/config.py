@@ -11,52 +11,17 @@ from __future__ import annotations
 
 import argparse
 import os
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Final
 
-import yaml
-
-from spiderpool.core.selection_types import SelectionConfig
+from spiderpool.cluster_config import ClusterSettings, ConfigError, load_cluster_settings
 from spiderpool.wire import DEFAULT_SOCKET_PATH
 
 DEFAULT_HEALTH_PORT: Final = 5710
 DEFAULT_METRICS_PORT: Final = 5711
 LOG_LEVELS: Final = ("debug", "info", "warning", "error")
-CONF_FILE: Final = "conf.yml"
-CLUSTER_NETWORK_FILE: Final = "clusterNetwork"
-# Upstream's chart writes the first key, its code reads the second (the key-mismatch bug); both are accepted.
-_FLEXIBLE_IP_KEYS: Final = ("clusterSubnetDefaultFlexibleIPNumber", "clusterSubnetAutoPoolDefaultRedundantIPNumber")
-
-
-class ConfigError(ValueError):
-    """A setting is invalid; the message names where it came from and the value."""
-
-
-@dataclass(frozen=True, slots=True)
-class ClusterSettings:
-    """The ``conf.yml`` keys the agent uses (upstream's names and chart defaults)."""
-
-    ipam_unix_socket_path: str = DEFAULT_SOCKET_PATH
-    enable_ipv4: bool = True
-    enable_ipv6: bool = True
-    enable_statefulset: bool = True
-    enable_spider_subnet: bool = True
-    enable_auto_pool: bool = True
-    default_flexible_ip_number: int = 1
-    cluster_network: str | None = None
-    agent_namespace: str = "kube-system"
-
-    def selection_config(self) -> SelectionConfig:
-        return SelectionConfig(
-            enable_ipv4=self.enable_ipv4,
-            enable_ipv6=self.enable_ipv6,
-            enable_spider_subnet=self.enable_spider_subnet,
-            enable_auto_pool=self.enable_auto_pool,
-            agent_namespace=self.agent_namespace,
-            multus_cluster_network=self.cluster_network,
-        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,68 +34,6 @@ class AgentConfig:
     metrics_port: int = DEFAULT_METRICS_PORT
     log_level: str = "info"
     cluster: ClusterSettings = field(default_factory=ClusterSettings)
-
-
-def _yaml_bool(source: str, value: object) -> bool:
-    if not isinstance(value, bool):
-        raise ConfigError(f"{source}: expected true or false, got {value!r}")
-    return value
-
-
-def _yaml_count(source: str, value: object) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-        raise ConfigError(f"{source}: expected a non-negative integer, got {value!r}")
-    return value
-
-
-def _yaml_path(source: str, value: object) -> str:
-    if not isinstance(value, str) or not value.startswith("/"):
-        raise ConfigError(f"{source}: expected an absolute path, got {value!r}")
-    return value
-
-
-_CONF_KEYS: Final[Mapping[str, tuple[str, Callable[[str, object], object]]]] = {
-    "ipamUnixSocketPath": ("ipam_unix_socket_path", _yaml_path),
-    "enableIPv4": ("enable_ipv4", _yaml_bool),
-    "enableIPv6": ("enable_ipv6", _yaml_bool),
-    "enableStatefulSet": ("enable_statefulset", _yaml_bool),
-    "enableSpiderSubnet": ("enable_spider_subnet", _yaml_bool),
-    "enableAutoPoolForApplication": ("enable_auto_pool", _yaml_bool),
-    **dict.fromkeys(_FLEXIBLE_IP_KEYS, ("default_flexible_ip_number", _yaml_count)),
-}
-
-
-def parse_conf_yml(text: str, *, source: str = CONF_FILE) -> dict[str, object]:
-    """The ``ClusterSettings`` fields set in a ``conf.yml`` text (absent or null keys are left out)."""
-    try:
-        document = yaml.safe_load(text)
-    except yaml.YAMLError as error:
-        raise ConfigError(f"{source}: not valid YAML: {error}") from None
-    if document is None:
-        return {}
-    if not isinstance(document, dict):
-        raise ConfigError(f"{source}: expected a mapping of settings, got {type(document).__name__}")
-    fields: dict[str, object] = {}
-    for key, (name, check) in _CONF_KEYS.items():
-        if document.get(key) is not None:
-            fields[name] = check(f"{source}: {key}", document[key])
-    return fields
-
-
-def load_cluster_settings(config_dir: Path | None, env: Mapping[str, str]) -> ClusterSettings:
-    fields: dict[str, object] = {}
-    cluster_network = env.get("MULTUS_CLUSTER_NETWORK") or None
-    if config_dir is not None:
-        if not config_dir.is_dir():
-            raise ConfigError(f"--config-dir: {config_dir} is not a directory")
-        conf = config_dir / CONF_FILE
-        if conf.is_file():
-            fields = parse_conf_yml(conf.read_text(), source=str(conf))
-        network_file = config_dir / CLUSTER_NETWORK_FILE
-        if network_file.is_file():
-            cluster_network = network_file.read_text().strip() or cluster_network
-    namespace = env.get("SPIDERPOOL_POD_NAMESPACE") or "kube-system"
-    return ClusterSettings(cluster_network=cluster_network, agent_namespace=namespace, **fields)  # type: ignore[arg-type]
 
 
 def _port(source: str, text: str) -> int:

@@ -5,11 +5,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from spiderpool.agent.allocation import RecordAllocator
-from spiderpool.agent.config import ClusterSettings
 from spiderpool.agent.endpoints import EndpointBook
 from spiderpool.agent.owners import OwnerResolver
 from spiderpool.agent.pods import PodLookup
 from spiderpool.agent.pool_book import PoolBook
+from spiderpool.cluster_config import ClusterSettings
 from spiderpool.core.selection_types import NamespaceView, NodeView
 from spiderpool.k8s.bodies import Namespace, Node, SpiderIPPool
 from spiderpool.k8s.store import CustomObjectStore

@@ -9,23 +9,15 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Protocol
 
+from spiderpool.cluster_config import ClusterSettings
 from spiderpool.controller.metrics import ControllerMetrics
 from spiderpool.controller.settings import GcSettings
 from spiderpool.k8s.client import ApiClient
 from spiderpool.k8s.core_objects import CoreObjects
 from spiderpool.k8s.store import SpiderStores
 
-
-@dataclass(frozen=True, slots=True)
-class ClusterFlags:
-    """The ``spiderpool-conf`` keys the controller uses (upstream's names and chart defaults)."""
-
-    enable_ipv4: bool = True
-    enable_ipv6: bool = True
-    enable_statefulset: bool = True
-    enable_spider_subnet: bool = True
-    enable_auto_pool: bool = True
-    default_flexible_ip_number: int = 1
+# The spiderpool-conf keys, shared with the agent (one definition: spiderpool.cluster_config).
+ClusterFlags = ClusterSettings
 
 
 @dataclass(slots=True)

@@ -18,7 +18,6 @@ import yaml
 from kubernetes_asyncio import client as k8s_client
 from kubernetes_asyncio.config import load_incluster_config
 
-
 # Other packages type against this name instead of importing the client library themselves.
 ApiClient = k8s_client.ApiClient
 

@@ -6,7 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from spiderpool.agent.config import AgentConfig, ConfigError, load_agent_config, parse_conf_yml, run_argument_parser
+from spiderpool.agent.config import AgentConfig, load_agent_config, run_argument_parser
+from spiderpool.cluster_config import ConfigError, parse_conf_yml
 
 
 def load(argv: list[str], env: dict[str, str] | None = None) -> AgentConfig:
