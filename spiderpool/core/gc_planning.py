@@ -125,7 +125,8 @@ def wanted_by_statefulset(pod_name: str, statefulset: StatefulSetSeen | None) ->
     if statefulset is None or statefulset.deleting:
         return False
     ordinal = statefulset_ordinal(pod_name, statefulset.name)
-    return ordinal is not None and statefulset.ordinal_start <= ordinal < statefulset.ordinal_start + statefulset.replicas
+    start = statefulset.ordinal_start
+    return ordinal is not None and start <= ordinal < start + statefulset.replicas
 
 
 def _keep(reason: str) -> GcDecision:
@@ -145,8 +146,8 @@ def _statefulset_of(seen: Observation) -> str | None:
     return seen.endpoint.statefulset if seen.endpoint is not None else None
 
 
-def _scaled_down(holder: Holder, seen: Observation, policy: GcPolicy) -> GcDecision:
-    """A StatefulSet ordinal no longer wanted: held for ``statefulset_hold`` seconds (beyond upstream), then released."""
+def _scaled_down(seen: Observation, policy: GcPolicy) -> GcDecision:
+    """An ordinal no longer wanted: held for ``statefulset_hold`` seconds (beyond upstream), then released."""
     since = seen.leak_since if seen.leak_since is not None else seen.now
     if policy.statefulset_hold > 0 and seen.now < since + policy.statefulset_hold:
         return GcDecision(Verdict.TRACE, Reason.STATEFULSET_HOLD, until=since + policy.statefulset_hold)
@@ -168,13 +169,13 @@ def plan(holder: Holder, seen: Observation, policy: GcPolicy) -> GcDecision:
     pod = seen.pod
     if pod is None or pod.uid != holder.pod_uid:
         if member:
-            return _scaled_down(holder, seen, policy)
+            return _scaled_down(seen, policy)
         if pod is None:
             since = seen.leak_since if seen.leak_since is not None else seen.now
             return _at(since + policy.additional_grace_delay, Reason.POD_DELETED, now=seen.now)
         return GcDecision(Verdict.RELEASE, Reason.UID_MISMATCH)
     if member and (pod.deletion_timestamp is not None or pod.phase in ("Succeeded", "Failed")):
-        return _scaled_down(holder, seen, policy)
+        return _scaled_down(seen, policy)
     return _planned_for_same_pod(pod, seen, policy)
 
 
