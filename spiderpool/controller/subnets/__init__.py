@@ -1,0 +1,1 @@
+"""SpiderSubnet status, application auto-pools and adoption of manual pools (the ``SubnetController``)."""
