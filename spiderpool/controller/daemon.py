@@ -1,0 +1,165 @@
+"""The spiderpool-controller process: webhooks on every replica, leader components on the Lease holder only."""
+
+from __future__ import annotations
+
+import asyncio
+import importlib
+import logging
+import tempfile
+from collections.abc import Sequence
+from contextlib import AsyncExitStack, suppress
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Final
+
+import yaml
+from aiohttp import web
+
+from spiderpool.controller.certificates import generate_serving_certificate
+from spiderpool.controller.context import ClusterFlags, ControllerContext, LeaderComponent
+from spiderpool.controller.health import ControllerHealth, make_health_app, make_metrics_app
+from spiderpool.controller.leader import LeaderElector
+from spiderpool.controller.settings import gc_settings_from_env, leader_settings_from_env
+from spiderpool.controller.webhook_registration import DEFAULT_NAME, WebhookRegistration
+from spiderpool.controller.webhook_server import make_webhook_app, server_ssl_context, start_site
+from spiderpool.controller.webhooks.deps import WebhookDeps
+from spiderpool.controller.webhooks.ledger import AdmissionLedger
+from spiderpool.k8s.admission_registration import WebhookConfigurations
+from spiderpool.k8s.client import make_api_client
+from spiderpool.k8s.core_objects import CoreObjects
+from spiderpool.k8s.leases import LeaseStore
+from spiderpool.k8s.store import SpiderStores
+
+log = logging.getLogger(__name__)
+
+# module path, class name: engineers J and K provide them; each takes the ControllerContext only.
+LEADER_COMPONENTS: Final = (
+    ("spiderpool.controller.gc.collector", "LeakCollector"),
+    ("spiderpool.controller.pool_lifecycle", "PoolLifecycle"),
+    ("spiderpool.controller.subnets.controller", "SubnetController"),
+)
+
+# conf.yml key (upstream's spiderpool-conf) -> ClusterFlags field
+_CONF_KEYS: Final = {
+    "enableIPv4": "enable_ipv4", "enableIPv6": "enable_ipv6", "enableStatefulSet": "enable_statefulset",
+    "enableSpiderSubnet": "enable_spider_subnet", "enableAutoPoolForApplication": "enable_auto_pool",
+    "clusterSubnetDefaultFlexibleIPNumber": "default_flexible_ip_number",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class ControllerOptions:
+    kubeconfig: Path | None
+    webhook_host: str = "127.0.0.1"
+    webhook_port: int = 5722
+    health_port: int = 5720
+    metrics_port: int = 5721
+    config_dir: Path | None = None
+    # leader: the Lease holder points the shared configurations at itself; replica: each replica registers its own
+    # (both are called for every request); none: the chart provides them.
+    register_webhooks: str = "leader"
+
+
+def cluster_flags(config_dir: Path | None) -> ClusterFlags:
+    """The ClusterFlags of ``conf.yml`` in the mounted spiderpool-conf (defaults when absent)."""
+    if config_dir is None or not (config_dir / "conf.yml").is_file():
+        return ClusterFlags()
+    document = yaml.safe_load((config_dir / "conf.yml").read_text()) or {}
+    values = {field: document[key] for key, field in _CONF_KEYS.items() if key in document}
+    for field, value in values.items():
+        expected = int if field == "default_flexible_ip_number" else bool
+        if type(value) is not expected:
+            raise ValueError(f"{config_dir / 'conf.yml'}: {field}: expected {expected.__name__}, got {value!r}")
+    return ClusterFlags(**values)
+
+
+def leader_components(ctx: ControllerContext) -> list[LeaderComponent]:
+    """The leader's components; one not written yet is skipped with a warning (during development only)."""
+    components: list[LeaderComponent] = []
+    for module_name, class_name in LEADER_COMPONENTS:
+        try:
+            module = importlib.import_module(module_name)
+        except ModuleNotFoundError as error:
+            log.warning("leader component %s.%s is missing: %s", module_name, class_name, error)
+            continue
+        components.append(getattr(module, class_name)(ctx))
+    return components
+
+
+async def run_components(components: Sequence[LeaderComponent]) -> None:
+    """Run every component until cancelled; one that fails is logged and the others go on."""
+    async with asyncio.TaskGroup() as group:
+        for component in components:
+            group.create_task(_guarded(component), name=f"leader-{component.name}")
+
+
+async def _guarded(component: LeaderComponent) -> None:
+    try:
+        await component.run()
+    except Exception:
+        log.exception("leader component %s failed", component.name)
+
+
+class Controller:
+    def __init__(self, options: ControllerOptions) -> None:
+        self.options = options
+        self.health = ControllerHealth()
+
+    async def run(self, stop: asyncio.Event) -> None:
+        async with AsyncExitStack() as stack:
+            api = make_api_client(kubeconfig=self.options.kubeconfig)
+            stack.push_async_callback(api.close)
+            ctx = ControllerContext(api=api, stores=SpiderStores(api), core=CoreObjects(api),
+                                    gc=gc_settings_from_env(), cluster=cluster_flags(self.options.config_dir))
+            settings = leader_settings_from_env()
+            registration = await self._serve(stack, ctx, namespace=settings.namespace, identity=settings.identity)
+            elector = LeaderElector(LeaseStore(api, namespace=settings.namespace), settings,
+                                    on_change=lambda leading: ctx.metrics.is_leader.set(int(leading)))
+            leading = asyncio.create_task(elector.run(lambda: self._lead(ctx, registration)), name="elector")
+            self.health.started = True
+            await stop.wait()
+            self.health.stopping = True
+            leading.cancel()
+            with suppress(asyncio.CancelledError):
+                await leading
+            if registration is not None:
+                await registration.unregister()
+
+    async def _lead(self, ctx: ControllerContext, registration: WebhookRegistration | None) -> None:
+        if registration is not None and self.options.register_webhooks == "leader":
+            await registration.register()
+        await run_components(leader_components(ctx))
+        await asyncio.Event().wait()  # hold leadership even when no component is installed
+
+    async def _serve(self, stack: AsyncExitStack, ctx: ControllerContext, *, namespace: str, identity: str
+                     ) -> WebhookRegistration | None:
+        host = self.options.webhook_host
+        certificate = generate_serving_certificate(hosts=(host,))
+        directory = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="spiderpool-controller-")))
+        cert_file, key_file = certificate.write(directory)
+        deps = WebhookDeps(stores=ctx.stores, ledger=AdmissionLedger(LeaseStore(ctx.api, namespace=namespace)),
+                           cluster=ctx.cluster)
+        runner, port = await start_site(make_webhook_app(deps, ctx.metrics), host=host, port=self.options.webhook_port,
+                                        ssl_context=server_ssl_context(cert_file=cert_file, key_file=key_file))
+        stack.push_async_callback(runner.cleanup)
+        self.health.webhook_serving = True
+        for app, port_option in ((make_health_app(self.health), self.options.health_port),
+                                 (make_metrics_app(ctx.metrics), self.options.metrics_port)):
+            if port_option:
+                await self._start_plain(stack, app, port=port_option)
+        log.info("webhook server on https://%s:%d", host, port)
+        print(f"WEBHOOK https://{host}:{port}", flush=True)
+        mode = self.options.register_webhooks
+        if mode == "none":
+            return None
+        name = DEFAULT_NAME if mode == "leader" else f"{DEFAULT_NAME}-{identity}"
+        registration = WebhookRegistration(WebhookConfigurations(ctx.api), name=name,
+                                           base_url=f"https://{host}:{port}", ca_pem=certificate.ca_pem)
+        if mode == "replica":
+            await registration.register()
+        return registration
+
+    @staticmethod
+    async def _start_plain(stack: AsyncExitStack, app: web.Application, *, port: int) -> None:
+        runner, _ = await start_site(app, host="0.0.0.0", port=port)
+        stack.push_async_callback(runner.cleanup)
