@@ -1,0 +1,1 @@
+"""Leak collection: leaked pool records and SpiderEndpoints found and released, safely (see docs/gc.md)."""
