@@ -175,7 +175,8 @@ async def test_g07_recreated_pod_keeps_its_new_address(api: ApiClient, scene: Sc
         await asyncio.sleep(0.5)
         assert (await scene.records())[new_ip] == new["metadata"]["uid"]
         endpoint = await scene.endpoint("same")
-        assert endpoint is not None and endpoint["status"]["current"]["uid"] == new["metadata"]["uid"]
+        assert endpoint is not None
+        assert endpoint["status"]["current"]["uid"] == new["metadata"]["uid"]
 
 
 async def test_g12_slow_informer_direct_read_prevents_release(api: ApiClient, scene: Scene) -> None:
