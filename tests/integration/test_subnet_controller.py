@@ -1,0 +1,218 @@
+"""SubnetController against the real API server and kube-controller-manager (case IDs in docs/subnets.md)."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import suppress
+from typing import Any, TypeVar
+
+import orjson
+import pytest
+from kubernetes_asyncio.client import ApiClient, AppsV1Api
+from kubernetes_asyncio.client.exceptions import ApiException
+
+from spiderpool.controller.context import ControllerContext
+from spiderpool.controller.subnets.controller import SubnetController
+from spiderpool.core.subnet_planning import LABEL_APP_NAME, LABEL_APP_UID, LABEL_SUBNET
+from spiderpool.devcluster.cluster import ControlPlane
+from spiderpool.k8s.core_objects import CoreObjects
+from spiderpool.k8s.store import NotFound, SpiderStores
+
+pytestmark = pytest.mark.integration
+
+NAMESPACE = "default"
+T = TypeVar("T")
+
+
+def unique(prefix: str) -> str:
+    return f"{prefix}-{uuid.uuid4().hex[:6]}"
+
+
+async def until(fetch: Callable[[], Awaitable[T]], check: Callable[[T], bool], *, within: float = 15.0) -> T:
+    """Poll ``fetch`` until ``check`` holds on its value; AssertionError with the last value after ``within``."""
+    deadline = asyncio.get_running_loop().time() + within
+    while True:
+        value = await fetch()
+        if check(value):
+            return value
+        if asyncio.get_running_loop().time() > deadline:
+            raise AssertionError(f"not true within {within}s, last value: {value!r}")
+        await asyncio.sleep(0.05)
+
+
+class Subnets:
+    """The test's hands: subnets, pools and applications, removed again at the end."""
+
+    def __init__(self, api: ApiClient) -> None:
+        self.stores = SpiderStores(api)
+        self.apps = AppsV1Api(api)
+        self._cleanup: list[Callable[[], Awaitable[object]]] = []
+
+    async def subnet(self, cidr: str, ips: list[str], *, exclude: list[str] | None = None, name: str = "") -> str:
+        name = name or unique("sn")
+        spec: dict[str, Any] = {"ipVersion": 4, "subnet": cidr, "ips": ips}
+        if exclude:
+            spec["excludeIPs"] = exclude
+        await self.stores.subnets.create({"metadata": {"name": name}, "spec": spec})  # type: ignore[typeddict-item]
+        self._cleanup.append(lambda: self.stores.subnets.delete(name))
+        return name
+
+    async def manual_pool(self, cidr: str, ips: list[str]) -> str:
+        name = unique("manual")
+        spec: Any = {"ipVersion": 4, "subnet": cidr, "ips": ips}
+        await self.stores.ippools.create({"metadata": {"name": name}, "spec": spec})
+        self._cleanup.append(lambda: self.stores.ippools.delete(name))
+        return name
+
+    async def reserved(self, ips: list[str]) -> None:
+        name = unique("rsv")
+        await self.stores.reserved_ips.create({"metadata": {"name": name}, "spec": {"ipVersion": 4, "ips": ips}})
+        self._cleanup.append(lambda: self.stores.reserved_ips.delete(name))
+
+    async def app(self, kind: str, name: str, *, subnet: str, replicas: int, extra: dict[str, str] | None = None
+                  ) -> str:
+        labels = {"app": name}
+        annotations = {"ipam.spidernet.io/subnet": orjson.dumps({"ipv4": [subnet]}).decode(), **(extra or {})}
+        body: Any = {
+            "metadata": {"name": name},
+            "spec": {"replicas": replicas, "selector": {"matchLabels": labels},
+                     "template": {"metadata": {"labels": labels, "annotations": annotations},
+                                  "spec": {"containers": [{"name": "c", "image": "registry.invalid/pause:1"}]}}},
+        }
+        if kind == "StatefulSet":
+            body["spec"] |= {"serviceName": name, "podManagementPolicy": "Parallel"}
+            created = await self.apps.create_namespaced_stateful_set(NAMESPACE, body)
+        else:
+            created = await self.apps.create_namespaced_deployment(NAMESPACE, body)
+        self._cleanup.append(lambda: self.delete_app(kind, name))
+        return str(created.metadata.uid)
+
+    async def scale(self, name: str, replicas: int) -> None:
+        await self.apps.patch_namespaced_deployment_scale(name, NAMESPACE, {"spec": {"replicas": replicas}})
+
+    async def delete_app(self, kind: str, name: str) -> None:
+        with suppress(Exception):
+            if kind == "StatefulSet":
+                await self.apps.delete_namespaced_stateful_set(name, NAMESPACE, propagation_policy="Background")
+            else:
+                await self.apps.delete_namespaced_deployment(name, NAMESPACE, propagation_policy="Background")
+
+    async def deployment_gone(self, name: str) -> bool:
+        try:
+            await self.apps.read_namespaced_deployment(name, NAMESPACE)
+        except ApiException as error:
+            return error.status == 404
+        return False
+
+    async def pools_of(self, subnet: str) -> dict[str, dict[str, Any]]:
+        found = await self.stores.ippools.list(label_selector=f"{LABEL_SUBNET}={subnet}")
+        return {pool["metadata"]["name"]: dict(pool) for pool in found.items}
+
+    async def app_pools(self, subnet: str, app: str) -> list[dict[str, Any]]:
+        return [p for p in (await self.pools_of(subnet)).values() if p["metadata"]["labels"].get(LABEL_APP_NAME) == app]
+
+    async def controlled(self, subnet: str) -> dict[str, Any]:
+        status = (await self.stores.subnets.get(subnet)).get("status") or {}
+        return dict(orjson.loads(status.get("controlledIPPools") or "{}"))
+
+    async def close(self) -> None:
+        for step in reversed(self._cleanup):
+            with suppress(NotFound):
+                await step()
+
+
+def ips_of(pool: dict[str, Any]) -> list[str]:
+    return list(pool["spec"].get("ips") or [])
+
+
+def one(pools: list[dict[str, Any]]) -> bool:
+    return len(pools) == 1
+
+
+@pytest.fixture
+async def subnets(api: ApiClient, control_plane: ControlPlane) -> AsyncIterator[Subnets]:
+    control_plane.start_controller_manager()
+    ctx = ControllerContext(api=api, stores=SpiderStores(api), core=CoreObjects(api))
+    controller = SubnetController(ctx, resync_seconds=5.0)
+    task = asyncio.create_task(controller.run())
+    hands = Subnets(api)
+    try:
+        yield hands
+    finally:
+        await hands.close()
+        task.cancel()
+        with suppress(asyncio.CancelledError):
+            await task
+
+
+async def test_i01_deployment_gets_lowest_subnet_ips_and_status(subnets: Subnets) -> None:
+    subnet = await subnets.subnet("10.213.1.0/24", ["10.213.1.10-10.213.1.40"])
+    name = unique("web")
+    uid = await subnets.app("Deployment", name, subnet=subnet, replicas=2)
+    [pool] = await until(lambda: subnets.app_pools(subnet, name), lambda p: one(p) and len(ips_of(p[0])) > 0)
+    assert pool["metadata"]["name"] == f"auto4-{name}-eth0-{uid.rsplit('-', 1)[-1][:5]}"
+    assert ips_of(pool) == ["10.213.1.10-10.213.1.12"]  # replicas 2 + default flexible 1, lowest first
+    labels = pool["metadata"]["labels"]
+    assert labels[LABEL_APP_UID] == uid and labels["ipam.spidernet.io/ip-version"] == "IPv4"
+    assert labels["ipam.spidernet.io/owner-application-kind"] == "Deployment"
+    assert pool["spec"]["podAffinity"]["matchLabels"]["ipam.spidernet.io/app-name"] == name
+    assert pool["metadata"]["ownerReferences"][0]["name"] == subnet
+    status = (await until(lambda: subnets.stores.subnets.get(subnet),
+                          lambda s: (s.get("status") or {}).get("allocatedIPCount") == 3))["status"]
+    assert status["totalIPCount"] == 31
+    assert orjson.loads(status["controlledIPPools"]) == {
+        pool["metadata"]["name"]: {"ips": ["10.213.1.10-10.213.1.12"],
+                                   "application": f"apps_v1_Deployment_{NAMESPACE}_{name}"}}
+
+
+async def test_i02_scale_up_then_down_keeps_allocated_ips(subnets: Subnets) -> None:
+    subnet = await subnets.subnet("10.213.2.0/24", ["10.213.2.1-10.213.2.50"])
+    name = unique("scale")
+    await subnets.app("Deployment", name, subnet=subnet, replicas=1)
+    [pool] = await until(lambda: subnets.app_pools(subnet, name), lambda p: one(p) and len(ips_of(p[0])) > 0)
+    assert ips_of(pool) == ["10.213.2.1-10.213.2.2"]
+    await subnets.scale(name, 4)
+    [pool] = await until(lambda: subnets.app_pools(subnet, name), lambda p: ips_of(p[0]) == ["10.213.2.1-10.213.2.5"])
+    # A pod holds the highest address: scale-down may only drop unallocated ones, the lowest first.
+    record = {"10.213.2.5": {"pod": f"{NAMESPACE}/x", "podUid": "uid-x"}}
+    pool["status"] = {"allocatedIPs": orjson.dumps(record).decode(), "allocatedIPCount": 1}
+    await subnets.stores.ippools.replace_status(pool)  # type: ignore[arg-type]
+    await subnets.scale(name, 0)
+    await until(lambda: subnets.app_pools(subnet, name), lambda p: ips_of(p[0]) == ["10.213.2.5"])
+    await until(lambda: subnets.controlled(subnet), lambda c: [v["ips"] for v in c.values()] == [["10.213.2.5"]])
+
+
+async def test_i03_deleted_app_with_reclaim_true_loses_its_pool(subnets: Subnets) -> None:
+    subnet = await subnets.subnet("10.213.3.0/24", ["10.213.3.1-10.213.3.20"])
+    name = unique("gone")
+    await subnets.app("Deployment", name, subnet=subnet, replicas=1)
+    await until(lambda: subnets.app_pools(subnet, name), one)
+    await subnets.delete_app("Deployment", name)
+    await until(lambda: subnets.app_pools(subnet, name), lambda p: p == [])
+    await until(lambda: subnets.controlled(subnet), lambda c: c == {})
+
+
+async def test_i04_reclaim_false_pool_kept_and_reused_by_same_kind_only(subnets: Subnets) -> None:
+    subnet = await subnets.subnet("10.213.4.0/24", ["10.213.4.1-10.213.4.30"])
+    name = unique("keep")
+    keep = {"ipam.spidernet.io/ippool-reclaim": "false"}
+    await subnets.app("Deployment", name, subnet=subnet, replicas=2, extra=keep)
+    [first] = await until(lambda: subnets.app_pools(subnet, name), lambda p: one(p) and len(ips_of(p[0])) > 0)
+    await subnets.delete_app("Deployment", name)
+    [kept] = await until(lambda: subnets.app_pools(subnet, name), lambda p: one(p) and ips_of(p[0]) == [])
+    assert kept["metadata"]["name"] == first["metadata"]["name"]
+    await until(lambda: subnets.controlled(subnet), lambda c: all(v["ips"] == [] for v in c.values()))
+    # Different kind, same name: a pool of its own.
+    sts_uid = await subnets.app("StatefulSet", name, subnet=subnet, replicas=1, extra=keep)
+    # Same kind, same name, new UID: the kept pool again.
+    await until(lambda: subnets.deployment_gone(name), bool)
+    uid = await subnets.app("Deployment", name, subnet=subnet, replicas=3, extra=keep)
+    pools = await until(lambda: subnets.app_pools(subnet, name),
+                        lambda p: len(p) == 2 and all(len(ips_of(x)) > 0 for x in p)
+                        and {x["metadata"]["labels"][LABEL_APP_UID] for x in p} == {uid, sts_uid})
+    by_kind = {p["metadata"]["labels"]["ipam.spidernet.io/owner-application-kind"]: p for p in pools}
+    assert by_kind["Deployment"]["metadata"]["name"] == first["metadata"]["name"]
+    assert by_kind["Deployment"]["metadata"]["labels"][LABEL_APP_UID] == uid
+    assert ips_of(by_kind["Deployment"]) != [] and by_kind["StatefulSet"]["metadata"]["name"].startswith("auto4-")
