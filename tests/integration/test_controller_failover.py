@@ -1,0 +1,133 @@
+"""spiderpool-controller as a process: webhook registration and its removal on exit, Lease failover (C01-C03)."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import re
+import sys
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+
+from spiderpool.devcluster.cluster import ControlPlane
+from spiderpool.devcluster.processes import ManagedProcess
+from spiderpool.k8s.admission_registration import WebhookConfigurations
+from spiderpool.k8s.client import ApiClient
+from spiderpool.k8s.core_objects import CoreObjects
+from spiderpool.k8s.leases import LeaseStore
+from spiderpool.k8s.store import NotFound
+
+pytestmark = [pytest.mark.integration]
+
+LEASE = "spiderpool-controller-leases"
+_LEADER_LINE = re.compile(r"^LEADER (START|STOP) ([0-9.]+) (\S+)$", re.MULTILINE)
+
+
+class ControllerProcess:
+    """``python -m spiderpool.controller`` with short lease timings, in its own namespace."""
+
+    def __init__(self, control_plane: ControlPlane, *, identity: str, namespace: str, log_dir: Path,
+                 register: str = "leader") -> None:
+        env = {**os.environ, "SPIDERPOOL_POD_NAMESPACE": namespace, "SPIDERPOOL_POD_NAME": identity,
+               "SPIDERPOOL_LEADER_DURATION": "4", "SPIDERPOOL_LEADER_RENEW_DEADLINE": "3",
+               "SPIDERPOOL_LEADER_RETRY_PERIOD": "0.5"}
+        argv = [sys.executable, "-m", "spiderpool.controller", "--kubeconfig", str(control_plane.kubeconfig),
+                "--webhook-host", "127.0.0.1", "--webhook-port", "0", "--health-port", "0", "--metrics-port", "0",
+                "--register-webhooks", register]
+        self.identity = identity
+        self.process = ManagedProcess(f"controller[{identity}]", argv, log_path=log_dir / f"{identity}.log", env=env)
+
+    def log(self) -> str:
+        return self.process.log_path.read_text(errors="replace")
+
+    def start(self, *, wait_for: str = "WEBHOOK https://") -> None:
+        self.process.start()
+        self.process.wait_until(lambda: wait_for in self.log(), timeout=30.0, interval=0.05)
+
+    def leader_intervals(self, *, killed_at: float | None = None) -> list[tuple[float, float]]:
+        intervals, start = [], None
+        for kind, stamp, _ in _LEADER_LINE.findall(self.log()):
+            if kind == "START":
+                start = float(stamp)
+            elif start is not None:
+                intervals.append((start, float(stamp)))
+                start = None
+        if start is not None:
+            intervals.append((start, killed_at or time.time()))
+        return intervals
+
+
+async def wait_for_registration(api: ApiClient, *, url_prefix: str = "https://127.0.0.1:",
+                                timeout: float = 20.0) -> dict[str, object]:
+    configurations = WebhookConfigurations(api)
+    async with asyncio.timeout(timeout):
+        while True:
+            try:
+                found = await configurations.get("ValidatingWebhookConfiguration", "spiderpool-controller")
+                if str(found["webhooks"][0]["clientConfig"]["url"]).startswith(url_prefix):
+                    return found
+            except NotFound:
+                pass
+            await asyncio.sleep(0.1)
+
+
+async def holder(leases: LeaseStore) -> str:
+    try:
+        return str((await leases.get(LEASE)).get("spec", {}).get("holderIdentity") or "")
+    except NotFound:
+        return ""
+
+
+async def test_c01_registration_points_at_the_leader_and_is_removed_on_exit(
+        control_plane: ControlPlane, api: ApiClient, tmp_path: Path) -> None:
+    namespace = f"ctl-{uuid.uuid4().hex[:6]}"
+    await CoreObjects(api).create_namespace(namespace)
+    replica = ControllerProcess(control_plane, identity="c01", namespace=namespace, log_dir=tmp_path)
+    try:
+        replica.start(wait_for="LEADER START")
+        found = await wait_for_registration(api)
+        hooks = found["webhooks"]
+        assert isinstance(hooks, list) and {h["failurePolicy"] for h in hooks} == {"Fail"}
+        assert hooks[0]["clientConfig"]["caBundle"]
+        assert await holder(LeaseStore(api, namespace=namespace)) == "c01"
+    finally:
+        replica.process.stop(grace=10.0)
+    configurations = WebhookConfigurations(api)
+    for kind in ("MutatingWebhookConfiguration", "ValidatingWebhookConfiguration"):
+        with pytest.raises(NotFound):
+            await configurations.get(kind, "spiderpool-controller")
+    assert await holder(LeaseStore(api, namespace=namespace)) == "", "a graceful exit releases the Lease"
+
+
+async def test_c02_failover_after_sigkill_within_the_lease_duration_never_two_leaders(
+        control_plane: ControlPlane, api: ApiClient, tmp_path: Path) -> None:
+    namespace = f"ctl-{uuid.uuid4().hex[:6]}"
+    await CoreObjects(api).create_namespace(namespace)
+    leases = LeaseStore(api, namespace=namespace)
+    first = ControllerProcess(control_plane, identity="first", namespace=namespace, log_dir=tmp_path)
+    second = ControllerProcess(control_plane, identity="second", namespace=namespace, log_dir=tmp_path)
+    try:
+        first.start(wait_for="LEADER START")
+        second.start()
+        await asyncio.sleep(1.5)
+        assert await holder(leases) == "first" and "LEADER START" not in second.log()
+        os.killpg(first.process.pid or 0, 9)
+        killed_at = time.time()
+        samples = set()
+        async with asyncio.timeout(4.0 + 2.0):  # lease duration + one retry period of slack + request time
+            while (current := await holder(leases)) != "second":
+                samples.add(current)
+                await asyncio.sleep(0.1)
+        took_over = time.time() - killed_at
+        assert took_over <= 4.0 + 1.5, f"took {took_over:.1f}s"
+        await wait_for_registration(api)
+        assert samples <= {"first"}
+    finally:
+        first.process.stop(grace=5.0)
+        second.process.stop(grace=10.0)
+    intervals = sorted(first.leader_intervals(killed_at=killed_at) + second.leader_intervals())
+    assert len(intervals) == 2
+    assert intervals[0][1] <= intervals[1][0], f"two leaders at once: {intervals}"
