@@ -15,6 +15,7 @@ from kubernetes_asyncio.client.exceptions import ApiException
 
 from spiderpool.controller.context import ControllerContext
 from spiderpool.controller.subnets.controller import SubnetController
+from spiderpool.controller.subnets.reconcile import AppObject, PassSettings, reconcile_once
 from spiderpool.core.subnet_planning import LABEL_APP_NAME, LABEL_APP_UID, LABEL_SUBNET
 from spiderpool.devcluster.cluster import ControlPlane
 from spiderpool.k8s.core_objects import CoreObjects
@@ -46,6 +47,7 @@ class Subnets:
     """The test's hands: subnets, pools and applications, removed again at the end."""
 
     def __init__(self, api: ApiClient) -> None:
+        self.api = api
         self.stores = SpiderStores(api)
         self.apps = AppsV1Api(api)
         self._cleanup: list[Callable[[], Awaitable[object]]] = []
@@ -83,7 +85,7 @@ class Subnets:
         }
         if kind == "StatefulSet":
             body["spec"] |= {"serviceName": name, "podManagementPolicy": "Parallel"}
-            created = await self.apps.create_namespaced_stateful_set(NAMESPACE, body)
+            created: Any = await self.apps.create_namespaced_stateful_set(NAMESPACE, body)
         else:
             created = await self.apps.create_namespaced_deployment(NAMESPACE, body)
         self._cleanup.append(lambda: self.delete_app(kind, name))
@@ -155,7 +157,8 @@ async def test_i01_deployment_gets_lowest_subnet_ips_and_status(subnets: Subnets
     assert pool["metadata"]["name"] == f"auto4-{name}-eth0-{uid.rsplit('-', 1)[-1][:5]}"
     assert ips_of(pool) == ["10.213.1.10-10.213.1.12"]  # replicas 2 + default flexible 1, lowest first
     labels = pool["metadata"]["labels"]
-    assert labels[LABEL_APP_UID] == uid and labels["ipam.spidernet.io/ip-version"] == "IPv4"
+    assert labels[LABEL_APP_UID] == uid
+    assert labels["ipam.spidernet.io/ip-version"] == "IPv4"
     assert labels["ipam.spidernet.io/owner-application-kind"] == "Deployment"
     assert pool["spec"]["podAffinity"]["matchLabels"]["ipam.spidernet.io/app-name"] == name
     assert pool["metadata"]["ownerReferences"][0]["name"] == subnet
@@ -215,4 +218,106 @@ async def test_i04_reclaim_false_pool_kept_and_reused_by_same_kind_only(subnets:
     by_kind = {p["metadata"]["labels"]["ipam.spidernet.io/owner-application-kind"]: p for p in pools}
     assert by_kind["Deployment"]["metadata"]["name"] == first["metadata"]["name"]
     assert by_kind["Deployment"]["metadata"]["labels"][LABEL_APP_UID] == uid
-    assert ips_of(by_kind["Deployment"]) != [] and by_kind["StatefulSet"]["metadata"]["name"].startswith("auto4-")
+    assert ips_of(by_kind["Deployment"]) != []
+    assert by_kind["StatefulSet"]["metadata"]["name"].startswith("auto4-")
+
+
+async def test_i05_fixed_and_flexible_ip_numbers(subnets: Subnets) -> None:
+    subnet = await subnets.subnet("10.213.5.0/24", ["10.213.5.1-10.213.5.40"])
+    fixed, flexible = unique("fixed"), unique("flex")
+    await subnets.app("Deployment", fixed, subnet=subnet, replicas=1, extra={"ipam.spidernet.io/ippool-ip-number": "5"})
+    await subnets.app("Deployment", flexible, subnet=subnet, replicas=2,
+                      extra={"ipam.spidernet.io/ippool-ip-number": "+2"})
+    [fixed_pool] = await until(lambda: subnets.app_pools(subnet, fixed), lambda p: one(p) and len(ips_of(p[0])) > 0)
+    [flex_pool] = await until(lambda: subnets.app_pools(subnet, flexible), lambda p: one(p) and len(ips_of(p[0])) > 0)
+    sizes = {await _size(subnets, fixed_pool), await _size(subnets, flex_pool)}
+    assert sizes == {5, 4}
+    await subnets.scale(fixed, 3)  # fixed N ignores replicas
+    await subnets.scale(flexible, 3)
+    [flex_pool] = await until(lambda: subnets.app_pools(subnet, flexible), lambda p: _count(ips_of(p[0])) == 5)
+    [fixed_pool] = await subnets.app_pools(subnet, fixed)
+    assert _count(ips_of(fixed_pool)) == 5
+
+
+async def _size(subnets: Subnets, pool: dict[str, Any]) -> int:
+    return _count(ips_of(pool))
+
+
+def _count(ranges: list[str]) -> int:
+    from spiderpool.core.addressing import count_addresses, parse_ip_ranges
+
+    return count_addresses(parse_ip_ranges(ranges, version=4, field="ips"))
+
+
+async def test_i06_exclude_ips_and_reserved_ips_are_never_taken(subnets: Subnets) -> None:
+    await subnets.reserved(["10.213.6.4", "10.213.6.6"])
+    subnet = await subnets.subnet("10.213.6.0/24", ["10.213.6.1-10.213.6.20"], exclude=["10.213.6.1-10.213.6.3"])
+    name = unique("excl")
+    await subnets.app("Deployment", name, subnet=subnet, replicas=3)
+    [pool] = await until(lambda: subnets.app_pools(subnet, name), lambda p: one(p) and len(ips_of(p[0])) > 0)
+    assert ips_of(pool) == ["10.213.6.5", "10.213.6.7-10.213.6.9"]
+    status = (await subnets.stores.subnets.get(subnet))["status"]
+    assert status["totalIPCount"] == 17  # excludeIPs subtracted, reserved IPs not (as upstream)
+
+
+async def test_i07_two_subnets_of_one_network_never_hand_out_the_same_ip(subnets: Subnets) -> None:
+    first = await subnets.subnet("10.213.7.0/24", ["10.213.7.1-10.213.7.10"])
+    second = await subnets.subnet("10.213.7.0/24", ["10.213.7.5-10.213.7.20"])
+    a, b = unique("twa"), unique("twb")
+    await subnets.app("Deployment", a, subnet=first, replicas=7)
+    await subnets.app("Deployment", b, subnet=second, replicas=3)
+    [pool_a] = await until(lambda: subnets.app_pools(first, a), lambda p: one(p) and len(ips_of(p[0])) > 0)
+    [pool_b] = await until(lambda: subnets.app_pools(second, b), lambda p: one(p) and len(ips_of(p[0])) > 0)
+    from spiderpool.core.addressing import overlaps, parse_ip_ranges
+
+    ranges = [parse_ip_ranges(ips_of(p), version=4, field="ips") for p in (pool_a, pool_b)]
+    assert not overlaps(ranges[0], ranges[1]), (ips_of(pool_a), ips_of(pool_b))
+    assert _count(ips_of(pool_a)) == 8
+    assert _count(ips_of(pool_b)) == 4
+
+
+async def test_i08_manual_pool_adopted_and_its_ips_left_to_it(subnets: Subnets) -> None:
+    manual = await subnets.manual_pool("10.213.8.0/24", ["10.213.8.1-10.213.8.4"])
+    subnet = await subnets.subnet("10.213.8.0/24", ["10.213.8.1-10.213.8.30"])
+    adopted = (await until(lambda: subnets.pools_of(subnet), lambda p: manual in p))[manual]
+    assert adopted["metadata"]["ownerReferences"][0]["name"] == subnet
+    assert adopted["metadata"]["ownerReferences"][0]["controller"] is True
+    name = unique("after")
+    await subnets.app("Deployment", name, subnet=subnet, replicas=1)
+    [pool] = await until(lambda: subnets.app_pools(subnet, name), lambda p: one(p) and len(ips_of(p[0])) > 0)
+    assert ips_of(pool) == ["10.213.8.5-10.213.8.6"]
+    controlled = await until(lambda: subnets.controlled(subnet), lambda c: len(c) == 2)
+    assert controlled[manual] == {"ips": ["10.213.8.1-10.213.8.4"]}
+
+
+@pytest.fixture
+async def hands(api: ApiClient, control_plane: ControlPlane) -> AsyncIterator[Subnets]:
+    """Subnets and applications without a running controller: the test runs the passes itself."""
+    control_plane.start_controller_manager()
+    hands = Subnets(api)
+    try:
+        yield hands
+    finally:
+        await hands.close()
+
+
+async def test_i09_claim_written_before_a_crash_is_completed(hands: Subnets) -> None:
+    subnet = await hands.subnet("10.213.9.0/24", ["10.213.9.1-10.213.9.30"])
+    name = unique("crash")
+    # A StatefulSet whose pool claim reached the subnet but whose pool was never created (the crash).
+    uid = await hands.app("StatefulSet", name, subnet=subnet, replicas=2)
+    pool_name = f"auto4-{name}-eth0-{uid.rsplit('-', 1)[-1][:5]}"
+    claim = {pool_name: {"ips": ["10.213.9.20-10.213.9.22"], "application": f"apps_v1_StatefulSet_default_{name}"}}
+    stored = await hands.stores.subnets.get(subnet)
+    stored["status"] = {"controlledIPPools": orjson.dumps(claim).decode(), "allocatedIPCount": 3, "totalIPCount": 30}
+    await hands.stores.subnets.replace_status(stored)
+    statefulset = await hands.apps.read_namespaced_stateful_set(name, NAMESPACE)
+    app = AppObject("apps/v1", "StatefulSet", hands.api.sanitize_for_serialization(statefulset))
+    outcome = await reconcile_once(hands.stores, [app], settings=PassSettings())
+    assert outcome.errors == []
+    [pool] = await hands.app_pools(subnet, name)
+    assert ips_of(pool) == ["10.213.9.20-10.213.9.22"]  # the claimed addresses, not the lowest free ones
+    assert await hands.controlled(subnet) == claim
+    second = await reconcile_once(hands.stores, [app], settings=PassSettings())
+    assert second.errors == []
+    assert await hands.controlled(subnet) == claim

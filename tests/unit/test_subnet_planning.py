@@ -167,12 +167,12 @@ ranges = st.lists(st.tuples(st.integers(0, 200), st.integers(0, 20)), max_size=6
 def test_plan_resize_properties(current: list[tuple[int, int]], free_pool: list[tuple[int, int]],
                                 allocated: set[int], desired: int) -> None:
     free = subtract_ranges(free_pool, current)
-    held = [a for a in allocated if any(f <= a <= l for f, l in current)]
+    held = [a for a in allocated if any(lo <= a <= hi for lo, hi in current)]
     try:
         result = plan_resize(pool="p", subnet="s", current=current, allocated=held, desired=desired, free=free)
     except ResizeError:
         return
     assert count_addresses(result) == desired
     # Every allocated address survives, and nothing comes from outside the pool or the free addresses.
-    assert all(any(f <= a <= l for f, l in result) for a in held)
+    assert all(any(lo <= a <= hi for lo, hi in result) for a in held)
     assert not subtract_ranges(result, merge_ranges([*current, *free]))
