@@ -168,7 +168,7 @@ async def scan(api: ApiClient, records: int, present_percent: int) -> dict[str, 
     began = time.perf_counter()
     collector, task, ctx = await start_collector(api)
     until_first_scan = time.perf_counter() - began
-    scan_seconds = list(ctx.metrics.gc_scan_seconds.collect())[0].samples
+    scan_seconds = next(iter(ctx.metrics.gc_scan_seconds.collect())).samples
     scan_sum = next(sample.value for sample in scan_seconds if sample.name.endswith("_sum"))
     started = time.perf_counter()
     while len(collector.index) > present and time.perf_counter() - started < 300:  # noqa: ASYNC110 - bounded poll
