@@ -61,9 +61,9 @@ class ControllerProcess:
 
 
 async def wait_for_registration(api: ApiClient, *, url_prefix: str = "https://127.0.0.1:",
-                                timeout: float = 20.0) -> dict[str, object]:
+                                wait_seconds: float = 20.0) -> dict[str, object]:
     configurations = WebhookConfigurations(api)
-    async with asyncio.timeout(timeout):
+    async with asyncio.timeout(wait_seconds):
         while True:
             try:
                 found = await configurations.get("ValidatingWebhookConfiguration", "spiderpool-controller")
@@ -90,7 +90,8 @@ async def test_c01_registration_points_at_the_leader_and_is_removed_on_exit(
         replica.start(wait_for="LEADER START")
         found = await wait_for_registration(api)
         hooks = found["webhooks"]
-        assert isinstance(hooks, list) and {h["failurePolicy"] for h in hooks} == {"Fail"}
+        assert isinstance(hooks, list)
+        assert {h["failurePolicy"] for h in hooks} == {"Fail"}
         assert hooks[0]["clientConfig"]["caBundle"]
         assert await holder(LeaseStore(api, namespace=namespace)) == "c01"
     finally:
@@ -113,7 +114,8 @@ async def test_c02_failover_after_sigkill_within_the_lease_duration_never_two_le
         first.start(wait_for="LEADER START")
         second.start()
         await asyncio.sleep(1.5)
-        assert await holder(leases) == "first" and "LEADER START" not in second.log()
+        assert await holder(leases) == "first"
+        assert "LEADER START" not in second.log()
         os.killpg(first.process.pid or 0, 9)
         killed_at = time.time()
         samples = set()
