@@ -7,18 +7,18 @@ already, the agent serves the pod from it.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Final
 
 from spiderpool.core.selection_types import AutoPoolRequest, TopController
 from spiderpool.core.specs import PoolView
+from spiderpool.core.subnet_planning import (
+    LABEL_APP_KIND,
+    LABEL_APP_NAME,
+    LABEL_APP_NAMESPACE,
+    LABEL_INTERFACE,
+    LABEL_IP_VERSION,
+    LABEL_SUBNET,
+)
 from spiderpool.core.validation import is_auto_pool
-
-LABEL_SUBNET: Final = "ipam.spidernet.io/owner-spider-subnet"
-LABEL_INTERFACE: Final = "ipam.spidernet.io/interface"
-LABEL_IP_VERSION: Final = "ipam.spidernet.io/ip-version"
-LABEL_APP_KIND: Final = "ipam.spidernet.io/owner-application-kind"
-LABEL_APP_NAMESPACE: Final = "ipam.spidernet.io/owner-application-namespace"
-LABEL_APP_NAME: Final = "ipam.spidernet.io/owner-application-name"
 
 
 def auto_pool_labels(request: AutoPoolRequest, controller: TopController) -> dict[str, str]:
