@@ -18,7 +18,7 @@ from spiderpool.k8s.admission_registration import WebhookConfigurations
 from spiderpool.k8s.client import ApiClient
 from spiderpool.k8s.core_objects import CoreObjects
 from spiderpool.k8s.leases import LeaseStore
-from spiderpool.k8s.store import NotFound
+from spiderpool.k8s.store import NotFound, SpiderStores
 
 pytestmark = [pytest.mark.integration]
 
@@ -133,3 +133,32 @@ async def test_c02_failover_after_sigkill_within_the_lease_duration_never_two_le
     intervals = sorted(first.leader_intervals(killed_at=killed_at) + second.leader_intervals())
     assert len(intervals) == 2
     assert intervals[0][1] <= intervals[1][0], f"two leaders at once: {intervals}"
+
+
+async def test_c03_two_registered_replicas_admit_one_of_twenty_overlapping_pools(
+        control_plane: ControlPlane, api: ApiClient, tmp_path: Path) -> None:
+    namespace = f"ctl-{uuid.uuid4().hex[:6]}"
+    await CoreObjects(api).create_namespace(namespace)
+    replicas = [ControllerProcess(control_plane, identity=f"r{i}", namespace=namespace, log_dir=tmp_path,
+                                  register="replica") for i in range(2)]
+    configurations = WebhookConfigurations(api)
+    try:
+        for replica in replicas:
+            replica.start()
+        for replica in replicas:
+            await configurations.get("ValidatingWebhookConfiguration", f"spiderpool-controller-{replica.identity}")
+        stores = SpiderStores(api)
+        prefix = f"c03-{uuid.uuid4().hex[:6]}"
+        bodies = [{"metadata": {"name": f"{prefix}-{i}"}, "spec": {"subnet": "10.71.0.0/24", "ips": [f"10.71.0.{i + 1}",
+                                                                                                    "10.71.0.100"]}}
+                  for i in range(20)]
+        await asyncio.gather(*(stores.ippools.create(body) for body in bodies),  # type: ignore[arg-type]
+                             return_exceptions=True)
+        stored = [p for p in (await stores.ippools.list()).items if p["metadata"]["name"].startswith(prefix)]
+        assert len(stored) == 1
+    finally:
+        for replica in replicas:
+            replica.process.stop(grace=10.0)
+    for replica in replicas:
+        with pytest.raises(NotFound):
+            await configurations.get("MutatingWebhookConfiguration", f"spiderpool-controller-{replica.identity}")
