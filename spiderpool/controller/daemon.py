@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import importlib
 import logging
+import os
 import tempfile
 from collections.abc import Sequence
 from contextlib import AsyncExitStack, suppress
@@ -12,9 +13,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
 
-import yaml
 from aiohttp import web
 
+from spiderpool.cluster_config import load_cluster_settings
 from spiderpool.controller.certificates import generate_serving_certificate
 from spiderpool.controller.context import ClusterFlags, ControllerContext, LeaderComponent
 from spiderpool.controller.health import ControllerHealth, make_health_app, make_metrics_app
@@ -39,13 +40,6 @@ LEADER_COMPONENTS: Final = (
     ("spiderpool.controller.subnets.controller", "SubnetController"),
 )
 
-# conf.yml key (upstream's spiderpool-conf) -> ClusterFlags field
-_CONF_KEYS: Final = {
-    "enableIPv4": "enable_ipv4", "enableIPv6": "enable_ipv6", "enableStatefulSet": "enable_statefulset",
-    "enableSpiderSubnet": "enable_spider_subnet", "enableAutoPoolForApplication": "enable_auto_pool",
-    "clusterSubnetDefaultFlexibleIPNumber": "default_flexible_ip_number",
-}
-
 
 @dataclass(frozen=True, slots=True)
 class ControllerOptions:
@@ -61,16 +55,8 @@ class ControllerOptions:
 
 
 def cluster_flags(config_dir: Path | None) -> ClusterFlags:
-    """The ClusterFlags of ``conf.yml`` in the mounted spiderpool-conf (defaults when absent)."""
-    if config_dir is None or not (config_dir / "conf.yml").is_file():
-        return ClusterFlags()
-    document = yaml.safe_load((config_dir / "conf.yml").read_text()) or {}
-    values = {field: document[key] for key, field in _CONF_KEYS.items() if key in document}
-    for field, value in values.items():
-        expected = int if field == "default_flexible_ip_number" else bool
-        if type(value) is not expected:
-            raise ValueError(f"{config_dir / 'conf.yml'}: {field}: expected {expected.__name__}, got {value!r}")
-    return ClusterFlags(**values)
+    """The spiderpool-conf settings mounted at ``config_dir`` (defaults when absent), read as the agent reads them."""
+    return load_cluster_settings(config_dir, os.environ)
 
 
 def leader_components(ctx: ControllerContext) -> list[LeaderComponent]:
