@@ -8,8 +8,8 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from controller_support import ControllerProcess, wait_for_registration
 
-from integration.test_controller_failover import ControllerProcess, wait_for_registration
 from spiderpool.devcluster.cluster import ControlPlane
 from spiderpool.k8s.client import ApiClient, make_api_client
 from spiderpool.k8s.core_objects import CoreObjects
