@@ -146,8 +146,11 @@ async def test_g01_startup_scan_releases_what_leaked_while_no_leader(api: ApiCli
     gone = await scene.pod("gone")
     ip = await scene.allocate(gone)
     await scene.core.delete_pod("gone", namespace=scene.namespace)
-    async with collector(api):
+    async with collector(api) as gc:
         await until_records(scene, lambda records: ip not in records)
+        # records first, endpoint last: the endpoint goes right after the records
+        await eventually(lambda: gc.caches is not None and gc.caches.endpoints.get(
+            "gone", namespace=scene.namespace) is None)
     assert await scene.endpoint("gone") is None
 
 
