@@ -9,6 +9,7 @@ that fails, every test using ``control_plane`` fails with the build error: a mis
 from __future__ import annotations
 
 import asyncio
+import gc
 import shutil
 import tempfile
 from collections.abc import AsyncIterator, Iterator
@@ -92,3 +93,11 @@ async def api(control_plane: ControlPlane) -> AsyncIterator[k8s_client.ApiClient
         yield client
     finally:
         await client.close()
+
+
+@pytest.fixture(autouse=True)
+def _collect_garbage_after_each_test() -> Iterator[None]:
+    """Collect garbage right after each test, so a leaked socket or transport is reported against the test that
+    leaked it (pytest turns the ResourceWarning into an error) instead of against whichever test runs next."""
+    yield
+    gc.collect()

@@ -95,11 +95,15 @@ async def test_c03_two_registered_replicas_admit_one_of_twenty_overlapping_pools
             await configurations.get("ValidatingWebhookConfiguration", f"spiderpool-controller-{replica.identity}")
         stores = SpiderStores(api)
         prefix = f"c03-{uuid.uuid4().hex[:6]}"
-        bodies = [{"metadata": {"name": f"{prefix}-{i}"}, "spec": {"subnet": "10.71.0.0/24", "ips": [f"10.71.0.{i + 1}",
-                                                                                                    "10.71.0.100"]}}
+        # A CIDR no other test uses: a pool left by another test in an overlapping CIDR would refuse all twenty.
+        bodies = [{"metadata": {"name": f"{prefix}-{i}"},
+                   "spec": {"subnet": "10.197.0.0/24", "ips": [f"10.197.0.{i + 1}", "10.197.0.100"]}}
                   for i in range(20)]
-        await asyncio.gather(*(stores.ippools.create(body) for body in bodies),  # type: ignore[arg-type]
-                             return_exceptions=True)
+        outcomes = await asyncio.gather(*(stores.ippools.create(body) for body in bodies),  # type: ignore[arg-type]
+                                        return_exceptions=True)
+        refusals = [str(outcome) for outcome in outcomes if isinstance(outcome, BaseException)]
+        assert len(refusals) == 19
+        assert all("10.197.0.100" in refusal for refusal in refusals), refusals
         stored = [p for p in (await stores.ippools.list()).items if p["metadata"]["name"].startswith(prefix)]
         assert len(stored) == 1
     finally:
