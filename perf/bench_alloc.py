@@ -13,10 +13,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import datetime
 import gc
-import os
-import platform
 import random
 import statistics
 import sys
@@ -29,6 +26,7 @@ from pathlib import Path
 from typing import Any, Final
 
 import orjson
+from benchkit import machine
 
 with contextlib.redirect_stdout(sys.stderr):  # an editable install announces its rebuild on stdout: keep --json clean
     from spiderpool.core.allocator import PoolAllocator
@@ -230,23 +228,6 @@ def measure_memory() -> list[dict[str, Any]]:
     return rows
 
 
-def machine() -> dict[str, Any]:
-    model = platform.processor() or "unknown"
-    with contextlib.suppress(OSError):
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-                break
-    return {
-        "cpu_model": model,
-        "cores": os.cpu_count(),
-        "python": platform.python_version(),
-        "platform": platform.platform(),
-        "date": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
-        "load_average_1m": os.getloadavg()[0],
-    }
-
-
 def summarize(cells: list[Cell], rebuild: dict[str, Any]) -> tuple[dict[str, float], dict[str, bool]]:
     by_key = {(cell.impl, cell.pool, cell.fill): cell for cell in cells}
     ratios = {
@@ -307,7 +288,7 @@ def render_table(report: dict[str, Any]) -> str:
     lines.append("targets: " + ", ".join(f"{name}: {'met' if met else 'MISSED'}"
                                         for name, met in report["targets"].items()))
     info = report["machine"]
-    lines.append(f"machine: {info['cpu_model']}, {info['cores']} cores, Python {info['python']}, {info['date']}, "
+    lines.append(f"machine: {info['cpu']}, {info['cores']} cores, Python {info['python']}, {info['date']}, "
                  f"load {info['load_average_1m']:.2f}")
     return "\n".join(lines)
 

@@ -18,10 +18,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import datetime
 import json
-import os
-import platform
 import statistics
 import subprocess
 import sys
@@ -32,7 +29,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from spiderpool.devcluster.binaries import K8S_VERSION
+from benchkit import machine, percentile
+
 from spiderpool.devcluster.cluster import ControlPlane
 from spiderpool.k8s.client import make_api_client
 from spiderpool.k8s.crds import install_crds
@@ -54,17 +52,10 @@ WARMUP = 5  # ADD+DEL pairs per path run before the measured samples
 # ------------------------------------------------------------------------------------------------------------ stats
 
 
-def percentile(values: Sequence[float], q: float) -> float:
-    """Nearest-rank percentile (q in 0..100) of a non-empty sample."""
-    ordered = sorted(values)
-    rank = max(1, min(len(ordered), round(q / 100 * len(ordered) + 0.5)))
-    return ordered[rank - 1]
-
-
 def summary_ms(seconds: Sequence[float]) -> dict[str, float]:
     return {
-        "p50_ms": round(percentile(seconds, 50) * 1000, 3),
-        "p99_ms": round(percentile(seconds, 99) * 1000, 3),
+        "p50_ms": round(percentile(list(seconds), 0.50) * 1000, 3),
+        "p99_ms": round(percentile(list(seconds), 0.99) * 1000, 3),
         "mean_ms": round(statistics.fmean(seconds) * 1000, 3),
         "samples": len(seconds),
     }
@@ -73,23 +64,6 @@ def summary_ms(seconds: Sequence[float]) -> dict[str, float]:
 def side_by_side(ours: Sequence[float], host_local: Sequence[float]) -> dict[str, Any]:
     mine, theirs = summary_ms(ours), summary_ms(host_local)
     return {"ours": mine, "host_local": theirs, "ratio_p50": round(mine["p50_ms"] / theirs["p50_ms"], 3)}
-
-
-def machine() -> dict[str, Any]:
-    cpu = platform.processor() or platform.machine()
-    for line in Path("/proc/cpuinfo").read_text().splitlines():
-        if line.startswith("model name"):
-            cpu = line.split(":", 1)[1].strip()
-            break
-    return {
-        "cpu": cpu,
-        "cores": os.cpu_count(),
-        "load_average_1m": round(os.getloadavg()[0], 2),
-        "python": platform.python_version(),
-        "platform": platform.platform(),
-        "kubernetes": K8S_VERSION,
-        "date": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
-    }
 
 
 # ------------------------------------------------------------------------------------------------------------ 1. exec

@@ -20,11 +20,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
-import datetime
 import json
-import os
-import platform
 import re
 import sys
 import tempfile
@@ -34,10 +30,11 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from benchkit import machine
+
 from spiderpool.core.addressing import parse_ip_ranges
 from spiderpool.core.allocations import decode_allocated_ips
 from spiderpool.core.allocator import PoolAllocator, format_address
-from spiderpool.devcluster.binaries import K8S_VERSION
 from spiderpool.devcluster.cluster import ControlPlane
 from spiderpool.k8s.bodies import SpiderIPPool
 from spiderpool.k8s.client import make_api_client
@@ -223,25 +220,6 @@ async def measure(
         "writes_per_alloc": round(writes / allocations, 4),
         "writer_stats": stats,
         "verified": True,
-    }
-
-
-def machine() -> dict[str, Any]:
-    cpu = platform.processor() or platform.machine()
-    with contextlib.suppress(OSError, StopIteration):
-        cpu = next(
-            line.split(":", 1)[1].strip()
-            for line in Path("/proc/cpuinfo").read_text().splitlines()
-            if line.startswith("model name")
-        )
-    return {
-        "cpu": cpu,
-        "cores": os.cpu_count(),
-        "load_average_1m": round(os.getloadavg()[0], 2),
-        "python": platform.python_version(),
-        "platform": platform.platform(),
-        "kubernetes": K8S_VERSION,
-        "date": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
     }
 
 

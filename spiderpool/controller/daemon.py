@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import importlib
 import logging
 import os
 import tempfile
@@ -11,16 +10,18 @@ from collections.abc import Sequence
 from contextlib import AsyncExitStack, suppress
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Final
 
 from aiohttp import web
 
 from spiderpool.cluster_config import load_cluster_settings
 from spiderpool.controller.certificates import generate_serving_certificate
 from spiderpool.controller.context import ClusterFlags, ControllerContext, LeaderComponent
+from spiderpool.controller.gc.collector import LeakCollector
 from spiderpool.controller.health import ControllerHealth, make_health_app, make_metrics_app
 from spiderpool.controller.leader import LeaderElector
+from spiderpool.controller.pool_lifecycle import PoolLifecycle
 from spiderpool.controller.settings import gc_settings_from_env, leader_settings_from_env
+from spiderpool.controller.subnets.controller import SubnetController
 from spiderpool.controller.webhook_registration import DEFAULT_NAME, WebhookRegistration
 from spiderpool.controller.webhook_server import make_webhook_app, server_ssl_context, start_site
 from spiderpool.controller.webhooks.deps import WebhookDeps
@@ -32,14 +33,6 @@ from spiderpool.k8s.leases import LeaseStore
 from spiderpool.k8s.store import SpiderStores
 
 log = logging.getLogger(__name__)
-
-# module path, class name: engineers J and K provide them; each takes the ControllerContext only.
-LEADER_COMPONENTS: Final = (
-    ("spiderpool.controller.gc.collector", "LeakCollector"),
-    ("spiderpool.controller.pool_lifecycle", "PoolLifecycle"),
-    ("spiderpool.controller.subnets.controller", "SubnetController"),
-)
-
 
 @dataclass(frozen=True, slots=True)
 class ControllerOptions:
@@ -60,16 +53,8 @@ def cluster_flags(config_dir: Path | None) -> ClusterFlags:
 
 
 def leader_components(ctx: ControllerContext) -> list[LeaderComponent]:
-    """The leader's components; one not written yet is skipped with a warning (during development only)."""
-    components: list[LeaderComponent] = []
-    for module_name, class_name in LEADER_COMPONENTS:
-        try:
-            module = importlib.import_module(module_name)
-        except ModuleNotFoundError as error:
-            log.warning("leader component %s.%s is missing: %s", module_name, class_name, error)
-            continue
-        components.append(getattr(module, class_name)(ctx))
-    return components
+    """What runs on the Lease holder only: leak collection, pool lifecycle, subnets and their auto pools."""
+    return [LeakCollector(ctx), PoolLifecycle(ctx), SubnetController(ctx)]
 
 
 async def run_components(components: Sequence[LeaderComponent]) -> None:
