@@ -37,6 +37,8 @@ from spiderpool.k8s.workloads import WorkloadReader
 
 log = logging.getLogger(__name__)
 
+CONFIRMATIONS_PER_WORKER = 8
+
 
 def _never_allocates(pool: SpiderIPPool, taken: object, intent: AllocateIntent) -> str | None:
     raise RuntimeError("the leak collector never allocates")
@@ -63,7 +65,9 @@ class LeakCollector:
         try:
             await caches.start()
             async with asyncio.TaskGroup() as group:
-                for number in range(max(1, self._ctx.gc.worker_num)):
+                # Upstream's workers are goroutines blocked on API calls; ours are coroutines, so each configured
+                # worker stands for CONFIRMATIONS_PER_WORKER concurrent confirmations (more intents per batched write).
+                for number in range(max(1, self._ctx.gc.worker_num) * CONFIRMATIONS_PER_WORKER):
                     group.create_task(self._worker(caches, writer), name=f"gc-worker-{number}")
                 group.create_task(self._trace_loop(), name="gc-tracer")
                 group.create_task(self._scan_loop(caches), name="gc-scan")

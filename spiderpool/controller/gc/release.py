@@ -42,7 +42,8 @@ class FreshReads:
     async def facts(self, pod: PodKey) -> PodFacts:
         namespace, name = pod
         found, endpoint = await asyncio.gather(self._reader.pod(namespace, name), self._endpoint(namespace, name))
-        node_name = node_name_of(found, endpoint)
+        # Node readiness only gates pods that still exist (terminating ones); a gone pod needs no node read.
+        node_name = node_name_of(found, endpoint) if found is not None else ""
         sts = statefulset_name(found, endpoint)
         node, statefulset = await asyncio.gather(
             self._node(node_name), self._reader.stateful_set(namespace, sts) if sts else _nothing())
