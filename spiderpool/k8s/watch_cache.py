@@ -279,7 +279,7 @@ class WatchCache(Generic[ObjT]):
         try:
             async with asyncio.timeout(sync_timeout):
                 await self._synced.wait()
-        except TimeoutError:
+        except BaseException:  # a timeout, or the caller cancelled while waiting: the task must not outlive start()
             await self.stop()
             raise
 

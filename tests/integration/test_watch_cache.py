@@ -229,3 +229,16 @@ async def test_converges_after_an_apiserver_restart(control_plane: ControlPlane,
 
 def assert_same_objects(items: list[Mapping[str, Any]], state: Versions) -> None:
     assert {item["metadata"]["name"]: item["metadata"]["resourceVersion"] for item in items} == state
+
+
+async def test_start_cancelled_before_the_first_list_leaves_no_task_behind(api: ApiClient) -> None:
+    """A caller cancelled while ``start`` waits for the first list (a component losing leadership during start-up)
+    must not leave the list+watch task, and its connection, running."""
+    cache = WatchCache(custom_object_source(api, IPPOOL), name="cancelled")
+    starting = asyncio.create_task(cache.start())
+    await asyncio.sleep(0)  # the task exists and the list is on its way
+    starting.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await starting
+    assert cache._task is None
+    assert not [task for task in asyncio.all_tasks() if task.get_name() == "watch-cache-cancelled"]
