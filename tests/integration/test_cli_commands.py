@@ -21,7 +21,7 @@ import yaml
 from kubernetes_asyncio.client import ApiClient
 
 from spiderpool.devcluster.cluster import ControlPlane
-from spiderpool.k8s.bodies import SpiderIPPool
+from spiderpool.k8s.bodies import IPAllocationDetail, SpiderIPPool
 from spiderpool.k8s.core_objects import CoreObjects
 from spiderpool.k8s.status_plan import AllocateIntent
 from spiderpool.k8s.status_writer import PoolStatusWriter
@@ -95,7 +95,7 @@ async def scene(control_plane: ControlPlane, api: ApiClient) -> AsyncIterator[Sc
     await _records(stores, pool, {"10.231.0.1": (f"{namespace}/alive", alive_uid),
                                   "10.231.0.2": (f"{namespace}/ghost", "ghost-uid"),
                                   "10.231.0.3": (f"{namespace}/other", "stale-uid")})
-    ips = [{"interface": "eth0", "ipv4": "10.231.0.1/24", "ipv4Pool": pool, "vlan": 0}]
+    ips: list[IPAllocationDetail] = [{"interface": "eth0", "ipv4": "10.231.0.1/24", "ipv4Pool": pool, "vlan": 0}]
     await stores.endpoints.create({"metadata": {"name": "alive", "namespace": namespace},
                                    "status": {"current": {"uid": alive_uid, "node": node, "ips": ips},
                                               "ownerControllerType": "Pod", "ownerControllerName": "alive"}})
