@@ -65,8 +65,17 @@ def _write_module(src: Path, version: str) -> None:
     )
 
 
+def _kubernetes_ldflags(src: Path) -> str:
+    """As helm's Makefile: the default Kubernetes version (``helm template``, lint) is the client-go it is built with;
+    without these flags it would be v1.20 and refuse charts that require a newer one."""
+    client_go = _run(["go", "list", "-m", "-f", "{{.Version}}", "k8s.io/client-go"], src).strip()
+    minor = client_go.removeprefix("v0.").split(".")[0]
+    return " ".join(f"-X helm.sh/helm/v3/pkg/{package}.k8sVersion{part}={value}"
+                    for package in ("chartutil", "lint/rules") for part, value in (("Major", "1"), ("Minor", minor)))
+
+
 def _go_build(src: Path, out: Path, version: str) -> None:
-    ldflags = f"-s -w -X helm.sh/helm/v3/internal/version.version={version}"
+    ldflags = f"-s -w -X helm.sh/helm/v3/internal/version.version={version} {_kubernetes_ldflags(src)}"
     cmd = ["go", "build", "-v", "-trimpath", f"-ldflags={ldflags}", "-o", str(out / "helm"), _PACKAGE]
     started = time.monotonic()
     proc = subprocess.Popen(cmd, cwd=src, env=_go_env(), stderr=subprocess.PIPE, text=True)

@@ -1,0 +1,52 @@
+{{/* Labels shared by every object of the release. */}}
+{{- define "spiderpool.labels" -}}
+app.kubernetes.io/part-of: spiderpool
+app.kubernetes.io/instance: {{ .Release.Name }}
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" }}
+{{- end }}
+
+{{/* Selector labels of one component: (dict "root" $ "component" "spiderpool-agent"). */}}
+{{- define "spiderpool.selectorLabels" -}}
+app.kubernetes.io/name: {{ .component }}
+app.kubernetes.io/instance: {{ .root.Release.Name }}
+{{- end }}
+
+{{/* An image reference from an image block: (dict "root" $ "image" .Values.spiderpoolAgent.image). */}}
+{{- define "spiderpool.image" -}}
+{{- $registry := .root.Values.global.imageRegistryOverride | default .image.registry -}}
+{{- $ref := printf "%s/%s" $registry .image.repository -}}
+{{- if .image.digest -}}
+{{- printf "%s@%s" $ref .image.digest -}}
+{{- else -}}
+{{- printf "%s:%s" $ref (.image.tag | default .root.Chart.AppVersion) -}}
+{{- end -}}
+{{- end }}
+
+{{/* The webhook Service's DNS names, for the serving certificate. */}}
+{{- define "spiderpool.webhookDnsNames" -}}
+{{- $name := .Values.spiderpoolController.name -}}
+{{- $ns := .Release.Namespace -}}
+{{- list $name (printf "%s.%s" $name $ns) (printf "%s.%s.svc" $name $ns) (printf "%s.%s.svc.cluster.local" $name $ns) | toJson -}}
+{{- end }}
+
+{{/* Directory of the socket on the host: the agent mounts the directory, so a restarted agent replaces the socket. */}}
+{{- define "spiderpool.socketHostDir" -}}
+{{- dir .Values.global.ipamUNIXSocketHostPath -}}
+{{- end }}
+
+{{- define "spiderpool.probes" -}}
+{{- $checking := .checking -}}
+startupProbe:
+  httpGet: {path: /v1/runtime/startup, port: {{ .port }}, scheme: HTTP}
+  failureThreshold: {{ $checking.startupProbe.failureThreshold }}
+  periodSeconds: {{ $checking.startupProbe.periodSeconds }}
+livenessProbe:
+  httpGet: {path: /v1/runtime/liveness, port: {{ .port }}, scheme: HTTP}
+  failureThreshold: {{ $checking.livenessProbe.failureThreshold }}
+  periodSeconds: {{ $checking.livenessProbe.periodSeconds }}
+readinessProbe:
+  httpGet: {path: /v1/runtime/readiness, port: {{ .port }}, scheme: HTTP}
+  failureThreshold: {{ $checking.readinessProbe.failureThreshold }}
+  periodSeconds: {{ $checking.readinessProbe.periodSeconds }}
+{{- end }}
