@@ -22,6 +22,7 @@ from spiderpool.wire import DEFAULT_SOCKET_PATH
 DEFAULT_HEALTH_PORT: Final = 5710
 DEFAULT_METRICS_PORT: Final = 5711
 LOG_LEVELS: Final = ("debug", "info", "warning", "error")
+HOLD_ENV: Final = "SPIDERPOOL_GC_STATEFULSET_IP_HOLD_DURATION"
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,12 +35,25 @@ class AgentConfig:
     metrics_port: int = DEFAULT_METRICS_PORT
     log_level: str = "info"
     cluster: ClusterSettings = field(default_factory=ClusterSettings)
+    # The controller's SPIDERPOOL_GC_STATEFULSET_IP_HOLD_DURATION (beyond upstream, #3893): while > 0, DEL keeps a
+    # scaled-down StatefulSet ordinal's addresses and the controller releases them once the hold is over.
+    statefulset_hold: float = 0.0
 
 
 def _port(source: str, text: str) -> int:
     if not text.isdigit() or int(text) > 65535:
         raise ConfigError(f"{source}: expected a TCP port 0-65535 (0 disables the listener), got {text!r}")
     return int(text)
+
+
+def _hold_seconds(source: str, text: str) -> float:
+    try:
+        seconds = float(text.strip().removesuffix("s"))
+    except ValueError:
+        seconds = -1.0
+    if not seconds >= 0:  # also refuses nan
+        raise ConfigError(f"{source}: expected a non-negative number of seconds, got {text!r}")
+    return seconds
 
 
 def _log_level(source: str, text: str) -> str:
@@ -90,6 +104,7 @@ def load_agent_config(options: argparse.Namespace, env: Mapping[str, str]) -> Ag
     health = _pick(options.health_port, "--health-port", env, ("SPIDERPOOL_HEALTH_PORT",))
     metrics = _pick(options.metrics_port, "--metrics-port", env, ("SPIDERPOOL_METRIC_HTTP_PORT",))
     level = _pick(options.log_level, "--log-level", env, ("SPIDERPOOL_LOG_LEVEL",))
+    hold = _pick(None, "", env, (HOLD_ENV,))
     return AgentConfig(
         node_name=node[1].strip(),
         socket_path=socket_path,
@@ -100,4 +115,5 @@ def load_agent_config(options: argparse.Namespace, env: Mapping[str, str]) -> Ag
         metrics_port=_port(*metrics) if metrics else DEFAULT_METRICS_PORT,
         log_level=_log_level(*level) if level else "info",
         cluster=cluster,
+        statefulset_hold=_hold_seconds(*hold) if hold else 0.0,
     )

@@ -30,6 +30,7 @@ class IpamContext:
     namespaces: WatchCache[Namespace]
     nodes: WatchCache[Node]
     pool_store: CustomObjectStore[SpiderIPPool]
+    statefulset_hold: float = 0.0  # see AgentConfig.statefulset_hold
 
     def namespace_view(self, name: str) -> NamespaceView:
         namespace = self.namespaces.get(name)

@@ -117,7 +117,7 @@ class Agent:
             node_name=node, settings=self.config.cluster, book=self.book, records=RecordAllocator(self.book, writer),
             endpoints=EndpointBook(stores.endpoints, endpoints), pods=PodLookup(pods, reader),
             owners=OwnerResolver(reader), reader=reader, namespaces=namespaces, nodes=nodes,
-            pool_store=stores.ippools,
+            pool_store=stores.ippools, statefulset_hold=self.config.statefulset_hold,
         )
         self._service = IpamService(context, metrics=self.metrics, readiness=self.readiness)
         self.metrics.watch(writer_stats=lambda: writer.stats, pool_usage=self.book.usage)

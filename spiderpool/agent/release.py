@@ -73,7 +73,11 @@ class EndpointRelease:
             found = await self._ctx.reader.stateful_set(namespace, statefulset)
         except StoreError as error:
             raise try_again(f"StatefulSet {namespace}/{statefulset} could not be read", str(error)) from error
-        return is_valid_statefulset_pod(name, found)
+        if is_valid_statefulset_pod(name, found):
+            return True
+        # Beyond upstream (#3893): a scaled-down ordinal keeps its addresses for the hold, so a scale-up gives it
+        # the same ones; the controller's leak collection releases them when the hold is over.
+        return self._ctx.statefulset_hold > 0 and found is not None and not found["metadata"].get("deletionTimestamp")
 
     async def release_pod(self, namespace: str, name: str, uid: str | None) -> None:
         """DEL: release the pod's records unless the pod (or its StatefulSet ordinal) lives on."""

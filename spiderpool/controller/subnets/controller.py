@@ -34,6 +34,7 @@ class SubnetController:
         self._resync = resync_seconds
         self._wake = asyncio.Event()
         self._app_caches: list[tuple[str, str, WatchCache[Any]]] = []
+        self._subnet_cache: WatchCache[Any] | None = None
         self.passes = 0
         self.last_outcome: PassOutcome | None = None
 
@@ -64,6 +65,8 @@ class SubnetController:
                 cache = WatchCache[Any](custom_object_source(self._ctx.api, kind), name=f"subnets-{kind.plural}")
                 cache.add_handler(self._on_event)
                 await stack.enter_async_context(cache)
+                if kind is SUBNET:
+                    self._subnet_cache = cache
             await self._loop()
 
     async def _loop(self) -> None:
@@ -74,6 +77,8 @@ class SubnetController:
             except StoreError as error:
                 log.warning("subnet reconcile pass failed, retried: %s", error)
             self.passes += 1
+            if self._subnet_cache is not None:
+                self._ctx.metrics.total_subnet_counts.set(len(self._subnet_cache))
             with suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), timeout=self._resync)
             await asyncio.sleep(DEBOUNCE_SECONDS)
