@@ -110,6 +110,8 @@ def documentation_errors(sections: Sequence[Section], values: Mapping[str, Any])
 
 
 def _default(value: Any) -> str:
+    if value is _MISSING:
+        return "(no such value)"
     text = json.dumps(value, separators=(", ", ": "))
     return f"`{text}`".replace("|", "\\|")
 

@@ -16,6 +16,9 @@ import time
 from collections import deque
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
+
+import yaml
 
 from spiderpool.devcluster.binaries import BuildError, _build_lock, _go_env, _run, cache_root
 
@@ -54,6 +57,25 @@ def ensure_helm(version: str = HELM_VERSION) -> Path:
     if not built.is_file():
         raise BuildError(f"helm still missing after a build into {built.parent}")
     return built
+
+
+def run_helm(args: Sequence[str], *, helm: Path | None = None) -> str:
+    """``helm ARGS``'s stdout; BuildError carrying helm's stderr when it fails."""
+    executable = helm if helm is not None else ensure_helm()
+    proc = subprocess.run([str(executable), *args], capture_output=True, text=True, check=False)
+    if proc.returncode != 0:
+        raise BuildError(f"`helm {' '.join(args)}` failed ({proc.returncode}):\n{proc.stderr.strip()}")
+    return proc.stdout
+
+
+def render_chart(chart: Path, *, release: str, namespace: str, values: Sequence[Path] = (),
+                 kube_version: str = "", helm: Path | None = None) -> list[dict[str, Any]]:
+    """``helm template`` of ``chart`` as manifests (CRDs from ``crds/`` included), empty documents dropped."""
+    args = ["template", release, str(chart), "--namespace", namespace, "--include-crds"]
+    args += [item for path in values for item in ("--values", str(path))]
+    if kube_version:
+        args += ["--kube-version", kube_version]
+    return [doc for doc in yaml.safe_load_all(run_helm(args, helm=helm)) if doc]
 
 
 def _write_module(src: Path, version: str) -> None:

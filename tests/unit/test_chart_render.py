@@ -1,0 +1,167 @@
+"""The Helm chart rendered by the pinned helm (built on demand): lint, default and non-default values, and what the
+rendered objects must agree on with the code (webhook paths, ConfigMap keys, ports, alert rules)."""
+
+from __future__ import annotations
+
+import base64
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from spiderpool.agent.config import DEFAULT_HEALTH_PORT
+from spiderpool.cluster_config import parse_conf_yml
+from spiderpool.controller.webhook_registration import webhook_configurations
+from spiderpool.devcluster.binaries import BuildError
+from spiderpool.devcluster.helm import ensure_helm, render_chart, run_helm
+
+CHART = Path(__file__).resolve().parents[2] / "charts" / "spiderpool"
+NAMESPACE = "spiderpool-system"
+NON_DEFAULT = {
+    "clusterDefaultPool": {"installIPv4IPPool": True, "installIPv6IPPool": True, "ipv4Subnet": "172.18.0.0/16",
+                           "ipv4IPRanges": ["172.18.40.10-172.18.40.200"], "ipv4Gateway": "172.18.0.1",
+                           "ipv6Subnet": "fc00:f853:ccd:e793::/64",
+                           "ipv6IPRanges": ["fc00:f853:ccd:e793::10-fc00:f853:ccd:e793::ff"]},
+    "ipam": {"enableIPv6": False, "spiderSubnet": {"autoPool": {"defaultRedundantIPNumber": 3}}},
+    "spiderpoolController": {"replicas": 2, "tls": {"method": "certmanager"},
+                             "prometheus": {"serviceMonitor": {"install": True}}},
+    "spiderpoolAgent": {"prometheus": {"serviceMonitor": {"install": True}}},
+    "prometheusRule": {"install": True},
+    "grafanaDashboard": {"install": True},
+    "global": {"imageRegistryOverride": "registry.local:5000"},
+}
+
+
+@pytest.fixture(scope="module")
+def helm() -> Path:
+    try:
+        return ensure_helm()
+    except BuildError as error:
+        pytest.fail(f"helm could not be found or built: {error}", pytrace=False)
+
+
+def _render(helm: Path, tmp_path: Path, values: dict[str, Any] | None = None) -> list[dict[str, Any]]:
+    files = []
+    if values is not None:
+        files.append(tmp_path / "values.yaml")
+        files[0].write_text(yaml.safe_dump(values))
+    return render_chart(CHART, release="spiderpool", namespace=NAMESPACE, values=files, helm=helm)
+
+
+def _one(objects: list[dict[str, Any]], kind: str, name: str | None = None) -> dict[str, Any]:
+    found = [o for o in objects if o["kind"] == kind and (name is None or o["metadata"]["name"] == name)]
+    assert len(found) == 1, f"expected one {kind} {name or ''}, got {[o['metadata']['name'] for o in found]}"
+    return found[0]
+
+
+def _kinds(objects: list[dict[str, Any]]) -> set[str]:
+    return {o["kind"] for o in objects}
+
+
+@pytest.fixture(scope="module")
+def default_objects(helm: Path, tmp_path_factory: pytest.TempPathFactory) -> list[dict[str, Any]]:
+    return _render(helm, tmp_path_factory.mktemp("default"))
+
+
+@pytest.fixture(scope="module")
+def custom_objects(helm: Path, tmp_path_factory: pytest.TempPathFactory) -> list[dict[str, Any]]:
+    return _render(helm, tmp_path_factory.mktemp("custom"), NON_DEFAULT)
+
+
+def test_helm_lint_strict(helm: Path) -> None:
+    output = run_helm(["lint", "--strict", str(CHART)], helm=helm)
+    assert "0 chart(s) failed" in output
+
+
+def test_default_render_has_the_components_and_no_optional_objects(default_objects: list[dict[str, Any]]) -> None:
+    kinds = _kinds(default_objects)
+    assert {"CustomResourceDefinition", "DaemonSet", "Deployment", "ConfigMap", "Secret", "Service", "ClusterRole",
+            "MutatingWebhookConfiguration", "ValidatingWebhookConfiguration", "Role"} <= kinds
+    assert not kinds & {"SpiderIPPool", "SpiderSubnet", "ServiceMonitor", "PrometheusRule", "PodDisruptionBudget",
+                        "Certificate"}
+    assert len([o for o in default_objects if o["kind"] == "CustomResourceDefinition"]) == 6
+
+
+def test_agent_daemonset_installs_the_cni_and_probes_the_health_port(default_objects: list[dict[str, Any]]) -> None:
+    pod = _one(default_objects, "DaemonSet", "spiderpool-agent")["spec"]["template"]["spec"]
+    assert pod["hostNetwork"] is True
+    init = pod["initContainers"][0]
+    assert init["command"] == ["spiderpool-agent", "install-cni", "/host/opt/cni/bin"]
+    volumes = {v["name"]: v for v in pod["volumes"]}
+    assert volumes["cni-bin-path"]["hostPath"]["path"] == "/opt/cni/bin"
+    assert volumes["ipam-socket-dir"]["hostPath"]["path"] == "/var/run/spidernet"
+    agent = pod["containers"][0]
+    for probe in ("startupProbe", "livenessProbe", "readinessProbe"):
+        assert agent[probe]["httpGet"]["port"] == DEFAULT_HEALTH_PORT == 5710
+    assert {"name": "SPIDERPOOL_NODE_NAME", "valueFrom": {"fieldRef": {"fieldPath": "spec.nodeName"}}} in agent["env"]
+
+
+def test_configmap_is_read_by_the_code_as_the_values_say(custom_objects: list[dict[str, Any]]) -> None:
+    data = _one(custom_objects, "ConfigMap", "spiderpool-conf")["data"]
+    settings = parse_conf_yml(data["conf.yml"])
+    assert settings["enable_ipv6"] is False
+    assert settings["default_flexible_ip_number"] == 3
+    assert settings["ipam_unix_socket_path"] == "/var/run/spidernet/spiderpool.sock"
+
+
+def _webhooks_by_name(configuration: dict[str, Any]) -> Iterator[tuple[str, str, list[str], list[str]]]:
+    for hook in configuration["webhooks"]:
+        client = hook["clientConfig"]
+        path = client["service"]["path"] if "service" in client else client["url"].split("/", 3)[-1]
+        yield hook["name"], "/" + path.lstrip("/"), hook["rules"][0]["operations"], hook["rules"][0]["resources"]
+
+
+@pytest.mark.parametrize("kind", ["MutatingWebhookConfiguration", "ValidatingWebhookConfiguration"])
+def test_webhooks_match_what_the_controller_serves(default_objects: list[dict[str, Any]], kind: str) -> None:
+    rendered = _one(default_objects, kind)
+    reference = next(c for c in webhook_configurations(name="x", base_url="https://h:1", ca_pem=b"ca")
+                     if c["kind"] == kind)
+    assert sorted(_webhooks_by_name(rendered)) == sorted(_webhooks_by_name(reference))
+    assert rendered["webhooks"][0]["clientConfig"]["service"] == {
+        "name": "spiderpool-controller", "namespace": NAMESPACE,
+        "path": rendered["webhooks"][0]["clientConfig"]["service"]["path"], "port": 443}
+
+
+def test_generated_ca_signs_the_served_certificate(default_objects: list[dict[str, Any]]) -> None:
+    secret = _one(default_objects, "Secret", "spiderpool-controller-server-certs")
+    bundle = _one(default_objects, "MutatingWebhookConfiguration")["webhooks"][0]["clientConfig"]["caBundle"]
+    assert bundle == secret["data"]["ca.crt"]
+    assert base64.b64decode(secret["data"]["tls.crt"]).startswith(b"-----BEGIN CERTIFICATE-----")
+    mounted = _one(default_objects, "Deployment")["spec"]["template"]["spec"]["volumes"]
+    assert {"name": "tls", "secret": {"secretName": "spiderpool-controller-server-certs"}} in mounted
+
+
+def test_controller_leaves_webhook_registration_to_the_chart(default_objects: list[dict[str, Any]]) -> None:
+    args = _one(default_objects, "Deployment", "spiderpool-controller")["spec"]["template"]["spec"]["containers"][0]
+    assert "--register-webhooks=none" in args["args"]
+
+
+def test_non_default_render_adds_the_optional_objects(custom_objects: list[dict[str, Any]]) -> None:
+    kinds = _kinds(custom_objects)
+    assert {"SpiderIPPool", "SpiderSubnet", "ServiceMonitor", "PrometheusRule", "PodDisruptionBudget",
+            "Certificate", "Issuer"} <= kinds
+    assert "Secret" not in kinds  # cert-manager writes it
+    pool = _one(custom_objects, "SpiderIPPool", "default-v4-ippool")["spec"]
+    assert pool == {"ipVersion": 4, "subnet": "172.18.0.0/16", "ips": ["172.18.40.10-172.18.40.200"],
+                    "gateway": "172.18.0.1", "default": True}
+    image = _one(custom_objects, "DaemonSet")["spec"]["template"]["spec"]["containers"][0]["image"]
+    assert image == "registry.local:5000/spiderpool/spiderpool:0.1.0"
+    annotations = _one(custom_objects, "ValidatingWebhookConfiguration")["metadata"]["annotations"]
+    assert annotations["cert-manager.io/inject-ca-from"] == f"{NAMESPACE}/spiderpool-controller-server-certs"
+
+
+def test_prometheus_rule_embeds_the_tested_rules_file(custom_objects: list[dict[str, Any]]) -> None:
+    rule = _one(custom_objects, "PrometheusRule")
+    assert rule["spec"] == yaml.safe_load((CHART / "files" / "alerts.yaml").read_text())
+
+
+def test_invalid_tls_method_names_the_value(helm: Path, tmp_path: Path) -> None:
+    with pytest.raises(BuildError, match=r'spiderpoolController.tls.method: .*got "selfmade"'):
+        _render(helm, tmp_path, {"spiderpoolController": {"tls": {"method": "selfmade"}}})
+
+
+def test_default_pool_without_ranges_names_the_value(helm: Path, tmp_path: Path) -> None:
+    with pytest.raises(BuildError, match=r"clusterDefaultPool.ipv4IPRanges: at least one"):
+        _render(helm, tmp_path, {"clusterDefaultPool": {"installIPv4IPPool": True, "ipv4Subnet": "10.0.0.0/8"}})
