@@ -3,6 +3,7 @@ case per alert, and a check that every metric they use is exported by the agent'
 
 from __future__ import annotations
 
+import json
 import re
 import shutil
 import subprocess
@@ -170,3 +171,14 @@ def test_rules_use_only_exported_metrics() -> None:
     used = {name for rule in _rules() for name in _METRIC_NAME.findall(rule["expr"])}
     assert used, "no metric found in the rule expressions"
     assert used <= exported, f"metrics used by the rules but exported by no component: {sorted(used - exported)}"
+
+
+def test_dashboard_uses_only_exported_metrics() -> None:
+    dashboard = json.loads((RULES.parent / "grafana-dashboard.json").read_text())
+    agent = AgentMetrics()
+    agent.watch(writer_stats=WriterStats, pool_usage=lambda: iter([("p1", 10, 1)]))
+    exported = _exported_names(agent.registry) | _exported_names(ControllerMetrics().registry) | PROMETHEUS_METRICS
+    used = {name for panel in dashboard["panels"] for target in panel["targets"]
+            for name in _METRIC_NAME.findall(target["expr"])}
+    assert len(used) >= 10
+    assert used <= exported, f"metrics used by the dashboard but exported by no component: {sorted(used - exported)}"
