@@ -7,6 +7,7 @@ import os
 import re
 import sys
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 from spiderpool.devcluster.cluster import ControlPlane
@@ -23,13 +24,13 @@ class ControllerProcess:
     """``python -m spiderpool.controller`` with short lease timings, in its own namespace."""
 
     def __init__(self, control_plane: ControlPlane, *, identity: str, namespace: str, log_dir: Path,
-                 register: str = "leader") -> None:
+                 register: str = "leader", extra_args: Sequence[str] = ()) -> None:
         env = {**os.environ, "SPIDERPOOL_POD_NAMESPACE": namespace, "SPIDERPOOL_POD_NAME": identity,
                "SPIDERPOOL_LEADER_DURATION": "4", "SPIDERPOOL_LEADER_RENEW_DEADLINE": "3",
                "SPIDERPOOL_LEADER_RETRY_PERIOD": "0.5"}
         argv = [sys.executable, "-m", "spiderpool.controller", "--kubeconfig", str(control_plane.kubeconfig),
                 "--webhook-host", "127.0.0.1", "--webhook-port", "0", "--health-port", "0", "--metrics-port", "0",
-                "--register-webhooks", register]
+                "--register-webhooks", register, *extra_args]
         self.identity = identity
         self.process = ManagedProcess(f"controller[{identity}]", argv, log_path=log_dir / f"{identity}.log", env=env)
 

@@ -45,6 +45,8 @@ class ControllerOptions:
     # leader: the Lease holder points the shared configurations at itself; replica: each replica registers its own
     # (both are called for every request); none: the chart provides them.
     register_webhooks: str = "leader"
+    # (certificate chain, key, CA) given by the chart or cert-manager; None: a self-signed one generated at start-up.
+    tls_files: tuple[Path, Path, Path | None] | None = None
 
 
 def cluster_flags(config_dir: Path | None) -> ClusterFlags:
@@ -105,9 +107,7 @@ class Controller:
     async def _serve(self, stack: AsyncExitStack, ctx: ControllerContext, *, namespace: str, identity: str
                      ) -> WebhookRegistration | None:
         host = self.options.webhook_host
-        certificate = generate_serving_certificate(hosts=(host,))
-        directory = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="spiderpool-controller-")))
-        cert_file, key_file = certificate.write(directory)
+        cert_file, key_file, ca_pem = self._tls(stack, host)
         deps = WebhookDeps(stores=ctx.stores, ledger=AdmissionLedger(LeaseStore(ctx.api, namespace=namespace)),
                            cluster=ctx.cluster)
         runner, port = await start_site(make_webhook_app(deps, ctx.metrics), host=host, port=self.options.webhook_port,
@@ -125,10 +125,20 @@ class Controller:
             return None
         name = DEFAULT_NAME if mode == "leader" else f"{DEFAULT_NAME}-{identity}"
         registration = WebhookRegistration(WebhookConfigurations(ctx.api), name=name,
-                                           base_url=f"https://{host}:{port}", ca_pem=certificate.ca_pem)
+                                           base_url=f"https://{host}:{port}", ca_pem=ca_pem)
         if mode == "replica":
             await registration.register()
         return registration
+
+    def _tls(self, stack: AsyncExitStack, host: str) -> tuple[Path, Path, bytes]:
+        """The serving certificate files and the CA to register: provided ones, else a generated self-signed pair."""
+        if self.options.tls_files is not None:
+            cert_file, key_file, ca_file = self.options.tls_files
+            return cert_file, key_file, ca_file.read_bytes() if ca_file is not None else b""
+        certificate = generate_serving_certificate(hosts=(host,))
+        directory = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="spiderpool-controller-")))
+        cert_file, key_file = certificate.write(directory)
+        return cert_file, key_file, certificate.ca_pem
 
     @staticmethod
     async def _start_plain(stack: AsyncExitStack, app: web.Application, *, port: int) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import base64
 import os
 import time
 import uuid
@@ -11,6 +12,7 @@ from pathlib import Path
 import pytest
 from controller_support import LEASE, ControllerProcess, wait_for_registration
 
+from spiderpool.controller.certificates import generate_serving_certificate
 from spiderpool.devcluster.cluster import ControlPlane
 from spiderpool.k8s.admission_registration import WebhookConfigurations
 from spiderpool.k8s.client import ApiClient
@@ -112,3 +114,28 @@ async def test_c03_two_registered_replicas_admit_one_of_twenty_overlapping_pools
     for replica in replicas:
         with pytest.raises(NotFound):
             await configurations.get("MutatingWebhookConfiguration", f"spiderpool-controller-{replica.identity}")
+
+
+async def test_c04_serves_a_provided_certificate_and_registers_its_ca(
+        control_plane: ControlPlane, api: ApiClient, tmp_path: Path) -> None:
+    """What the chart and cert-manager do: the certificate comes from files; the webhooks answer with it."""
+    certificate = generate_serving_certificate(hosts=("127.0.0.1",))
+    cert_file, key_file = certificate.write(tmp_path / "tls")
+    ca_file = tmp_path / "tls" / "ca.crt"
+    ca_file.write_bytes(certificate.ca_pem)
+    namespace = f"ctl-{uuid.uuid4().hex[:6]}"
+    await CoreObjects(api).create_namespace(namespace)
+    tls_args = ["--tls-cert-file", str(cert_file), "--tls-key-file", str(key_file), "--tls-ca-file", str(ca_file)]
+    replica = ControllerProcess(control_plane, identity="c04", namespace=namespace, log_dir=tmp_path,
+                                register="replica", extra_args=tls_args)
+    try:
+        replica.start()
+        configurations = WebhookConfigurations(api)
+        found = await configurations.get("MutatingWebhookConfiguration", "spiderpool-controller-c04")
+        assert base64.b64decode(found["webhooks"][0]["clientConfig"]["caBundle"]) == certificate.ca_pem
+        name = f"c04-{uuid.uuid4().hex[:6]}"
+        created = await SpiderStores(api).ippools.create(
+            {"metadata": {"name": name}, "spec": {"subnet": "10.198.0.0/24", "ips": ["10.198.0.10"]}})
+        assert "spiderpool.spidernet.io" in created["metadata"].get("finalizers", []), "mutated by the webhook"
+    finally:
+        replica.process.stop(grace=10.0)
