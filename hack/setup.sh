@@ -8,7 +8,8 @@ PYTHON=${PYTHON:-python3}
 step() { printf '\n==> %s\n' "$*" >&2; }
 fail() { printf '\nsetup failed: %s\n' "$*" >&2; exit 1; }
 
-APT_PACKAGES=(cmake ninja-build gcc make iproute2 containernetworking-plugins)
+# prometheus: promtool for the alert-rule tests; containernetworking-plugins: macvlan and host-local for the e2e tests
+APT_PACKAGES=(cmake ninja-build gcc make iproute2 containernetworking-plugins prometheus)
 missing=()
 for pkg in "${APT_PACKAGES[@]}"; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
@@ -32,3 +33,6 @@ $PYTHON -c "import spiderpool.core.allocator" || fail "the compiled allocator do
 
 step "Kubernetes binaries (cold build 20-30 min with progress; cached afterwards)"
 $PYTHON -m spiderpool.devcluster.binaries || fail "the Kubernetes binaries could not be built (see the error above)"
+
+step "helm (for the chart tests; built once from the Go module proxy, then cached)"
+$PYTHON -m spiderpool.devcluster.helm || fail "helm could not be built (see the error above)"

@@ -9,6 +9,7 @@ that fails, every test using ``control_plane`` fails with the build error: a mis
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import gc
 import shutil
 import tempfile
@@ -20,6 +21,7 @@ from kubernetes_asyncio import client as k8s_client
 
 from spiderpool.devcluster.binaries import BINARIES, BuildError, ensure_binaries
 from spiderpool.devcluster.cluster import ControlPlane
+from spiderpool.devcluster.helm import ensure_helm
 from spiderpool.devcluster.processes import raise_on_termination
 from spiderpool.k8s.client import make_api_client
 from spiderpool.k8s.crds import install_crds
@@ -37,6 +39,10 @@ def pytest_collection_finish(session: pytest.Session) -> None:
         ensure_binaries(BINARIES)
     except BuildError as exc:
         session.config.stash[_BINARIES_ERROR] = str(exc)
+    if any(item.path.name.startswith("test_chart") for item in session.items):
+        # Built here, outside any test's timeout; a failure resurfaces, with its message, in the chart tests' fixture.
+        with contextlib.suppress(BuildError):
+            ensure_helm()
 
 
 def _require_binaries(config: pytest.Config) -> None:

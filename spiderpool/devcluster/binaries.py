@@ -85,7 +85,7 @@ def ensure_binaries(names: Sequence[str] = BINARIES, version: str = K8S_VERSION)
 
 
 @contextmanager
-def _build_lock(directory: Path) -> Iterator[None]:
+def build_lock(directory: Path) -> Iterator[None]:
     directory.mkdir(parents=True, exist_ok=True)
     with open(directory / ".lock", "w") as handle:
         fcntl.flock(handle, fcntl.LOCK_EX)
@@ -95,14 +95,14 @@ def _build_lock(directory: Path) -> Iterator[None]:
             fcntl.flock(handle, fcntl.LOCK_UN)
 
 
-def _go_env() -> dict[str, str]:
+def go_env() -> dict[str, str]:
     env = dict(os.environ)
     env.update({"GOTOOLCHAIN": "local", "CGO_ENABLED": "0", "GOFLAGS": "-mod=mod -buildvcs=false"})
     return env
 
 
-def _run(cmd: Sequence[str], cwd: Path) -> str:
-    proc = subprocess.run(cmd, cwd=cwd, env=_go_env(), capture_output=True, text=True, check=False)
+def run_go(cmd: Sequence[str], cwd: Path) -> str:
+    proc = subprocess.run(cmd, cwd=cwd, env=go_env(), capture_output=True, text=True, check=False)
     if proc.returncode != 0:
         raise BuildError(f"`{' '.join(cmd)}` failed ({proc.returncode}):\n{proc.stderr[-4000:]}")
     return proc.stdout
@@ -112,7 +112,7 @@ def _write_module(src: Path, version: str) -> None:
     if shutil.which("go") is None:
         raise BuildError("the `go` toolchain is not on PATH; install Go >= 1.26 (apt: golang-go is too old)")
     src.mkdir(parents=True, exist_ok=True)
-    info = json.loads(_run(["go", "mod", "download", "-json", f"k8s.io/kubernetes@{version}"], src))
+    info = json.loads(run_go(["go", "mod", "download", "-json", f"k8s.io/kubernetes@{version}"], src))
     upstream = Path(info["GoMod"]).read_text()
     staging_version = "v0" + version[version.index(".") :]
     replaces = "\n".join(f"\t{m} => {m} {staging_version}" for m in sorted(set(_STAGING.findall(upstream))))
@@ -127,7 +127,7 @@ def _write_module(src: Path, version: str) -> None:
 def _go_build(src: Path, out: Path, name: str) -> None:
     cmd = ["go", "build", "-v", "-trimpath", "-ldflags=-s -w", "-o", str(out / name), _PACKAGES[name]]
     started = time.monotonic()
-    proc = subprocess.Popen(cmd, cwd=src, env=_go_env(), stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(cmd, cwd=src, env=go_env(), stderr=subprocess.PIPE, text=True)
     assert proc.stderr is not None
     tail: deque[str] = deque(maxlen=40)
     last_report = started
@@ -144,7 +144,7 @@ def _go_build(src: Path, out: Path, name: str) -> None:
 
 def build(names: Sequence[str], version: str = K8S_VERSION) -> None:
     root = version_dir(version)
-    with _build_lock(root):
+    with build_lock(root):
         out = root / "bin"
         todo = [n for n in names if not (out / n).is_file()]
         if not todo:
@@ -153,7 +153,7 @@ def build(names: Sequence[str], version: str = K8S_VERSION) -> None:
         src = root / "src"
         _write_module(src, version)
         _log("resolving modules (go mod tidy)")
-        _run(["go", "mod", "tidy"], src)
+        run_go(["go", "mod", "tidy"], src)
         tmp = root / "bin.partial"
         tmp.mkdir(parents=True, exist_ok=True)
         for name in todo:

@@ -19,6 +19,7 @@ CONTROLLERS = (
     "replicaset-controller",
     "deployment-controller",
     "statefulset-controller",
+    "job-controller",
 )
 
 

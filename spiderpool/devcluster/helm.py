@@ -20,7 +20,7 @@ from typing import Any
 
 import yaml
 
-from spiderpool.devcluster.binaries import BuildError, _build_lock, _go_env, _run, cache_root
+from spiderpool.devcluster.binaries import BuildError, build_lock, cache_root, go_env, run_go
 
 HELM_VERSION = "v3.21.4"
 _PACKAGE = "helm.sh/helm/v3/cmd/helm"
@@ -90,7 +90,7 @@ def _write_module(src: Path, version: str) -> None:
 def _kubernetes_ldflags(src: Path) -> str:
     """As helm's Makefile: the default Kubernetes version (``helm template``, lint) is the client-go it is built with;
     without these flags it would be v1.20 and refuse charts that require a newer one."""
-    client_go = _run(["go", "list", "-m", "-f", "{{.Version}}", "k8s.io/client-go"], src).strip()
+    client_go = run_go(["go", "list", "-m", "-f", "{{.Version}}", "k8s.io/client-go"], src).strip()
     minor = client_go.removeprefix("v0.").split(".")[0]
     return " ".join(f"-X helm.sh/helm/v3/pkg/{package}.k8sVersion{part}={value}"
                     for package in ("chartutil", "lint/rules") for part, value in (("Major", "1"), ("Minor", minor)))
@@ -100,7 +100,7 @@ def _go_build(src: Path, out: Path, version: str) -> None:
     ldflags = f"-s -w -X helm.sh/helm/v3/internal/version.version={version} {_kubernetes_ldflags(src)}"
     cmd = ["go", "build", "-v", "-trimpath", f"-ldflags={ldflags}", "-o", str(out / "helm"), _PACKAGE]
     started = time.monotonic()
-    proc = subprocess.Popen(cmd, cwd=src, env=_go_env(), stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(cmd, cwd=src, env=go_env(), stderr=subprocess.PIPE, text=True)
     assert proc.stderr is not None
     tail: deque[str] = deque(maxlen=40)
     last_report = started
@@ -117,7 +117,7 @@ def _go_build(src: Path, out: Path, version: str) -> None:
 
 def build_helm(version: str = HELM_VERSION) -> None:
     root = helm_dir(version)
-    with _build_lock(root):
+    with build_lock(root):
         out = root / "bin"
         if (out / "helm").is_file():
             return
@@ -125,7 +125,7 @@ def build_helm(version: str = HELM_VERSION) -> None:
         src = root / "src"
         _write_module(src, version)
         _log("resolving modules (go mod tidy)")
-        _run(["go", "mod", "tidy"], src)
+        run_go(["go", "mod", "tidy"], src)
         tmp = root / "bin.partial"
         tmp.mkdir(parents=True, exist_ok=True)
         _go_build(src, tmp, version)

@@ -165,3 +165,14 @@ def test_invalid_tls_method_names_the_value(helm: Path, tmp_path: Path) -> None:
 def test_default_pool_without_ranges_names_the_value(helm: Path, tmp_path: Path) -> None:
     with pytest.raises(BuildError, match=r"clusterDefaultPool.ipv4IPRanges: at least one"):
         _render(helm, tmp_path, {"clusterDefaultPool": {"installIPv4IPPool": True, "ipv4Subnet": "10.0.0.0/8"}})
+
+
+def test_agent_and_controller_get_the_same_statefulset_hold(helm: Path, tmp_path: Path) -> None:
+    """The agent keeps a held ordinal's address on DEL, the controller releases it after the hold: they must agree."""
+    objects = _render(helm, tmp_path, {"ipam": {"gc": {"statefulSetIPHoldDuration": 90}}})
+    holds = {}
+    for kind in ("DaemonSet", "Deployment"):
+        [container] = _one(objects, kind)["spec"]["template"]["spec"]["containers"]
+        env = {item["name"]: item.get("value") for item in container["env"]}
+        holds[kind] = env["SPIDERPOOL_GC_STATEFULSET_IP_HOLD_DURATION"]
+    assert holds == {"DaemonSet": "90", "Deployment": "90"}
