@@ -19,6 +19,7 @@ from typing import Any
 from spiderpool.core.addressing import format_ip, parse_ip_text
 from spiderpool.core.allocations import AllocationsFormatError, PoolIPAllocation, decode_allocated_ips
 from spiderpool.core.errors import InvalidSpec
+from spiderpool.core.gc_facts import endpoint_uid
 from spiderpool.core.specs import parse_ippool_spec
 
 PodKey = tuple[str, str]  # (namespace, name)
@@ -66,10 +67,6 @@ def endpoint_addresses(endpoint: Mapping[str, Any]) -> list[EndpointAddress]:
             if address and pool:
                 found.append(EndpointAddress(str(pool), _listed_address(str(address)), str(entry.get("interface", ""))))
     return found
-
-
-def endpoint_uid(endpoint: Mapping[str, Any]) -> str:
-    return str(((endpoint.get("status") or {}).get("current") or {}).get("uid", ""))
 
 
 def pod_key(obj: Mapping[str, Any]) -> PodKey:

@@ -12,84 +12,10 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from spiderpool.cli.consistency import PodKey, endpoint_uid, pod_key, pool_records
+from spiderpool.cli.consistency import PodKey, pod_key, pool_records
 from spiderpool.core.allocations import AllocationsFormatError
-from spiderpool.core.gc_planning import (
-    DEFAULT_TERMINATION_GRACE,
-    EndpointSeen,
-    GcDecision,
-    GcPolicy,
-    Holder,
-    NodeState,
-    Observation,
-    PodSeen,
-    StatefulSetSeen,
-    plan,
-)
-
-STATEFULSET = "StatefulSet"
-
-
-def timestamp(text: object) -> float | None:
-    """RFC 3339 time as seconds since the epoch; None when absent."""
-    if not text:
-        return None
-    return datetime.fromisoformat(str(text).replace("Z", "+00:00")).timestamp()
-
-
-def _statefulset_owner(meta: Mapping[str, Any]) -> str | None:
-    for owner in meta.get("ownerReferences") or ():
-        if owner.get("controller") and owner.get("kind") == STATEFULSET:
-            return str(owner.get("name"))
-    return None
-
-
-def _finished_at(status: Mapping[str, Any]) -> float | None:
-    times = [timestamp(((item.get("state") or {}).get("terminated") or {}).get("finishedAt"))
-             for item in status.get("containerStatuses") or ()]
-    known = [value for value in times if value is not None]
-    return max(known) if known else None
-
-
-def pod_seen(pod: Mapping[str, Any]) -> PodSeen:
-    meta, spec, status = pod["metadata"], pod.get("spec") or {}, pod.get("status") or {}
-    grace = spec.get("terminationGracePeriodSeconds")
-    return PodSeen(
-        uid=str(meta.get("uid", "")),
-        phase=str(status.get("phase") or "Pending"),
-        deletion_timestamp=timestamp(meta.get("deletionTimestamp")),
-        deletion_grace=float(meta.get("deletionGracePeriodSeconds") or 0),
-        termination_grace=DEFAULT_TERMINATION_GRACE if grace is None else float(grace),
-        finished_at=_finished_at(status),
-        node_name=str(spec.get("nodeName") or ""),
-        pod_ips=tuple(str(entry["ip"]) for entry in status.get("podIPs") or () if entry.get("ip")),
-        statefulset=_statefulset_owner(meta),
-    )
-
-
-def node_state(node: Mapping[str, Any] | None) -> NodeState:
-    if node is None:
-        return NodeState.GONE
-    for condition in (node.get("status") or {}).get("conditions") or ():
-        if condition.get("type") == "Ready":
-            return NodeState.READY if condition.get("status") == "True" else NodeState.NOT_READY
-    return NodeState.NOT_READY
-
-
-def endpoint_seen(endpoint: Mapping[str, Any]) -> EndpointSeen:
-    status = endpoint.get("status") or {}
-    owner = status.get("ownerControllerName") if status.get("ownerControllerType") == STATEFULSET else None
-    return EndpointSeen(uid=endpoint_uid(endpoint), statefulset=owner or None)
-
-
-def statefulset_seen(statefulset: Mapping[str, Any] | None) -> StatefulSetSeen | None:
-    if statefulset is None:
-        return None
-    spec, meta = statefulset.get("spec") or {}, statefulset["metadata"]
-    replicas = spec.get("replicas")
-    return StatefulSetSeen(name=str(meta["name"]), replicas=1 if replicas is None else int(replicas),
-                           ordinal_start=int((spec.get("ordinals") or {}).get("start") or 0),
-                           deleting=bool(meta.get("deletionTimestamp")))
+from spiderpool.core.gc_facts import endpoint_seen, endpoint_uid, node_state, pod_seen, statefulset_seen
+from spiderpool.core.gc_planning import GcDecision, GcPolicy, Holder, NodeState, Observation, plan
 
 
 @dataclass(frozen=True, slots=True)
