@@ -1,13 +1,14 @@
-"""The demo: a real control plane, spiderpool agents on simulated nodes, a dual-stack pool, pods getting addresses
-through Debian's macvlan with ``"ipam": {"type": "spiderpool"}``; then a table of what each pod really has.
+"""The demo: a real control plane, spiderpool-controller (admission webhooks, leak collection), spiderpool agents on
+simulated nodes, a dual-stack pool, pods getting addresses through Debian's macvlan with
+``"ipam": {"type": "spiderpool"}``; then a table of what each pod really has, and a lost CNI DEL made good.
 
     python -m spiderpool.testbed.demo            # run, print the tables, clean everything up
     python -m spiderpool.testbed.demo --keep     # leave it running in the background; prints how to look and stop
     python -m spiderpool.testbed.demo --stop     # stop a demo left running with --keep
 
 Needs root (network namespaces) and what ``make setup`` installs (Debian's CNI plugins, the built package, the
-Kubernetes binaries).  ``--keep`` runs the demo in a background process of its own (the control plane and agents are
-its children and die with it); ``--stop`` asks that process to clean up and waits for it.
+Kubernetes binaries).  ``--keep`` runs the demo in a background process of its own (the control plane, the controller
+and the agents are its children and die with it); ``--stop`` asks that process to clean up and waits for it.
 """
 
 from __future__ import annotations
@@ -26,7 +27,8 @@ from typing import Final
 from spiderpool.devcluster.binaries import find_binary
 from spiderpool.devcluster.cluster import ControlPlane
 from spiderpool.devcluster.processes import raise_on_termination
-from spiderpool.testbed.demo_scenario import DemoScenario, run_scenario
+from spiderpool.testbed.demo_controller import CONTROLLER_LOG
+from spiderpool.testbed.demo_scenario import STEPS, DemoScenario, run_scenario
 from spiderpool.testbed.prerequisites import missing_prerequisites
 
 DEFAULT_STATE_DIR: Final = Path(".dev/demo")
@@ -55,14 +57,16 @@ def _run(state_dir: Path, scenario: DemoScenario, *, keep: bool) -> int:
     say("spiderpool demo: pods on simulated nodes get addresses from SpiderIPPools through the real macvlan plugin")
     cold = any(find_binary(name) is None for name in ("etcd", "kube-apiserver"))
     note = " (building the Kubernetes binaries first: 20-30 min, once)" if cold else ""
-    say(f"[1/6] control plane: etcd + kube-apiserver on 127.0.0.1{note}")
+    say(f"[1/{STEPS}] control plane: etcd + kube-apiserver on 127.0.0.1{note}")
     started = time.monotonic()
     plane = ControlPlane(state_dir=state_dir)
     plane.layout.remove()  # a fresh cluster each run: leftovers of an earlier, killed demo would collide
     try:
         plane.start()
         say(f"      ready at {plane.server} in {time.monotonic() - started:.1f} s; kubeconfig {plane.kubeconfig}")
-        asyncio.run(run_scenario(plane, scenario, say=say, keep_until_signal=keep, ready_line=READY_LINE))
+        asyncio.run(
+            run_scenario(plane, scenario, say=say, keep_until_signal=keep, ready_line=READY_LINE, log_dir=state_dir)
+        )
     finally:
         plane.stop()
         plane.layout.remove()
@@ -93,6 +97,7 @@ def _start_background(state_dir: Path, argv: Sequence[str]) -> int:
     say(f"\nThe demo keeps running in the background (pid {child.pid}, log {log_path}):")
     say(f"  export KUBECONFIG={(state_dir / 'kubeconfig').resolve()}")
     say("  ip netns list                        # the simulated nodes' and pods' network namespaces")
+    say(f"  tail -f {state_dir / CONTROLLER_LOG}    # the controller (admission webhooks, leak collection)")
     say("Stop it (pods deleted, agents and control plane stopped, namespaces removed) with:")
     say(f"  python -m spiderpool.testbed.demo --stop --state-dir {state_dir}")
     return 0

@@ -1,5 +1,7 @@
-"""What the demo does once the control plane runs: CRDs, nodes with agents, a dual-stack pool pair, pods through
-macvlan, then the tables: each pod's addresses read from inside its namespace, each pool's usage from its status."""
+"""What the demo does once the control plane runs: CRDs, the controller, nodes with agents, a dual-stack pool pair
+(admitted by the controller's webhooks; an overlapping pool refused), pods through macvlan, then the tables: each
+pod's addresses read from inside its namespace, each pool's usage from its status; last, a pod whose CNI DEL is lost
+and the controller releasing its addresses."""
 
 from __future__ import annotations
 
@@ -8,17 +10,27 @@ import signal
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
+from typing import Final
 
 from spiderpool.core.specs import parse_ippool_spec
 from spiderpool.devcluster.cluster import ControlPlane
 from spiderpool.k8s.bodies import SpiderIPPool
 from spiderpool.k8s.client import make_api_client
 from spiderpool.k8s.crds import install_crds
+from spiderpool.testbed.demo_controller import (
+    show_leak_collection,
+    show_mutation,
+    show_refusal,
+    start_controller,
+    stop_controller,
+)
 from spiderpool.testbed.members import SimulatedPod
 from spiderpool.testbed.netns_state import default_gateway, probe_tcp, read_interface
 from spiderpool.testbed.testbed import Testbed
 
 Say = Callable[[str], None]
+STEPS: Final = 8
 
 
 @dataclass(frozen=True, slots=True)
@@ -31,6 +43,15 @@ class DemoScenario:
         ("demo-v4", "10.250.100.0/24", "10.250.100.10-10.250.100.73", "10.250.100.1"),
         ("demo-v6", "fd00:250:100::/64", "fd00:250:100::10-fd00:250:100::4f", "fd00:250:100::1"),
     )
+
+
+def _overlapping_pool(scenario: DemoScenario) -> SpiderIPPool:
+    """A pool of the first pool's subnet whose range overlaps the first pool's: W04 refuses it."""
+    _, subnet, ips, _ = scenario.pools[0]
+    first = ips.split("-")[0]
+    head, _, last_octet = first.rpartition(".")
+    overlap = f"{head}.{int(last_octet) + 40}-{head}.{int(last_octet) + 89}"
+    return {"metadata": {"name": "demo-v4-overlap"}, "spec": {"subnet": subnet, "ips": [overlap]}}
 
 
 def format_table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
@@ -117,26 +138,41 @@ async def _wait_for_stop() -> None:
 
 
 async def run_scenario(
-    plane: ControlPlane, scenario: DemoScenario, *, say: Say, keep_until_signal: bool, ready_line: str
+    plane: ControlPlane, scenario: DemoScenario, *, say: Say, keep_until_signal: bool, ready_line: str, log_dir: Path
 ) -> None:
     await _install_crds(plane)
-    say("[2/6] CRDs: the six spiderpool.spidernet.io/v2beta1 kinds installed and served")
-    async with Testbed(kubeconfig=plane.kubeconfig) as bed:
-        say(f"[3/6] nodes: {scenario.nodes} network namespaces with masters ens192/ens224 on a shared L2 fabric,")
-        started = time.monotonic()
-        await asyncio.gather(*(bed.add_node(f"demo-node-{index + 1}") for index in range(scenario.nodes)))
-        say(f"      a Node object and a spiderpool-agent each (ready in {time.monotonic() - started:.1f} s)")
-        say("[4/6] pools (one per family: together a dual-stack pair):")
-        await _create_pools(bed, scenario, say)
-        say('[5/6] pods: CNI ADD through Debian\'s macvlan with "ipam": {"type": "spiderpool"}:')
-        await bed.core.create_namespace(scenario.namespace)
-        pods = await _start_pods(bed, scenario, say)
-        say("[6/6] what the pods have (read with `ip` inside each pod's network namespace):\n")
-        headers = ["POD", "NODE", "INTERFACE", "IPv4", "IPv6", "DEFAULT GW v4 / v6"]
-        say(format_table(headers, _pod_rows(pods)))
-        say("\n" + format_table(["POOL", "SUBNET", "ALLOCATED / TOTAL"], await _pool_rows(bed, scenario)))
-        say("\n" + _reachability(pods) + "\n")
-        if keep_until_signal:
-            say(ready_line)
-            await _wait_for_stop()
-        say("cleaning up: pods deleted (CNI DEL releases their addresses), agents stopped, namespaces removed")
+    say(f"[2/{STEPS}] CRDs: the six spiderpool.spidernet.io/v2beta1 kinds installed and served")
+    say(f"[3/{STEPS}] controller: spiderpool-controller registers its admission webhooks and runs leak collection")
+    controller = await start_controller(kubeconfig=plane.kubeconfig, log_dir=log_dir, say=say)
+    try:
+        async with Testbed(kubeconfig=plane.kubeconfig) as bed:
+            await _run_on_testbed(bed, scenario, say=say, keep_until_signal=keep_until_signal, ready_line=ready_line)
+    finally:
+        await stop_controller(controller, kubeconfig=plane.kubeconfig, say=say)
+
+
+async def _run_on_testbed(
+    bed: Testbed, scenario: DemoScenario, *, say: Say, keep_until_signal: bool, ready_line: str
+) -> None:
+    say(f"[4/{STEPS}] nodes: {scenario.nodes} network namespaces with masters ens192/ens224 on a shared L2 fabric,")
+    started = time.monotonic()
+    await asyncio.gather(*(bed.add_node(f"demo-node-{index + 1}") for index in range(scenario.nodes)))
+    say(f"      a Node object and a spiderpool-agent each (ready in {time.monotonic() - started:.1f} s)")
+    say(f"[5/{STEPS}] pools (one per family: together a dual-stack pair), through the admission webhooks:")
+    await _create_pools(bed, scenario, say)
+    await show_mutation(bed, scenario.pools[0][0], say)
+    await show_refusal(bed, _overlapping_pool(scenario), say)
+    say(f'[6/{STEPS}] pods: CNI ADD through Debian\'s macvlan with "ipam": {{"type": "spiderpool"}}:')
+    await bed.core.create_namespace(scenario.namespace)
+    pods = await _start_pods(bed, scenario, say)
+    say(f"[7/{STEPS}] what the pods have (read with `ip` inside each pod's network namespace):\n")
+    headers = ["POD", "NODE", "INTERFACE", "IPv4", "IPv6", "DEFAULT GW v4 / v6"]
+    say(format_table(headers, _pod_rows(pods)))
+    say("\n" + format_table(["POOL", "SUBNET", "ALLOCATED / TOTAL"], await _pool_rows(bed, scenario)))
+    say("\n" + _reachability(pods) + "\n")
+    say(f"[8/{STEPS}] a lost CNI DEL: {pods[-1].name} disappears without its DEL (a node's runtime died):")
+    await show_leak_collection(bed, pods[-1], [name for name, *_ in scenario.pools], say=say)
+    if keep_until_signal:
+        say(ready_line)
+        await _wait_for_stop()
+    say("cleaning up: pods deleted (CNI DEL releases their addresses), agents stopped, namespaces removed")
