@@ -97,7 +97,7 @@ def _start_background(state_dir: Path, argv: Sequence[str]) -> int:
     say(f"\nThe demo keeps running in the background (pid {child.pid}, log {log_path}):")
     say(f"  export KUBECONFIG={(state_dir / 'kubeconfig').resolve()}")
     say("  ip netns list                        # the simulated nodes' and pods' network namespaces")
-    say(f"  tail -f {state_dir / CONTROLLER_LOG}    # the controller (admission webhooks, leak collection)")
+    say(f"  tail -f {state_dir / CONTROLLER_LOG}".ljust(39) + "# the controller (admission webhooks, leak collection)")
     say("Stop it (pods deleted, agents and control plane stopped, namespaces removed) with:")
     say(f"  python -m spiderpool.testbed.demo --stop --state-dir {state_dir}")
     return 0
@@ -123,7 +123,7 @@ def _stop_background(state_dir: Path, *, wait: float = 120.0) -> int:
     if pid is None:
         say(f"no demo is running (no live process in {state_dir / _PID_FILE})")
         return 0
-    say(f"stopping the demo (pid {pid}): deleting pods, stopping agents and the control plane ...")
+    say(f"stopping the demo (pid {pid}): deleting pods, stopping agents, the controller and the control plane ...")
     os.kill(pid, signal.SIGTERM)
     deadline = time.monotonic() + wait
     while _running_pid(state_dir) == pid and time.monotonic() < deadline:
