@@ -23,7 +23,7 @@ from spiderpool.devcluster.binaries import BINARIES, BuildError, ensure_binaries
 from spiderpool.devcluster.cluster import ControlPlane
 from spiderpool.devcluster.helm import ensure_helm
 from spiderpool.devcluster.processes import raise_on_termination
-from spiderpool.k8s.client import make_api_client
+from spiderpool.k8s.client import close_api_client, make_api_client
 from spiderpool.k8s.crds import install_crds
 
 _REAL_CLUSTER_MARKERS = ("integration", "e2e")
@@ -61,7 +61,7 @@ async def _install_project_crds(plane: ControlPlane) -> None:
     try:
         await install_crds(client)
     finally:
-        await client.close()
+        await close_api_client(client)
 
 
 @pytest.fixture
@@ -98,7 +98,7 @@ async def api(control_plane: ControlPlane) -> AsyncIterator[k8s_client.ApiClient
     try:
         yield client
     finally:
-        await client.close()
+        await close_api_client(client)
 
 
 @pytest.fixture(autouse=True)

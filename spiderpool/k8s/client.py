@@ -8,6 +8,7 @@ session to the running event loop.
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import hashlib
 import tempfile
@@ -20,6 +21,17 @@ from kubernetes_asyncio.config import load_incluster_config
 
 # Other packages type against this name instead of importing the client library themselves.
 ApiClient = k8s_client.ApiClient
+
+
+# aiohttp closes TLS transports over a few loop iterations after ClientSession.close() (its documented "graceful
+# shutdown" grace); closing the loop sooner leaves them to the garbage collector as unclosed transports.
+_TLS_CLOSE_GRACE = 0.25
+
+
+async def close_api_client(api: ApiClient) -> None:
+    """Close ``api`` and give its TLS connections the loop iterations they need to finish closing."""
+    await api.close()
+    await asyncio.sleep(_TLS_CLOSE_GRACE)
 
 
 class KubeconfigError(ValueError):

@@ -11,7 +11,7 @@ import pytest
 
 from spiderpool.devcluster.cluster import ControlPlane
 from spiderpool.k8s.bodies import Pod
-from spiderpool.k8s.client import make_api_client
+from spiderpool.k8s.client import close_api_client, make_api_client
 from spiderpool.k8s.core_objects import ROUTES
 from spiderpool.k8s.crds import install_crds
 from spiderpool.testbed.prerequisites import missing_prerequisites
@@ -59,7 +59,7 @@ async def _install_crds(plane: ControlPlane) -> None:
     try:
         await install_crds(api)
     finally:
-        await api.close()
+        await close_api_client(api)
 
 
 @pytest.fixture

@@ -21,7 +21,7 @@ from agent_support import AgentLauncher, Cluster, agent_config, eventually, netc
 from spiderpool.agent.daemon import Agent
 from spiderpool.core.cni_types import CniCode
 from spiderpool.devcluster.cluster import ControlPlane
-from spiderpool.k8s.client import make_api_client
+from spiderpool.k8s.client import close_api_client, make_api_client
 from spiderpool.k8s.workloads import WorkloadReader
 
 pytestmark = pytest.mark.integration
@@ -200,4 +200,4 @@ async def test_not_ready_until_the_caches_sync(control_plane: ControlPlane, sock
         try:
             assert await WorkloadReader(client).reachable(probe_seconds=2) is expected
         finally:
-            await client.close()
+            await close_api_client(client)

@@ -27,7 +27,7 @@ from spiderpool.devcluster.crd_installing import install_crds
 from spiderpool.devcluster.etcd import EtcdServer
 from spiderpool.devcluster.ports import free_port
 from spiderpool.devcluster.rest import ApiServerRest
-from spiderpool.k8s.client import KubeconfigError, make_api_client
+from spiderpool.k8s.client import KubeconfigError, close_api_client, make_api_client
 from spiderpool.k8s.crd_schema import GROUP, KINDS, VERSION
 
 pytestmark = pytest.mark.integration
@@ -224,7 +224,7 @@ async def test_cli_up_status_down_round_trip(tmp_path: Path) -> None:
                 listed = await objects.list_cluster_custom_object(GROUP, VERSION, kind.plural)
                 assert listed["items"] == []
         finally:
-            await client.close()
+            await close_api_client(client)
         ready = json.loads((state / "cluster" / "ready.json").read_text())
     finally:
         down = _cli("down", "--state-dir", str(state))
@@ -253,7 +253,7 @@ async def _namespaces_via(client: k8s_client.ApiClient) -> list[str]:
         listed = await core.list_namespace()
         return sorted(namespace.metadata.name for namespace in listed.items)
     finally:
-        await client.close()
+        await close_api_client(client)
 
 
 async def test_api_client_from_explicit_credentials(own_plane: ControlPlane) -> None:

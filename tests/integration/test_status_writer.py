@@ -15,7 +15,7 @@ from kubernetes_asyncio.client import ApiClient
 from spiderpool.core.allocations import decode_allocated_ips
 from spiderpool.devcluster.cluster import ControlPlane
 from spiderpool.k8s.bodies import SpiderIPPool, SpiderIPPoolSpec
-from spiderpool.k8s.client import make_api_client
+from spiderpool.k8s.client import close_api_client, make_api_client
 from spiderpool.k8s.status_plan import (
     Allocated,
     AllocateIntent,
@@ -365,7 +365,7 @@ async def test_writes_queued_across_an_apiserver_restart_all_land(
     try:
         pool = await make_pool(client, size=1024)
     finally:
-        await client.close()
+        await close_api_client(client)
     writer = writers(redecide=first_fit(addresses("10.50.0.1", 1024)), deadline=90.0)
 
     restart = asyncio.create_task(asyncio.to_thread(control_plane.restart_apiserver))
@@ -380,6 +380,6 @@ async def test_writes_queued_across_an_apiserver_restart_all_land(
     try:
         records, _ = await stored_records(client, pool)
     finally:
-        await client.close()
+        await close_api_client(client)
     assert records == {r.ip: (r.pod, r.pod_uid) for r in results}
     assert len(records) == len(results)

@@ -11,7 +11,7 @@ import pytest
 from controller_support import ControllerProcess, wait_for_registration
 
 from spiderpool.devcluster.cluster import ControlPlane
-from spiderpool.k8s.client import ApiClient, make_api_client
+from spiderpool.k8s.client import ApiClient, close_api_client, make_api_client
 from spiderpool.k8s.core_objects import CoreObjects
 from spiderpool.k8s.store import Conflict, SpiderStores, StoreError
 
@@ -27,7 +27,7 @@ def controller(control_plane: ControlPlane, tmp_path_factory: pytest.TempPathFac
         try:
             await CoreObjects(api).create_namespace(namespace)
         finally:
-            await api.close()
+            await close_api_client(api)
 
     asyncio.run(prepare())
     replica = ControllerProcess(control_plane, identity="wh", namespace=namespace,
