@@ -32,7 +32,7 @@ WEBHOOK_CONFIGURATION: Final = "spiderpool-controller"  # the name a leader regi
 _WEBHOOK_LINE: Final = re.compile(r"^WEBHOOK (https://\S+)$", re.MULTILINE)
 _LEADER_LINE: Final = "LEADER START"
 _DRY_RUN_POOLS: Final = "/apis/spiderpool.spidernet.io/v2beta1/spiderippools?dryRun=All"
-# A block no test or demo uses: the controller records even a dry-run admission in its ledger for 10 s.
+# A block no test or demo uses, so the probe never collides with a real pool.
 _PROBE_SUBNET: Final = "10.250.255.0/24"
 
 

@@ -13,6 +13,7 @@ from controller_support import ControllerProcess, wait_for_registration
 from spiderpool.devcluster.cluster import ControlPlane
 from spiderpool.k8s.client import ApiClient, close_api_client, make_api_client
 from spiderpool.k8s.core_objects import CoreObjects
+from spiderpool.k8s.json_requests import request_json
 from spiderpool.k8s.store import Conflict, SpiderStores, StoreError
 
 pytestmark = [pytest.mark.integration]
@@ -210,3 +211,16 @@ async def test_w09_terminating_pool_spec_frozen(stores: SpiderStores, api: ApiCl
     assert "terminating" in message
 
 
+
+
+async def test_w10_a_dry_run_creation_books_no_addresses(stores: SpiderStores, api: ApiClient) -> None:
+    """``kubectl create --dry-run=server`` is decided like a create, but nothing is stored, so nothing is booked:
+    a real pool over the same addresses right after it is admitted."""
+    dry = {"apiVersion": "spiderpool.spidernet.io/v2beta1", "kind": "SpiderIPPool",
+           **_pool(_uniq("w10-dry"), subnet="10.199.10.0/24", ips=["10.199.10.10-10.199.10.20"])}
+    answer = await request_json(api, "POST", "/apis/spiderpool.spidernet.io/v2beta1/spiderippools?dryRun=All",
+                                what="dry-run create", body=dry)
+    assert answer["metadata"]["labels"]["ipam.spidernet.io/ippool-cidr"] == "10-199-10-0-24"
+    real = _uniq("w10-real")
+    await stores.ippools.create(_pool(real, subnet="10.199.10.0/24", ips=["10.199.10.15-10.199.10.25"]))
+    assert (await stores.ippools.get(real))["metadata"]["name"] == real

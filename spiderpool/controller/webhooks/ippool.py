@@ -85,7 +85,7 @@ async def validate(deps: WebhookDeps, request: AdmissionRequest) -> Verdict:
             return await _peer_errors(deps, request, spec, pending)
 
         errors = await deps.ledger.admit(version=spec.ip_version, kind=KIND, name=request.name,
-                                         spec=spec.to_dict(), decide=decide)
+                                         spec=spec.to_dict(), decide=decide, record=not request.dry_run)
     return Verdict.deny(errors, kind=KIND, name=request.name) if errors else Verdict()
 
 

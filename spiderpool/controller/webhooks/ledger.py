@@ -86,16 +86,19 @@ class AdmissionLedger:
             except AlreadyExists:
                 return await self._leases.get(name)
 
-    async def admit(self, *, version: int, kind: str, name: str, spec: dict[str, Any], decide: Decide
-                    ) -> list[FieldError]:
-        """Run ``decide(pending)``; when it finds nothing wrong, record ``kind/name`` as pending, atomically."""
+    async def admit(self, *, version: int, kind: str, name: str, spec: dict[str, Any], decide: Decide,
+                    record: bool = True) -> list[FieldError]:
+        """Run ``decide(pending)``; when it finds nothing wrong, record ``kind/name`` as pending, atomically.
+
+        ``record=False`` (a dry-run request: nothing will be stored) decides against the pending set but books nothing.
+        """
         async with self._locks[version]:
             for _ in range(_MAX_ATTEMPTS):
                 lease = await self._read(version)
                 now = self._clock()
                 live = [e for e in _entries(lease) if e.expires > now and (e.kind, e.name) != (kind, name)]
                 errors = await decide(live)
-                if errors:
+                if errors or not record:
                     return errors
                 entry = PendingEntry(kind=kind, name=name, spec=spec, expires=now + self._ttl)
                 try:

@@ -20,6 +20,7 @@ class AdmissionRequest:
     name: str
     obj: Mapping[str, Any]  # the new object (the old one for DELETE)
     old: Mapping[str, Any] | None
+    dry_run: bool = False  # nothing will be stored: decide, but book nothing
 
 
 def parse_review(body: Mapping[str, Any]) -> AdmissionRequest:
@@ -32,7 +33,7 @@ def parse_review(body: Mapping[str, Any]) -> AdmissionRequest:
     return AdmissionRequest(
         uid=str(request["uid"]), kind=str(kind.get("kind", "")), operation=str(request.get("operation", "")),
         name=str(request.get("name") or obj.get("metadata", {}).get("name", "")),
-        obj=obj, old=request.get("oldObject"),
+        obj=obj, old=request.get("oldObject"), dry_run=bool(request.get("dryRun")),
     )
 
 
