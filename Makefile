@@ -35,6 +35,7 @@ bench: ## run every benchmark under perf/ and record the results in perf/results
 	$(PYTHON) perf/bench_alloc.py --json
 	$(PYTHON) perf/bench_store.py --json
 	$(PYTHON) perf/bench_cni.py --json
+	$(PYTHON) perf/bench_gc.py --json
 
 cluster-up: ## start etcd + kube-apiserver in the background; kubeconfig in $(STATE_DIR)/kubeconfig
 	$(PYTHON) -m spiderpool.devcluster up --state-dir $(STATE_DIR)
