@@ -82,8 +82,9 @@ class PoolLifecycle:
             while True:
                 if not self._dirty:
                     self._woken.clear()
-                    try:
-                        await asyncio.wait_for(self._woken.wait(), timeout=self._resync)
+                    try:  # asyncio.timeout, not wait_for: on 3.11 wait_for can swallow a cancellation
+                        async with asyncio.timeout(self._resync):
+                            await self._woken.wait()
                     except TimeoutError:
                         self._dirty |= {pool["metadata"]["name"] for pool in cache.items()}
                     continue

@@ -79,6 +79,9 @@ class SubnetController:
             self.passes += 1
             if self._subnet_cache is not None:
                 self._ctx.metrics.total_subnet_counts.set(len(self._subnet_cache))
+            # asyncio.timeout, not wait_for: on Python 3.11 wait_for can swallow a cancellation that arrives as the
+            # event is set, and the component would then never stop.
             with suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), timeout=self._resync)
+                async with asyncio.timeout(self._resync):
+                    await self._wake.wait()
             await asyncio.sleep(DEBOUNCE_SECONDS)
