@@ -6,11 +6,11 @@ import asyncio
 import time
 import uuid
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
-from pathlib import Path
 from typing import Any, cast
 
 import pytest
 import yaml
+from upstream_examples import examples_dir
 
 from spiderpool.core.allocations import PoolIPAllocation, decode_allocated_ips
 from spiderpool.k8s.bodies import SpiderEndpoint, SpiderIPPool
@@ -19,8 +19,6 @@ from spiderpool.testbed.members import SimulatedPod
 from spiderpool.testbed.netns_state import InterfaceState, read_interface
 from spiderpool.testbed.pool_audit import PoolAudit, audit_pools
 from spiderpool.testbed.testbed import Testbed
-
-UPSTREAM_EXAMPLES = Path(__file__).resolve().parents[3] / "shared" / "upstream-examples"
 
 
 def unique(prefix: str) -> str:
@@ -56,7 +54,7 @@ class Pools:
 
 def example(file_name: str) -> list[dict[str, Any]]:
     """The documents of an upstream example manifest (shared/upstream-examples)."""
-    path = UPSTREAM_EXAMPLES / file_name
+    path = examples_dir() / file_name
     if not path.is_file():
         pytest.fail(f"upstream example {path} is missing (the shared material is expected next to the project)")
     return [document for document in yaml.safe_load_all(path.read_text()) if document]
