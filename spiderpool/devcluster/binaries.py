@@ -124,10 +124,10 @@ def _write_module(src: Path, version: str) -> None:
     )
 
 
-def _go_build(src: Path, out: Path, name: str) -> None:
-    cmd = ["go", "build", "-v", "-trimpath", "-ldflags=-s -w", "-o", str(out / name), _PACKAGES[name]]
+def go_build_with_progress(cmd: Sequence[str], *, cwd: Path, label: str) -> None:
+    """Run ``go build -v ...``, logging progress every 15 s (a cold build takes minutes) and the tail on failure."""
     started = time.monotonic()
-    proc = subprocess.Popen(cmd, cwd=src, env=go_env(), stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(list(cmd), cwd=cwd, env=go_env(), stderr=subprocess.PIPE, text=True)
     assert proc.stderr is not None
     tail: deque[str] = deque(maxlen=40)
     last_report = started
@@ -135,11 +135,16 @@ def _go_build(src: Path, out: Path, name: str) -> None:
         tail.append(line.rstrip())
         now = time.monotonic()
         if now - last_report >= 15:
-            _log(f"{name}: {count} packages compiled, {now - started:.0f}s elapsed (last: {line.strip()})")
+            _log(f"{label}: {count} packages compiled, {now - started:.0f}s elapsed (last: {line.strip()})")
             last_report = now
     if proc.wait() != 0:
         raise BuildError(f"`{' '.join(cmd)}` failed:\n" + "\n".join(tail))
-    _log(f"{name}: built in {time.monotonic() - started:.0f}s")
+    _log(f"{label}: built in {time.monotonic() - started:.0f}s")
+
+
+def _go_build(src: Path, out: Path, name: str) -> None:
+    cmd = ["go", "build", "-v", "-trimpath", "-ldflags=-s -w", "-o", str(out / name), _PACKAGES[name]]
+    go_build_with_progress(cmd, cwd=src, label=name)
 
 
 def build(names: Sequence[str], version: str = K8S_VERSION) -> None:

@@ -12,15 +12,13 @@ import os
 import shutil
 import subprocess
 import sys
-import time
-from collections import deque
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-from spiderpool.devcluster.binaries import BuildError, build_lock, cache_root, go_env, run_go
+from spiderpool.devcluster.binaries import BuildError, build_lock, cache_root, go_build_with_progress, run_go
 
 HELM_VERSION = "v3.21.4"
 _PACKAGE = "helm.sh/helm/v3/cmd/helm"
@@ -99,20 +97,7 @@ def _kubernetes_ldflags(src: Path) -> str:
 def _go_build(src: Path, out: Path, version: str) -> None:
     ldflags = f"-s -w -X helm.sh/helm/v3/internal/version.version={version} {_kubernetes_ldflags(src)}"
     cmd = ["go", "build", "-v", "-trimpath", f"-ldflags={ldflags}", "-o", str(out / "helm"), _PACKAGE]
-    started = time.monotonic()
-    proc = subprocess.Popen(cmd, cwd=src, env=go_env(), stderr=subprocess.PIPE, text=True)
-    assert proc.stderr is not None
-    tail: deque[str] = deque(maxlen=40)
-    last_report = started
-    for count, line in enumerate(proc.stderr, start=1):
-        tail.append(line.rstrip())
-        now = time.monotonic()
-        if now - last_report >= 15:
-            _log(f"{count} packages compiled, {now - started:.0f}s elapsed (last: {line.strip()})")
-            last_report = now
-    if proc.wait() != 0:
-        raise BuildError(f"`{' '.join(cmd)}` failed:\n" + "\n".join(tail))
-    _log(f"built in {time.monotonic() - started:.0f}s")
+    go_build_with_progress(cmd, cwd=src, label="helm")
 
 
 def build_helm(version: str = HELM_VERSION) -> None:
