@@ -38,6 +38,8 @@ class ClusterSettings:
     enable_spider_subnet: bool = True
     enable_auto_pool: bool = True
     default_flexible_ip_number: int = 1
+    # Ours, not upstream's: false writes a SpiderEndpoint only for pods that need one (see agent.assignment).
+    enable_stateless_spider_endpoint: bool = True
     cluster_network: str | None = None
     agent_namespace: str = "kube-system"
 
@@ -77,6 +79,7 @@ _CONF_KEYS: Final[Mapping[str, tuple[str, Callable[[str, object], object]]]] = {
     "enableStatefulSet": ("enable_statefulset", _yaml_bool),
     "enableSpiderSubnet": ("enable_spider_subnet", _yaml_bool),
     "enableAutoPoolForApplication": ("enable_auto_pool", _yaml_bool),
+    "enableStatelessSpiderEndpoint": ("enable_stateless_spider_endpoint", _yaml_bool),
     **dict.fromkeys(_FLEXIBLE_IP_KEYS, ("default_flexible_ip_number", _yaml_count)),
 }
 

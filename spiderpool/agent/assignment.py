@@ -4,7 +4,8 @@ In upstream's order: the pod (alive, on this node), its top controller, its endp
 under its old name takes its old addresses back (records rebound to the new UID) unless its pool candidates changed;
 an endpoint left by another pod of the same name (stateless) is removed with its records; an endpoint of this very
 pod that lists the NIC answers directly (idempotent ADD, and the later NICs of an ``ippools`` pod).  Otherwise the
-pool candidates are planned and allocated (``allocation``), and the endpoint is written after the pool records.
+pool candidates are planned and allocated (``allocation``), and the endpoint is written after the pool records,
+except for the "lean" pods of ``enableStatelessSpiderEndpoint: false``, which have only their pool records.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from spiderpool.agent.allocation import AllocationFailed, Claim, FamilyFailure
 from spiderpool.agent.auto_pools import find_auto_pool
 from spiderpool.agent.context import IpamContext
 from spiderpool.agent.endpoints import (
+    ENDPOINT_CONTROLLERS,
     STATEFULSET,
     container_id_of,
     endpoint_entries,
@@ -100,6 +102,10 @@ class PodAssigner:
         except AllocationFailed as failed:
             raise allocation_error(failed) from failed
         entries = self._entries(claims, routes, rename={"0": request.nic} if plan.unnamed_nics else {})
+        if endpoint is None and self._lean(view, plan):
+            # The pool records (indexed by UID in the book) are the truth; a repeated ADD re-derives the same
+            # answer from them (the writer is idempotent per pod UID and pool).
+            return assembled_from_entries(entries)
         stored = await self._write(request, view, entries)
         return assembled_from_entries(endpoint_entries(stored))
 
@@ -225,6 +231,16 @@ class PodAssigner:
                             "the retry)", str(error)) from error
         assert stored is not None
         return stored
+
+    def _lean(self, view: PodView, plan: PoolPlan) -> bool:
+        """Whether this pod goes without a SpiderEndpoint (``enableStatelessSpiderEndpoint: false``).
+
+        Kept for StatefulSet and kubevirt pods (their addresses outlive the pod) and for ``ippools`` pods (the
+        endpoint serves their later NICs).
+        """
+        return (not self._ctx.settings.enable_stateless_spider_endpoint
+                and view.controller.kind not in ENDPOINT_CONTROLLERS
+                and plan.source is not PoolSource.POD_IPPOOLS)
 
     # ------------------------------------------------------------------------------------------------ planning
 

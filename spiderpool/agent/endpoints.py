@@ -25,6 +25,8 @@ log = logging.getLogger(__name__)
 FINALIZER: Final = "spiderpool.spidernet.io"
 CONTAINER_ID_ANNOTATION: Final = "ipam.spidernet.io/container-id"
 STATEFULSET: Final = "StatefulSet"
+# Top controllers whose pods keep their addresses across re-creation: they always get an endpoint (lean mode too).
+ENDPOINT_CONTROLLERS: Final = frozenset({STATEFULSET, "VirtualMachineInstance"})
 _MAX_RACES: Final = 8
 
 Builder = Callable[[SpiderEndpoint | None], SpiderEndpoint | None]

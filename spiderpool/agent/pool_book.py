@@ -69,6 +69,17 @@ class PoolBook:
         """Every (pool, address) whose record names ``pod_uid``."""
         return set(self._owners.get(pod_uid, ()))
 
+    def holders(self) -> dict[str, str]:
+        """Every pod UID holding a record -> the pod (``namespace/name``) its records name."""
+        found: dict[str, str] = {}
+        for uid, held in self._owners.items():
+            for pool, ip in held:
+                record = self.record(pool, ip)
+                if record is not None:
+                    found[uid] = record.pod
+                    break
+        return found
+
     def record(self, pool: str, ip: str) -> PoolIPAllocation | None:
         entry = self._pools.get(pool)
         return None if entry is None else entry.records.get(ip)

@@ -1,9 +1,10 @@
 """CNI DEL and GC: release what a pod that will not run again holds, and nothing of a pod that still may.
 
 A release removes only records that name the pod's UID (the writer checks it on the server), then the pod's
-SpiderEndpoint.  Kept: an alive pod of the same UID (its sandbox is being re-created) and a StatefulSet pod whose
-ordinal the StatefulSet still wants (it comes back under the same name and takes its addresses back).  "Alive" is
-confirmed with a direct read before anything is kept, so a lagging watch never decides alone.
+SpiderEndpoint if it has one (lean pods do not: their records are found by UID in the pool book).  Kept: an alive
+pod of the same UID (its sandbox is being re-created) and a StatefulSet pod whose ordinal the StatefulSet still
+wants (it comes back under the same name and takes its addresses back).  "Alive" is confirmed with a direct read
+before anything is kept, so a lagging watch never decides alone.
 """
 
 from __future__ import annotations
@@ -111,7 +112,7 @@ class EndpointRelease:
         judge: kept while alive, or terminating within its grace period (its containers may still use the address).
         """
         valid_ids = {attachment.container_id for attachment in valid}
-        failures: list[str] = []
+        failures = await self._collect_lean()
         for endpoint in self._ctx.endpoints.items():
             current = endpoint.get("status", {}).get("current", {})
             container_id = container_id_of(endpoint)
@@ -125,6 +126,29 @@ class EndpointRelease:
         if failures:
             raise CniError(CniCode.TRY_AGAIN_LATER, f"GC could not release {len(failures)} pod(s)",
                            "; ".join(failures))
+
+    async def _collect_lean(self) -> list[str]:
+        """GC of the pods without an endpoint (lean mode): no container ID is recorded, so the pod alone judges.
+
+        Only this node's pods are in the pod cache; a pod that is gone is left to the controller's leak collection
+        (its records do not say which node it ran on).
+        """
+        failures: list[str] = []
+        for uid, pod_name in self._ctx.book.holders().items():
+            namespace, _, name = pod_name.partition("/")
+            endpoint = self._ctx.endpoints.cached(namespace, name)
+            pod = self._ctx.pods.cached(namespace, name)
+            if (endpoint is not None and endpoint_uid(endpoint) == uid) or pod is None \
+                    or pod["metadata"].get("uid") != uid or pod.get("spec", {}).get("nodeName") != self._ctx.node_name:
+                continue
+            if is_pod_alive(pod) or in_grace_period(pod, now=time.time()):
+                continue
+            log.info("GC: pod %s (uid %s, no SpiderEndpoint) will not run again; releasing", pod_name, uid)
+            try:
+                await self.release_uid(uid, None, pod=pod_name)
+            except CniError as error:
+                failures.append(f"{pod_name}: {error.msg}")
+        return failures
 
     async def _collect_one(self, namespace: str, name: str, endpoint: SpiderEndpoint) -> None:
         uid = endpoint_uid(endpoint)

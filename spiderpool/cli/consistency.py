@@ -6,7 +6,9 @@ Findings, each naming the pool, address and pod it is about:
 - ``AllocatedCountDrift`` / ``TotalCountDrift``: ``status.allocatedIPCount`` is not the number of records, or
   ``status.totalIPCount`` is not ``|spec.ips - spec.excludeIPs|``;
 - ``LeakedRecord``: a record whose pod is gone, or exists under another UID;
-- ``RecordWithoutEndpoint``: a live pod's record that its SpiderEndpoint does not list;
+- ``RecordWithoutEndpoint``: a live pod's record that its SpiderEndpoint does not list, or the record of a pod that
+  needs an endpoint and has none (a StatefulSet or kubevirt pod, or an ``ipam.spidernet.io/ippools`` pod; other pods
+  go without one under ``enableStatelessSpiderEndpoint: false``, their pool records being the truth);
 - ``EndpointWithoutRecord``: an address a SpiderEndpoint lists that no record of that pool gives to its pod.
 """
 
@@ -23,6 +25,8 @@ from spiderpool.core.gc_facts import endpoint_uid
 from spiderpool.core.specs import parse_ippool_spec
 
 PodKey = tuple[str, str]  # (namespace, name)
+_ENDPOINT_CONTROLLERS = frozenset({"StatefulSet", "VirtualMachineInstance"})
+_IPPOOLS_ANNOTATION = "ipam.spidernet.io/ippools"
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,6 +83,15 @@ def pool_records(pool: Mapping[str, Any]) -> dict[str, PoolIPAllocation]:
     return decode_allocated_ips((pool.get("status") or {}).get("allocatedIPs"))
 
 
+def needs_endpoint(pod: Mapping[str, Any]) -> bool:
+    """Whether the agent writes the pod's SpiderEndpoint in every mode (the lean mode's exceptions)."""
+    meta = pod.get("metadata") or {}
+    if _IPPOOLS_ANNOTATION in (meta.get("annotations") or {}):
+        return True
+    return any(ref.get("controller") and ref.get("kind") in _ENDPOINT_CONTROLLERS
+               for ref in meta.get("ownerReferences") or ())
+
+
 def count_findings(pool: Mapping[str, Any], records: Mapping[str, PoolIPAllocation]) -> list[Finding]:
     name, status = str(pool["metadata"]["name"]), pool.get("status") or {}
     findings = []
@@ -109,6 +122,8 @@ def record_findings(pool: str, ip: str, record: PoolIPAllocation, *, pods: Mappi
         detail = f"record names UID {record.pod_uid}, pod {record.pod} now has UID {uid}"
         return [Finding("LeakedRecord", pool, ip, record.pod, detail)]
     if key not in endpoint_uids:
+        if not needs_endpoint(pod):
+            return []
         return [Finding("RecordWithoutEndpoint", pool, ip, record.pod, f"pod {record.pod} has no SpiderEndpoint")]
     if endpoint_uids[key] != uid or (pool, ip) not in listed.get(key, set()):
         detail = f"SpiderEndpoint {record.pod} (UID {endpoint_uids[key] or '<none>'}) does not list {ip} of {pool}"

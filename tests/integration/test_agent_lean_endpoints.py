@@ -1,0 +1,160 @@
+"""The agent with ``enableStatelessSpiderEndpoint: false``: pool records only, endpoints just for pods that need them.
+
+A lean pod (not a StatefulSet or kubevirt pod, not an ``ippools`` pod) gets no SpiderEndpoint: repeated ADD returns
+the same address from its records, DEL releases every record of its UID (twice is harmless), DEL of an alive pod
+keeps it, and CNI GC releases it once the pod will not run again.  StatefulSet and ``ippools`` pods still get one.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from contextlib import AbstractAsyncContextManager
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+from agent_support import NAMESPACE, Cluster, cni_request, eventually, running_agent, span, unique
+from kubernetes_asyncio.client import AppsV1Api, V1OwnerReference
+
+from spiderpool.agent.daemon import Agent
+from spiderpool.core.cni_types import Attachment
+from spiderpool.devcluster.cluster import ControlPlane
+
+pytestmark = pytest.mark.integration
+
+LeanAgent = Callable[..., AbstractAsyncContextManager[Agent]]
+
+
+@pytest.fixture
+def lean_agent(control_plane: ControlPlane, socket_dir: Path) -> LeanAgent:
+    """``async with lean_agent(node, *pools) as agent``: a node's agent with stateless endpoints disabled."""
+
+    def launch(node: str, *pools: str) -> AbstractAsyncContextManager[Agent]:
+        return running_agent(control_plane, node, socket_dir / "lean.sock", pools=pools,
+                             enable_stateless_spider_endpoint=False)
+
+    return launch
+
+
+async def _statefulset_owner(cluster: Cluster, name: str) -> V1OwnerReference:
+    labels = {"app": name}
+    body: Any = {"metadata": {"name": name},
+                 "spec": {"replicas": 1, "serviceName": name, "selector": {"matchLabels": labels},
+                          "template": {"metadata": {"labels": labels}, "spec": {
+                              "containers": [{"name": "c", "image": "registry.invalid/pause:1"}]}}}}
+    created = await AppsV1Api(cluster.api).create_namespaced_stateful_set(NAMESPACE, body)
+    return V1OwnerReference(api_version="apps/v1", kind="StatefulSet", name=name, uid=created.metadata.uid,
+                            controller=True)
+
+
+async def test_lean_add_writes_the_record_only_and_is_idempotent(cluster: Cluster, lean_agent: LeanAgent) -> None:
+    node = await cluster.node()
+    pool = await cluster.pool(subnet="10.91.0.0/24", ips=[span("10.91.0.2", 4)], gateway="10.91.0.1")
+    pod = await cluster.pod(node)
+    async with lean_agent(node, pool) as agent:
+        first = await agent.service.add(cni_request("ADD", pod, default_ipv4_ippool=[pool]))
+        again = await agent.service.add(cni_request("ADD", pod, container_id="new-sandbox",
+                                                    default_ipv4_ippool=[pool]))
+
+    assert [str(ip.address) for ip in first.ips] == ["10.91.0.2/24"]
+    assert again == first
+    records = await cluster.records(pool)
+    assert {ip: (r.pod, r.pod_uid) for ip, r in records.items()} == {
+        "10.91.0.2": (f"default/{pod.metadata.name}", pod.metadata.uid)}
+    assert await cluster.endpoint(pod.metadata.name) is None
+    await cluster.force_delete(pod.metadata.name)
+
+
+async def test_lean_del_keeps_an_alive_pod_then_releases_once_it_terminates(
+    cluster: Cluster, lean_agent: LeanAgent
+) -> None:
+    node = await cluster.node()
+    pool = await cluster.pool(subnet="10.92.0.0/24", ips=[span("10.92.0.2", 4)])
+    pod, neighbour = await cluster.pod(node), await cluster.pod(node)
+    async with lean_agent(node, pool) as agent:
+        await agent.service.add(cni_request("ADD", neighbour, default_ipv4_ippool=[pool]))
+        first = await agent.service.add(cni_request("ADD", pod, default_ipv4_ippool=[pool]))
+        await agent.service.delete(cni_request("DEL", pod, default_ipv4_ippool=[pool]))  # sandbox re-created
+        assert {r.pod_uid for r in (await cluster.records(pool)).values()} == {
+            pod.metadata.uid, neighbour.metadata.uid}
+        assert await agent.service.add(cni_request("ADD", pod, default_ipv4_ippool=[pool])) == first
+
+        await cluster.terminate(pod.metadata.name)
+        for _ in range(2):
+            await agent.service.delete(cni_request("DEL", pod, default_ipv4_ippool=[pool]))
+        assert {r.pod_uid for r in (await cluster.records(pool)).values()} == {neighbour.metadata.uid}
+    assert await cluster.endpoint(pod.metadata.name) is None
+    await cluster.force_delete(pod.metadata.name)
+    await cluster.force_delete(neighbour.metadata.name)
+
+
+async def test_statefulset_and_ippools_pods_still_get_endpoints(cluster: Cluster, lean_agent: LeanAgent) -> None:
+    node = await cluster.node()
+    pool = await cluster.pool(subnet="10.93.0.0/24", ips=[span("10.93.0.2", 8)])
+    second_pool = await cluster.pool(subnet="10.93.1.0/24", ips=[span("10.93.1.2", 4)])
+    name = unique("db")
+    owner = await _statefulset_owner(cluster, name)
+    member = await cluster.pod(node, name=f"{name}-0", owners=[owner])
+    ippools = [{"interface": "eth0", "ipv4": [pool]}, {"interface": "net1", "ipv4": [second_pool]}]
+    multi = await cluster.pod(node, annotations={"ipam.spidernet.io/ippools": orjson.dumps(ippools).decode()})
+    async with lean_agent(node, pool, second_pool) as agent:
+        await agent.service.add(cni_request("ADD", member, default_ipv4_ippool=[pool]))
+        await agent.service.add(cni_request("ADD", multi))
+        writes = agent.writer.stats.writes
+        net1 = await agent.service.add(cni_request("ADD", multi, ifname="net1"))
+        assert agent.writer.stats.writes == writes  # the second NIC came from the endpoint
+
+    assert [str(ip.address) for ip in net1.ips] == ["10.93.1.2/24"]
+    stateful = await cluster.endpoint(member.metadata.name)
+    assert stateful is not None
+    assert stateful["status"]["ownerControllerType"] == "StatefulSet"
+    endpoint = await cluster.endpoint(multi.metadata.name)
+    assert endpoint is not None
+    assert [e["interface"] for e in endpoint["status"]["current"]["ips"]] == ["eth0", "net1"]
+    await cluster.force_delete(member.metadata.name)
+    await cluster.force_delete(multi.metadata.name)
+
+
+async def test_a_pod_with_an_endpoint_keeps_it_and_del_removes_it(
+    cluster: Cluster, control_plane: ControlPlane, socket_dir: Path, lean_agent: LeanAgent
+) -> None:
+    node = await cluster.node()
+    pool = await cluster.pool(subnet="10.94.0.0/24", ips=[span("10.94.0.2", 4)])
+    pod = await cluster.pod(node)
+    async with running_agent(control_plane, node, socket_dir / "full.sock", pools=[pool]) as agent:
+        first = await agent.service.add(cni_request("ADD", pod, default_ipv4_ippool=[pool]))
+    assert await cluster.endpoint(pod.metadata.name) is not None
+    async with lean_agent(node, pool) as agent:
+        assert await agent.service.add(cni_request("ADD", pod, default_ipv4_ippool=[pool])) == first
+        await cluster.terminate(pod.metadata.name)
+        await agent.service.delete(cni_request("DEL", pod, default_ipv4_ippool=[pool]))
+    assert await cluster.records(pool) == {}
+    assert await cluster.endpoint(pod.metadata.name) is None
+    await cluster.force_delete(pod.metadata.name)
+
+
+async def test_gc_releases_a_lean_pod_that_will_not_run_again(cluster: Cluster, lean_agent: LeanAgent) -> None:
+    node = await cluster.node()
+    pool = await cluster.pool(subnet="10.95.0.0/24", ips=[span("10.95.0.2", 4)])
+    evicted, alive = await cluster.pod(node), await cluster.pod(node)
+    async with lean_agent(node, pool) as agent:
+        for pod in (evicted, alive):
+            await agent.service.add(cni_request("ADD", pod, default_ipv4_ippool=[pool]))
+        await cluster.core.patch_namespaced_pod_status(evicted.metadata.name, NAMESPACE,
+                                                       {"status": {"phase": "Failed", "reason": "Evicted"}})
+        await _until_evicted_seen(agent, evicted.metadata.name)
+        gc = cni_request("GC", alive, version="1.1.0", default_ipv4_ippool=[pool],
+                         extra={"cni.dev/valid-attachments": []})
+        await agent.service.gc(gc, list[Attachment]())
+    assert {r.pod_uid for r in (await cluster.records(pool)).values()} == {alive.metadata.uid}
+    await cluster.force_delete(evicted.metadata.name)
+    await cluster.force_delete(alive.metadata.name)
+
+
+async def _until_evicted_seen(agent: Agent, name: str) -> None:
+    def seen() -> bool:
+        pod = agent.service.context.pods.cached(NAMESPACE, name)
+        return pod is not None and pod.get("status", {}).get("reason") == "Evicted"
+
+    await eventually(seen)
