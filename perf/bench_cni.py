@@ -7,7 +7,9 @@
 3. churn: 1,000 pods over 10 simulated nodes (10 agent processes) on a pool of exactly 1,000 addresses, every ADD at
    once (straight to the executable: the IPAM cost, not the namespace plumbing): time until all are allocated,
    API-server writes per pod (``apiserver_request_total`` write verbs on spiderippools and spiderendpoints, status
-   included, every code), then every pod terminating and DEL'd: time until all are released.
+   included, every code), then every pod terminating and DEL'd: time until all are released.  Run twice, on fresh
+   nodes, pool and pods: the default (a SpiderEndpoint per pod, as upstream) and the lean mode
+   (``enableStatelessSpiderEndpoint: false`` in the agents' ``conf.yml``: pool records only).
 
     python perf/bench_cni.py [--json] [--samples 200] [--churn-pods 1000] [--churn-nodes 10]
 
@@ -25,7 +27,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Awaitable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +36,7 @@ from benchkit import machine, percentile
 from spiderpool.devcluster.cluster import ControlPlane
 from spiderpool.k8s.client import make_api_client
 from spiderpool.k8s.crds import install_crds
+from spiderpool.testbed.agent_process import AgentProcess
 from spiderpool.testbed.cni_invocation import CniCall, PluginRun
 from spiderpool.testbed.members import SimulatedNode, SimulatedPod
 from spiderpool.testbed.netconf import host_local_ipam, macvlan_config
@@ -43,7 +46,12 @@ from spiderpool.testbed.request_counting import parse_request_counts as parse_co
 from spiderpool.testbed.testbed import Testbed
 
 RESULTS = Path(__file__).resolve().parent / "results" / "bench_cni.json"
-TARGETS = {"exec_vs_host_local": ("<=", 2.0), "writes_per_pod_churn": ("<=", 0.3)}
+TARGETS = {
+    "exec_vs_host_local": ("<=", 2.0),
+    "writes_per_pod_churn": ("<=", 0.3),
+    "writes_per_pod_churn_lean": ("<=", 0.3),
+}
+LEAN_CONF = "enableStatelessSpiderEndpoint: false\n"
 NAMESPACE = "bench"
 STEPS: tuple[tuple[str, str | None], ...] = (("ADD+DEL", None), ("  ADD", "add_only"), ("  DEL", "del_only"))
 WARMUP = 5  # ADD+DEL pairs per path run before the measured samples
@@ -158,18 +166,39 @@ def phase_writes(delta: RequestCounts, pods: int) -> dict[str, Any]:
     }
 
 
-async def churn_nodes(bed: Testbed, count: int) -> list[SimulatedNode]:
+async def lean_node(bed: Testbed, name: str) -> SimulatedNode:
+    """A node whose agent reads a ``conf.yml`` of ``enableStatelessSpiderEndpoint: false``."""
+    conf_dir = bed.run_dir / "conf-lean"
+    conf_dir.mkdir(exist_ok=True)
+    (conf_dir / "conf.yml").write_text(LEAN_CONF)
+    node = await bed.add_node(name, start_agent=False)
+    assert node.agent is not None
+    node.agent = AgentProcess(replace(node.agent.options, config_dir=conf_dir))
+    await asyncio.to_thread(node.agent.start)
+    return node
+
+
+async def churn_nodes(bed: Testbed, count: int, *, lean: bool) -> list[SimulatedNode]:
+    if lean:
+        return list(await asyncio.gather(*(lean_node(bed, f"{bed.prefix}-lean{i}") for i in range(count))))
     return list(await asyncio.gather(*(bed.add_node(f"{bed.prefix}-churn{i}") for i in range(count))))
 
 
-async def verify_allocated(bed: Testbed, pool: str, pods: Sequence[SimulatedPod]) -> dict[str, Any]:
+async def verify_allocated(bed: Testbed, pool: str, pods: Sequence[SimulatedPod], *, lean: bool) -> dict[str, Any]:
     found = await bed.stores.ippools.get(pool)
     endpoints = (await bed.stores.endpoints.list(namespace=NAMESPACE)).items
-    verdict = audit_pools([found], pods=await bed.core.list_pods(namespace=NAMESPACE), endpoints=endpoints)
+    names = {pod.name for pod in pods}
+    mine = [endpoint for endpoint in endpoints if endpoint["metadata"]["name"] in names]
+    if lean and mine:
+        raise AssertionError(f"lean churn: {len(mine)} SpiderEndpoints written, e.g. {mine[0]['metadata']['name']}")
+    verdict = audit_pools([found], pods=await bed.core.list_pods(namespace=NAMESPACE), endpoints=endpoints,
+                          check_endpoints=not lean)
     if not verdict.clean or verdict.record_count() != len(pods):
         raise AssertionError(
             f"churn pool {pool} after allocation: {verdict.record_count()} records; {verdict.describe()}"
         )
+    if lean:
+        return {"records": verdict.record_count(), "audit": "clean: one record per pod, live UIDs, no endpoints"}
     return {"records": verdict.record_count(), "audit": "clean: one record per pod, live UIDs, endpoints agree"}
 
 
@@ -191,27 +220,30 @@ async def timed_phase(bed: Testbed, runs: Sequence[Awaitable[PluginRun]], *, pod
     return ChurnPhase(seconds, phase_writes(difference(await scrape(bed), before), pods))
 
 
-async def churn_setup(bed: Testbed, *, pods: int, nodes: int) -> tuple[str, list[SimulatedPod], dict[str, Any]]:
+async def churn_setup(bed: Testbed, *, pods: int, nodes: int, lean: bool
+                      ) -> tuple[str, list[SimulatedPod], dict[str, Any]]:
     """The pool of exactly ``pods`` addresses, the nodes with agents, the Pod objects bound round-robin."""
-    pool = "bench-churn"
-    ips = [f"10.253.0.1-10.253.{pods // 256}.{pods % 256}"]  # 10.253.0.1 onwards: exactly `pods` addresses
-    await bed.stores.ippools.create({"metadata": {"name": pool}, "spec": {"subnet": "10.253.0.0/20", "ips": ips}})
-    members = await churn_nodes(bed, nodes)
-    configs = {node.name: bed.macvlan(node, network="churn", default_ipv4_ippool=[pool]) for node in members}
+    tag, octet = ("lean", 252) if lean else ("churn", 253)
+    pool = f"bench-{tag}"
+    ips = [f"10.{octet}.0.1-10.{octet}.{pods // 256}.{pods % 256}"]  # x.0.1 onwards: exactly `pods` addresses
+    spec: Any = {"subnet": f"10.{octet}.0.0/20", "ips": ips}
+    await bed.stores.ippools.create({"metadata": {"name": pool}, "spec": spec})
+    members = await churn_nodes(bed, nodes, lean=lean)
+    configs = {node.name: bed.macvlan(node, network=tag, default_ipv4_ippool=[pool]) for node in members}
     made = await asyncio.gather(
         *(
-            bed.create_pod(members[i % nodes], name=f"churn-{i}", namespace=NAMESPACE, sandbox=False)
+            bed.create_pod(members[i % nodes], name=f"{tag}-{i}", namespace=NAMESPACE, sandbox=False)
             for i in range(pods)
         )
     )
     return pool, list(made), configs
 
 
-async def bench_churn(bed: Testbed, *, pods: int, nodes: int) -> dict[str, Any]:
-    pool, made, configs = await churn_setup(bed, pods=pods, nodes=nodes)
+async def bench_churn(bed: Testbed, *, pods: int, nodes: int, lean: bool = False) -> dict[str, Any]:
+    pool, made, configs = await churn_setup(bed, pods=pods, nodes=nodes, lean=lean)
     adds = (bed.cni.add(p, configs[p.node.name], direct_ipam=True) for p in made)
     allocate = await timed_phase(bed, list(adds), pods=pods, what="ADD")
-    verified = await verify_allocated(bed, pool, made)
+    verified = await verify_allocated(bed, pool, made, lean=lean)
     await asyncio.gather(*(bed.terminate_pod(pod) for pod in made))  # as on "kubectl delete": untimed
     dels = (bed.cni.delete(p, configs[p.node.name], direct_ipam=True) for p in made)
     release = await timed_phase(bed, list(dels), pods=pods, what="DEL")
@@ -222,6 +254,7 @@ async def bench_churn(bed: Testbed, *, pods: int, nodes: int) -> dict[str, Any]:
     total = allocate.writes["writes"] + release.writes["writes"]
     pool_total = allocate.writes["pool_writes"] + release.writes["pool_writes"]
     return {
+        "mode": "lean (enableStatelessSpiderEndpoint: false)" if lean else "default (a SpiderEndpoint per pod)",
         "pods": pods,
         "nodes": nodes,
         "pool_size": pods,
@@ -239,10 +272,12 @@ async def bench_churn(bed: Testbed, *, pods: int, nodes: int) -> dict[str, Any]:
 
 
 def headline(document: Mapping[str, Any]) -> tuple[dict[str, float], dict[str, float]]:
-    churn = document["churn"]
+    churn, lean = document["churn"], document["churn_lean"]
     figures = {
         "churn_1000_seconds": churn["allocate_seconds"],
         "churn_1000_release_seconds": churn["release_seconds"],
+        "churn_1000_seconds_lean": lean["allocate_seconds"],
+        "churn_1000_release_seconds_lean": lean["release_seconds"],
         "exec_version_p50_ms_ours": document["exec_version"]["ours"]["p50_ms"],
         "add_del_ipam_p50_ms_ours": document["add_del_ipam"]["ours"]["p50_ms"],
         "add_del_ipam_p99_ms_ours": document["add_del_ipam"]["ours"]["p99_ms"],
@@ -256,6 +291,9 @@ def headline(document: Mapping[str, Any]) -> tuple[dict[str, float], dict[str, f
         "writes_per_pod_churn": churn["writes_per_pod"],
         "pool_writes_per_pod_churn": churn["pool_writes_per_pod"],
         "writes_per_pod_allocate": churn["allocate"]["writes_per_pod"],
+        "writes_per_pod_churn_lean": lean["writes_per_pod"],
+        "pool_writes_per_pod_churn_lean": lean["pool_writes_per_pod"],
+        "writes_per_pod_allocate_lean": lean["allocate"]["writes_per_pod"],
     }
     return figures, ratios
 
@@ -276,17 +314,8 @@ def table(document: Mapping[str, Any]) -> str:
             f"{label:<26}{row['ours']['p50_ms']:>10.2f}{row['ours']['p99_ms']:>10.2f}"
             f"{row['host_local']['p50_ms']:>16.2f}{row['host_local']['p99_ms']:>16.2f}{row['ratio_p50']:>11.3f}"
         )
-    churn = document["churn"]
-    lines.append(
-        f"churn {churn['pods']} pods / {churn['nodes']} nodes / pool of {churn['pool_size']}: "
-        f"all allocated in {churn['allocate_seconds']:.2f} s, all released in {churn['release_seconds']:.2f} s"
-    )
-    for phase in ("allocate", "release"):
-        found = churn[phase]
-        lines.append(
-            f"  {phase}: {found['writes']} writes ({found['writes_per_pod']}/pod; pools {found['pool_writes']}, "
-            f"endpoints {found['endpoint_writes']}, 409s {found['conflicts_409']}): {found['by_request']}"
-        )
+    for key in ("churn", "churn_lean"):
+        lines.extend(churn_lines(document[key]))
     for key, value in document["ratios"].items():
         verdict = ""
         if key in TARGETS:
@@ -295,6 +324,20 @@ def table(document: Mapping[str, Any]) -> str:
             verdict = f"  (target {op} {bound}: {'met' if met else 'MISSED'})"
         lines.append(f"{key} = {value}{verdict}")
     return "\n".join(lines)
+
+
+def churn_lines(churn: Mapping[str, Any]) -> list[str]:
+    lines = [
+        f"churn, {churn['mode']}: {churn['pods']} pods / {churn['nodes']} nodes / pool of {churn['pool_size']}: "
+        f"all allocated in {churn['allocate_seconds']:.2f} s, all released in {churn['release_seconds']:.2f} s"
+    ]
+    for phase in ("allocate", "release"):
+        found = churn[phase]
+        lines.append(
+            f"  {phase}: {found['writes']} writes ({found['writes_per_pod']}/pod; pools {found['pool_writes']}, "
+            f"endpoints {found['endpoint_writes']}, 409s {found['conflicts_409']}): {found['by_request']}"
+        )
+    return lines
 
 
 async def run_all(plane: ControlPlane, options: argparse.Namespace) -> dict[str, Any]:
@@ -310,7 +353,9 @@ async def run_all(plane: ControlPlane, options: argparse.Namespace) -> dict[str,
         ipam = await bench_latency(bed, node, samples=options.samples, direct=True)
         via_macvlan = await bench_latency(bed, node, samples=options.samples, direct=False)
         churn = await bench_churn(bed, pods=options.churn_pods, nodes=options.churn_nodes)
-    return {"exec_version": exec_version, "add_del_ipam": ipam, "add_del_macvlan": via_macvlan, "churn": churn}
+        lean = await bench_churn(bed, pods=options.churn_pods, nodes=options.churn_nodes, lean=True)
+    return {"exec_version": exec_version, "add_del_ipam": ipam, "add_del_macvlan": via_macvlan, "churn": churn,
+            "churn_lean": lean}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -333,7 +378,8 @@ def main(argv: list[str] | None = None) -> int:
         "host_local": "Debian containernetworking-plugins 1.1.1, /usr/lib/cni/host-local, files in a tmpfs run dir",
         "add_del": "ADD, then the pod is set terminating (untimed API call), then DEL; ours on a fresh pod each sample",
         "macvlan": "Debian macvlan in the node's namespace (nsenter), pod namespace with IPv6 DAD off",
-        "churn": "every ADD at once, straight to the executable (no pod namespaces); apiserver_request_total writes",
+        "churn": "every ADD at once, straight to the executable (no pod namespaces); apiserver_request_total writes; "
+                 "default mode, then lean mode on fresh nodes, pool and pods",
         "parameters": vars(options) | {"output": str(options.output)},
     }
     document["wall_seconds"] = round(time.perf_counter() - started, 1)
