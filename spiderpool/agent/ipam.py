@@ -23,8 +23,9 @@ from spiderpool.agent.ipam_errors import IpamError, try_again
 from spiderpool.agent.metrics import AgentMetrics
 from spiderpool.agent.release import EndpointRelease
 from spiderpool.agent.results import assembled_from_entries, entry_holdings, ipam_result
+from spiderpool.core.allocator import parse_address
 from spiderpool.core.cni_types import Attachment, CniCode, CniError, CniRequest, IpamResult
-from spiderpool.core.result import AssembledResult
+from spiderpool.core.result import AllocatedAddress, AssembledResult, assemble_result
 from spiderpool.core.selection_types import CniPoolDefaults
 from spiderpool.k8s.bodies import SpiderEndpoint
 from spiderpool.k8s.store import StoreError
@@ -82,7 +83,11 @@ class IpamService:
             endpoint = await self.context.endpoints.get(namespace, name)
         except StoreError as error:
             raise try_again("the pod's SpiderEndpoint could not be read", str(error)) from error
-        return ipam_result(self.held(endpoint, uid=request.k8s.pod_uid), nic)
+        uid = request.k8s.pod_uid
+        if endpoint is None or (uid and endpoint_uid(endpoint) != uid):
+            # A lean pod (enableStatelessSpiderEndpoint: false) has no endpoint: its pool records are the answer.
+            return ipam_result(self.held_records(uid, nic=nic), nic)
+        return ipam_result(self.held(endpoint, uid=uid), nic)
 
     async def gc(self, request: CniRequest, valid: Sequence[Attachment]) -> None:
         self._require_ready()
@@ -128,6 +133,15 @@ class IpamService:
                    if all((record := book.record(pool, ip)) is not None and record.pod_uid == uid
                           for pool, ip in entry_holdings(entry))]
         return assembled_from_entries(entries)
+
+    def held_records(self, uid: str | None, *, nic: str) -> AssembledResult:
+        """What the pool records give pod ``uid`` (one NIC: a pod without an endpoint never has more)."""
+        if not uid:
+            return AssembledResult(ips=(), routes=())
+        book = self.context.book
+        allocations = [AllocatedAddress(nic=nic, pool=view, address=parse_address(ip)[1], clean_gateway=False)
+                       for pool, ip in sorted(book.held_by(uid)) if (view := book.view(pool)) is not None]
+        return assemble_result(allocations)
 
     def problem(self) -> str | None:
         """Why the agent is not ready for ADD, or None."""

@@ -56,9 +56,13 @@ async def test_lean_add_writes_the_record_only_and_is_idempotent(cluster: Cluste
         first = await agent.service.add(cni_request("ADD", pod, default_ipv4_ippool=[pool]))
         again = await agent.service.add(cni_request("ADD", pod, container_id="new-sandbox",
                                                     default_ipv4_ippool=[pool]))
+        previous = {"cniVersion": "1.0.0", "ips": [{"address": "10.91.0.2/24", "gateway": "10.91.0.1"}]}
+        held = await agent.service.check(cni_request("CHECK", pod, extra={"prevResult": previous},
+                                                     default_ipv4_ippool=[pool]))
 
     assert [str(ip.address) for ip in first.ips] == ["10.91.0.2/24"]
     assert again == first
+    assert [ip.address for ip in held.ips] == [ip.address for ip in first.ips], "CHECK answers from the records"
     records = await cluster.records(pool)
     assert {ip: (r.pod, r.pod_uid) for ip, r in records.items()} == {
         "10.91.0.2": (f"default/{pod.metadata.name}", pod.metadata.uid)}
