@@ -20,6 +20,12 @@ K8S_API_VERSIONS: Final = ("v1", "apps/v1", "batch/v1")
 K8S_KINDS: Final = ("Pod", "Deployment", "ReplicaSet", "StatefulSet", "DaemonSet", "Job", "CronJob")
 
 
+def split_api_version(api_version: str) -> tuple[str, str]:
+    """``apps/v1`` -> (``apps``, ``v1``); a core ``v1`` -> (``""``, ``v1``)."""
+    group, slash, version = api_version.partition("/")
+    return (group, version) if slash else ("", group)
+
+
 @dataclass(frozen=True, slots=True)
 class TopController:
     """The pod's top owner (Pod -> ReplicaSet -> Deployment, Job -> CronJob, ...); the pod itself when orphan."""
@@ -40,8 +46,7 @@ class TopController:
 
     @property
     def group_and_version(self) -> tuple[str, str]:
-        group, slash, version = self.api_version.partition("/")
-        return (group, version) if slash else ("", group)
+        return split_api_version(self.api_version)
 
 
 @dataclass(frozen=True, slots=True)

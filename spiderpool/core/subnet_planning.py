@@ -32,6 +32,7 @@ from spiderpool.core.annotations import (
     parse_subnet_annotations,
 )
 from spiderpool.core.errors import FieldError, InvalidSpec
+from spiderpool.core.selection_types import split_api_version
 
 LABEL_SUBNET: Final = "ipam.spidernet.io/owner-spider-subnet"
 LABEL_INTERFACE: Final = "ipam.spidernet.io/interface"
@@ -72,8 +73,7 @@ class AppRef:
 
     @property
     def group_and_version(self) -> tuple[str, str]:
-        group, slash, version = self.api_version.partition("/")
-        return (group, version) if slash else ("", group)
+        return split_api_version(self.api_version)
 
 
 @dataclass(frozen=True, slots=True)
