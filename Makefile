@@ -2,7 +2,7 @@
 PYTHON ?= python3
 STATE_DIR ?= .dev
 
-.PHONY: help setup demo demo-stop test lint unit integration e2e bench cluster-up cluster-down crds clean
+.PHONY: help setup demo demo-stop test lint unit integration e2e bench cluster-up cluster-down crds cni-sanitize clean
 
 help: ## list targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
@@ -45,6 +45,10 @@ cluster-down: ## stop the background control plane and remove its state
 
 crds: ## regenerate charts/spiderpool/crds/ from spiderpool/k8s/crd_schema.py
 	$(PYTHON) -m spiderpool.k8s.crd_schema --write
+
+cni-sanitize: ## build the CNI executable with ASan+UBSan into build/cni-sanitize (what tests/unit/test_cni_fuzz.py runs)
+	cmake -S cni -B build/cni-sanitize -DSPIDERPOOL_CNI_SANITIZE=ON -DCMAKE_BUILD_TYPE=Debug
+	cmake --build build/cni-sanitize
 
 clean: ## remove build products
 	rm -rf build .mypy_cache .ruff_cache .pytest_cache

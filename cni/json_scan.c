@@ -127,23 +127,61 @@ static int scan_escape(struct cursor *c, struct sink *s) {
     }
 }
 
-/* A string, from its opening quote; bytes >= 0x80 are copied as they are. */
+int utf8_sequence(const unsigned char *p, size_t avail) {
+    unsigned char low = 0x80, high = 0xBF;
+    int need;
+    if (p[0] < 0x80) {
+        return 1;
+    }
+    if (p[0] >= 0xC2 && p[0] <= 0xDF) {
+        need = 1;
+    } else if (p[0] >= 0xE0 && p[0] <= 0xEF) {
+        need = 2;
+        low = p[0] == 0xE0 ? 0xA0 : 0x80; /* overlong below U+0800 */
+        high = p[0] == 0xED ? 0x9F : 0xBF; /* surrogates */
+    } else if (p[0] >= 0xF0 && p[0] <= 0xF4) {
+        need = 3;
+        low = p[0] == 0xF0 ? 0x90 : 0x80; /* overlong below U+10000 */
+        high = p[0] == 0xF4 ? 0x8F : 0xBF; /* past U+10FFFF */
+    } else {
+        return -1;
+    }
+    for (int i = 1; i <= need; i++) {
+        if ((size_t)i >= avail || p[i] < low || p[i] > high) {
+            return -i;
+        }
+        low = 0x80;
+        high = 0xBF;
+    }
+    return need + 1;
+}
+
+/* A string, from its opening quote. JSON text is UTF-8 (RFC 8259 section 8.1): an ill-formed sequence makes the
+ * document malformed, as it is for the agent's parser, so no raw byte of it is ever echoed. */
 static int scan_string(struct cursor *c, struct sink *s) {
     c->p++;
     while (c->p < c->end) {
-        unsigned char ch = *c->p++;
+        unsigned char ch = *c->p;
         if (ch == '"') {
+            c->p++;
             return 0;
         }
         if (ch < 0x20) {
             return -1;
         }
         if (ch == '\\') {
+            c->p++;
             if (scan_escape(c, s) != 0) {
                 return -1;
             }
-        } else {
-            sink_put(s, ch);
+            continue;
+        }
+        int n = utf8_sequence(c->p, (size_t)(c->end - c->p));
+        if (n < 0) {
+            return -1;
+        }
+        for (; n > 0; n--) {
+            sink_put(s, *c->p++);
         }
     }
     return -1;

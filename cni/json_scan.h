@@ -21,4 +21,9 @@ struct netconf_fields {
  * found before the error and must not be trusted). */
 int netconf_scan(const char *json, size_t len, struct netconf_fields *out);
 
+/* The UTF-8 sequence (RFC 3629: no overlongs, no surrogates, nothing past U+10FFFF) that starts at p, with avail
+ * bytes left (avail >= 1): its length when well-formed; otherwise minus the length of its maximal ill-formed
+ * subpart, the bytes one U+FFFD replaces (as Unicode's "substitution of maximal subparts", and Python, do). */
+int utf8_sequence(const unsigned char *p, size_t avail);
+
 #endif

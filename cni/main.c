@@ -83,24 +83,38 @@ static int read_input(struct input *in) {
     return -1;
 }
 
-/* A malloc'd JSON string body (no quotes) for text; NULL when out of memory. */
+/* A malloc'd JSON string body (no quotes) for text, always valid UTF-8: each ill-formed sequence (an environment
+ * variable or a path can hold any bytes) becomes U+FFFD; NULL when out of memory. */
 static char *json_escape(const char *text) {
     static const char hex[] = "0123456789abcdef";
-    char *out = malloc(strlen(text) * 6 + 1);
+    size_t len = strlen(text);
+    char *out = malloc(len * 6 + 1);
+    if (out == NULL) {
+        return NULL;
+    }
     char *w = out;
-    for (const unsigned char *r = (const unsigned char *)text; out != NULL && *r != '\0'; r++) {
+    const unsigned char *r = (const unsigned char *)text, *end = r + len;
+    while (r < end) {
         if (*r == '"' || *r == '\\') {
             *w++ = '\\';
-            *w++ = (char)*r;
+            *w++ = (char)*r++;
         } else if (*r < 0x20) {
             w += sprintf(w, "\\u00%c%c", hex[*r >> 4], hex[*r & 0x0F]);
+            r++;
         } else {
-            *w++ = (char)*r;
+            int n = utf8_sequence(r, (size_t)(end - r));
+            if (n > 0) {
+                memcpy(w, r, (size_t)n);
+                w += n;
+                r += n;
+            } else {
+                memcpy(w, "\\ufffd", 6);
+                w += 6;
+                r += -n;
+            }
         }
     }
-    if (out != NULL) {
-        *w = '\0';
-    }
+    *w = '\0';
     return out;
 }
 
@@ -134,11 +148,13 @@ static int print_version(const char *version) {
 }
 
 static long agent_timeout_ms(void) {
-    /* SPIDERPOOL_CNI_TIMEOUT_MS exists for tests that exercise the deadline. */
+    /* SPIDERPOOL_CNI_TIMEOUT_MS exists for tests that exercise the deadline: it can only shorten it (a larger
+     * value would overflow the deadline's arithmetic, which is undefined behaviour). */
     const char *text = getenv("SPIDERPOOL_CNI_TIMEOUT_MS");
     char *end = NULL;
     long value = text != NULL ? strtol(text, &end, 10) : 0;
-    return (text != NULL && *text != '\0' && *end == '\0' && value > 0) ? value : AGENT_TIMEOUT_MS;
+    int usable = text != NULL && *text != '\0' && *end == '\0' && value > 0 && value < AGENT_TIMEOUT_MS;
+    return usable ? value : AGENT_TIMEOUT_MS;
 }
 
 static int report_agent_failure(const char *command, const char *version, enum agent_status status, const char *why) {
