@@ -1,16 +1,17 @@
-"""Helpers of the e2e tests: upstream example manifests, pools made per test, reads, audits and polling."""
+"""Helpers of the e2e tests: manifests in upstream's formats (both corpora), pools made per test, reads, audits
+and polling."""
 
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import time
 import uuid
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from typing import Any, cast
 
 import pytest
-import yaml
-from upstream_examples import examples_dir
+from upstream_examples import Corpus
 
 from spiderpool.core.allocations import PoolIPAllocation, decode_allocated_ips
 from spiderpool.k8s.bodies import SpiderEndpoint, SpiderIPPool
@@ -38,13 +39,12 @@ class Pools:
         self.names.append(name)
         return created
 
-    async def apply_example(self, file_name: str) -> list[SpiderIPPool]:
-        """Create every SpiderIPPool of an upstream example manifest, unchanged."""
+    async def apply_role(self, corpus: Corpus, role: str) -> list[SpiderIPPool]:
+        """Create every SpiderIPPool of the files that play ``role`` in ``corpus``, unchanged."""
         created = []
-        for document in example(file_name):
-            if document.get("kind") == "SpiderIPPool":
-                created.append(await self._bed.stores.ippools.create(document))  # type: ignore[arg-type]
-                self.names.append(document["metadata"]["name"])
+        for document in pool_documents(corpus, role):
+            created.append(await self._bed.stores.ippools.create(document))  # type: ignore[arg-type]
+            self.names.append(document["metadata"]["name"])
         return created
 
     async def delete_all(self) -> None:
@@ -52,22 +52,45 @@ class Pools:
             await self._bed.stores.ippools.delete(name)
 
 
-def example(file_name: str) -> list[dict[str, Any]]:
-    """The documents of an upstream example manifest (shared/upstream-examples)."""
-    path = examples_dir() / file_name
-    if not path.is_file():
-        pytest.fail(f"upstream example {path} is missing (the shared material is expected next to the project)")
-    return [document for document in yaml.safe_load_all(path.read_text()) if document]
+def pool_documents(corpus: Corpus, role: str) -> list[dict[str, Any]]:
+    """The SpiderIPPools of a role, in file order."""
+    return [document for document in corpus.role(role) if document.get("kind") == "SpiderIPPool"]
 
 
-def pod_template_annotations(file_name: str) -> dict[str, str]:
-    """The pod template annotations of an upstream example Deployment, exactly as written."""
-    for document in example(file_name):
+def pod_template_annotations(corpus: Corpus, role: str) -> dict[str, str]:
+    """The pod (template) annotations of the first workload of a role, exactly as written."""
+    for document in corpus.role(role):
         if document.get("kind") in ("Deployment", "StatefulSet", "DaemonSet"):
             return dict(document["spec"]["template"]["metadata"]["annotations"])
         if document.get("kind") == "Pod":
             return dict(document["metadata"]["annotations"])
-    raise AssertionError(f"{file_name} has no pod template")
+    raise AssertionError(f"{corpus.name} corpus: role {role!r} has no pod template")
+
+
+def first_addresses(pool: Mapping[str, Any], count: int) -> list[str]:
+    """The first ``count`` addresses a pool hands out in lowest-free order, as ``address/prefix``: its ``ips`` in
+    order minus ``excludeIPs``, with the prefix length of its ``subnet`` (worked out with the standard library, apart
+    from the code under test)."""
+    spec = pool["spec"]
+    prefix = ipaddress.ip_network(spec["subnet"], strict=False).prefixlen
+    excluded = {address for item in spec.get("excludeIPs", []) for address in _expand(item)}
+    found: list[str] = []
+    for item in sorted(spec["ips"], key=lambda text: _expand(text)[0]):
+        for address in _expand(item):
+            if address not in excluded and len(found) < count:
+                found.append(f"{address}/{prefix}")
+    assert len(found) == count, f"pool {pool['metadata']['name']} has fewer than {count} addresses"
+    return found
+
+
+def _expand(item: str) -> list[ipaddress.IPv4Address | ipaddress.IPv6Address]:
+    first, _, last = item.partition("-")
+    start, end = ipaddress.ip_address(first), ipaddress.ip_address(last or first)
+    return [ipaddress.ip_address(int(start) + offset) for offset in range(min(int(end) - int(start) + 1, 256))]
+
+
+def bare_ip(address_with_prefix: str) -> str:
+    return address_with_prefix.split("/")[0]
 
 
 async def read_pool(bed: Testbed, name: str) -> SpiderIPPool:

@@ -7,6 +7,7 @@ import json
 from ipaddress import ip_address
 
 import pytest
+from upstream_examples import Corpus, corpus_params
 
 from spiderpool.core.allocations import PoolIPAllocation
 from spiderpool.testbed.netconf import plugin_of_list
@@ -15,10 +16,12 @@ from spiderpool.testbed.testbed import Testbed
 
 from .support import (
     Pools,
-    example,
+    bare_ip,
+    first_addresses,
     interface,
     nics,
     pod_template_annotations,
+    pool_documents,
     read_endpoint,
     records_of,
     result_ips,
@@ -76,12 +79,15 @@ async def test_m02_ipv6_pod_through_macvlan(bed: Testbed, namespace: str, pools:
     assert nics(await read_endpoint(bed, pod))["eth0"]["ipv6"] == "fd00:250:12::100/64"
 
 
-async def test_m03_dual_stack_from_upstream_examples(bed: Testbed, namespace: str, pools: Pools) -> None:
-    """M03: upstream's basic_custom-ipv4/ipv6-ippool.yaml applied unchanged, pods annotated as in
-    basic_custom-dual-ippool-deploy.yaml (``ipam.spidernet.io/ippool``); CNI 0.3.1 as upstream's examples use."""
-    await pools.apply_example("basic_custom-ipv4-ippool.yaml")
-    await pools.apply_example("basic_custom-ipv6-ippool.yaml")
-    annotations = pod_template_annotations("basic_custom-dual-ippool-deploy.yaml")
+@pytest.mark.parametrize("corpus", corpus_params())
+async def test_m03_dual_stack_from_upstream_format(bed: Testbed, namespace: str, pools: Pools, corpus: Corpus) -> None:
+    """M03: the "dual-stack pools" of a corpus (upstream's basic_custom-ipv4/ipv6-ippool.yaml, or the project's
+    addressing_dual-stack-ippools.yaml) applied unchanged, pods annotated as its "dual-stack deployment"
+    (``ipam.spidernet.io/ippool``); CNI 0.3.1 as upstream's examples use: the pods get each pool's first addresses in
+    order."""
+    v4_pool, v6_pool = [created["metadata"]["name"] for created in await pools.apply_role(corpus, "dual-stack pools")]
+    v4_doc, v6_doc = pool_documents(corpus, "dual-stack pools")
+    annotations = pod_template_annotations(corpus, "dual-stack deployment")
     node = await bed.add_node(unique(f"{bed.prefix}-m03"))
     config = bed.macvlan(node, network="m03-net", cni_version="0.3.1")
     pods = [
@@ -91,66 +97,82 @@ async def test_m03_dual_stack_from_upstream_examples(bed: Testbed, namespace: st
     runs = [await bed.cni.add(pod, config) for pod in pods]
 
     assert all(run.ok for run in runs), [run.describe() for run in runs]
-    expected = [["172.18.41.40/24", "fd00:172:18::40/64"], ["172.18.41.41/24", "fd00:172:18::41/64"]]
+    expected = [sorted(pair) for pair in zip(first_addresses(v4_doc, 2), first_addresses(v6_doc, 2), strict=True)]
     assert [sorted(map(str, interface(pod).addresses)) for pod in pods] == expected
     assert [sorted(result_ips(run.json())) for run in runs] == expected
     assert [entry["version"] for entry in runs[0].json()["ips"]] == ["4", "6"]  # 0.3.x results carry the version
-    v4 = await records_of(bed, "custom-ipv4-ippool")
-    v6 = await records_of(bed, "custom-ipv6-ippool")
+    v4 = await records_of(bed, v4_pool)
+    v6 = await records_of(bed, v6_pool)
     assert {record.pod_uid for record in v4.values()} == {pod.uid for pod in pods}
+    v6_first = [bare_ip(address) for address in first_addresses(v6_doc, 2)]
     assert v6 == {
-        "fd00:172:18::40": PoolIPAllocation(pods[0].key, pods[0].uid),
-        "fd00:172:18::41": PoolIPAllocation(pods[1].key, pods[1].uid),
+        v6_first[0]: PoolIPAllocation(pods[0].key, pods[0].uid),
+        v6_first[1]: PoolIPAllocation(pods[1].key, pods[1].uid),
     }
     eth0 = nics(await read_endpoint(bed, pods[1]))["eth0"]
-    assert (eth0["ipv4Pool"], eth0["ipv6Pool"]) == ("custom-ipv4-ippool", "custom-ipv6-ippool")
-    assert default_gateway(pods[0].netns, version=4) is None  # the example pools have no gateway
+    assert (eth0["ipv4Pool"], eth0["ipv6Pool"]) == (v4_pool, v6_pool)
+    assert "gateway" not in v4_doc["spec"]  # both corpora's dual-stack pools name no gateway: no default route
+    assert default_gateway(pods[0].netns, version=4) is None
 
 
-async def test_m04_pool_routes_from_upstream_example(bed: Testbed, namespace: str, pools: Pools) -> None:
-    """M04: upstream's route_ippool-route.yaml unchanged: the pool's route is installed in the pod's namespace."""
-    await pools.apply_example("route_ippool-route.yaml")
+@pytest.mark.parametrize("corpus", corpus_params())
+async def test_m04_pool_routes_from_upstream_format(bed: Testbed, namespace: str, pools: Pools, corpus: Corpus) -> None:
+    """M04: a corpus' "routed pool" (upstream's route_ippool-route.yaml, or the project's routes_ippool.yaml)
+    unchanged: the pod gets its first address and the pool's routes are installed in the pod's namespace."""
+    [created] = await pools.apply_role(corpus, "routed pool")
+    [pool_doc] = pool_documents(corpus, "routed pool")
     node = await bed.add_node(unique(f"{bed.prefix}-m04"))
     pod = await bed.create_pod(node, name="routed", namespace=namespace)
+    config = bed.macvlan(node, network="m04-net", default_ipv4_ippool=[created["metadata"]["name"]])
 
-    run = await bed.cni.add(pod, bed.macvlan(node, network="m04-net", default_ipv4_ippool=["ipv4-ippool-route"]))
+    run = await bed.cni.add(pod, config)
 
     assert run.ok, run.describe()
-    assert [str(address) for address in interface(pod).addresses] == ["172.18.41.51/24"]
+    assert [str(address) for address in interface(pod).addresses] == first_addresses(pool_doc, 1)
     routes = {(route.dst, str(route.gateway)) for route in read_routes(pod.netns, version=4)}
-    assert ("172.18.42.0/24", "172.18.41.1") in routes
+    assert pool_doc["spec"]["routes"]
+    for route in pool_doc["spec"]["routes"]:
+        assert (route["dst"], route["gw"]) in routes
 
 
-async def test_m05_multi_nic_from_upstream_examples(bed: Testbed, namespace: str, pools: Pools) -> None:
-    """M05: eth0 and net1 from different pools through ``ipam.spidernet.io/ippools``: upstream's
-    multi-interfaces-annotation pools, pod annotations and Multus network configurations, all unchanged (each NIC's
-    macvlan on its own master, ens192 / ens224; the executable reaches the node's agent through SPIDERPOOL_SOCKET
-    because the configurations name no socket)."""
-    await pools.apply_example("multi-interfaces-annotation_different-segment-ipv4-ippools.yaml")
+@pytest.mark.parametrize("corpus", corpus_params())
+async def test_m05_multi_nic_from_upstream_format(bed: Testbed, namespace: str, pools: Pools, corpus: Corpus) -> None:
+    """M05: eth0 and net1 from different pools through ``ipam.spidernet.io/ippools``: a corpus' "multi-nic" pools,
+    pod annotations and Multus network configurations (upstream's multi-interfaces-annotation files, or the
+    project's multi-nic_*.yaml), all unchanged (each NIC's macvlan on its own master, ens192 / ens224, the networks
+    named by the Multus annotations; the executable reaches the node's agent through SPIDERPOOL_SOCKET because the
+    configurations name no socket)."""
+    await pools.apply_role(corpus, "multi-nic pools")
+    pool_docs = {doc["metadata"]["name"]: doc for doc in pool_documents(corpus, "multi-nic pools")}
     networks = {
-        doc["metadata"]["name"]: json.loads(doc["spec"]["config"])
-        for doc in example("multi-interfaces-annotation_multus-conf.yaml")
+        doc["metadata"]["name"]: json.loads(doc["spec"]["config"]) for doc in corpus.role("multi-nic networks")
     }
-    annotations = pod_template_annotations("multi-interfaces-annotation_ippool-test-deploy.yaml")
+    annotations = pod_template_annotations(corpus, "multi-nic deployment")
+    network_of = {
+        "eth0": annotations["v1.multus-cni.io/default-network"].split("/")[-1],
+        "net1": annotations["k8s.v1.cni.cncf.io/networks"].split("/")[-1],
+    }
+    pool_of = {nic["interface"]: nic["ipv4"][0] for nic in json.loads(annotations["ipam.spidernet.io/ippools"])}
     node = await bed.add_node(unique(f"{bed.prefix}-m05"))
     pod = await bed.create_pod(node, name="multi-nic", namespace=namespace, annotations=annotations)
     socket_env = {"SPIDERPOOL_SOCKET": str(node.socket_path)}
 
-    eth0 = await bed.cni.add(pod, plugin_of_list(networks["macvlan-conf-ens192"], "macvlan"), extra_env=socket_env)
-    net1 = await bed.cni.add(
-        pod, plugin_of_list(networks["macvlan-conf-ens224"], "macvlan"), ifname="net1", extra_env=socket_env
-    )
+    runs = {
+        ifname: await bed.cni.add(
+            pod, plugin_of_list(networks[network_of[ifname]], "macvlan"), ifname=ifname, extra_env=socket_env
+        )
+        for ifname in ("eth0", "net1")
+    }
 
-    assert eth0.ok, eth0.describe()
-    assert net1.ok, net1.describe()
+    assert all(run.ok for run in runs.values()), [run.describe() for run in runs.values()]
     assert interface_names(pod.netns) == ["lo", "eth0", "net1"]
-    assert [str(a) for a in interface(pod, "eth0").addresses] == ["10.6.168.176/16"]
-    assert [str(a) for a in interface(pod, "net1").addresses] == ["10.7.168.176/16"]
-    assert await records_of(bed, "ippool-test-ens192") == {"10.6.168.176": PoolIPAllocation(pod.key, pod.uid)}
-    assert await records_of(bed, "ippool-test-ens224") == {"10.7.168.176": PoolIPAllocation(pod.key, pod.uid)}
     by_nic = nics(await read_endpoint(bed, pod))
-    assert (by_nic["eth0"]["ipv4Pool"], by_nic["net1"]["ipv4Pool"]) == ("ippool-test-ens192", "ippool-test-ens224")
+    for ifname in ("eth0", "net1"):
+        [address] = first_addresses(pool_docs[pool_of[ifname]], 1)
+        assert [str(a) for a in interface(pod, ifname).addresses] == [address]
+        assert await records_of(bed, pool_of[ifname]) == {bare_ip(address): PoolIPAllocation(pod.key, pod.uid)}
+        assert by_nic[ifname]["ipv4Pool"] == pool_of[ifname]
     # The annotation sets no "cleangateway", so (as upstream) each NIC's result carries its pool's gateway as a
     # default route; separating them is the coordinator's job, not IPAM's.
     defaults = {(route.dev, str(route.gateway)) for route in read_routes(pod.netns, version=4) if route.is_default}
-    assert defaults == {("eth0", "10.6.0.1"), ("net1", "10.7.0.1")}
+    assert defaults == {(ifname, pool_docs[pool_of[ifname]]["spec"]["gateway"]) for ifname in ("eth0", "net1")}

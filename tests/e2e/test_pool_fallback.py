@@ -2,24 +2,41 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
+from upstream_examples import Corpus, corpus_params
 
 from spiderpool.agent.ipam_errors import IpamCode
 from spiderpool.testbed.members import NicAttachment
 from spiderpool.testbed.testbed import Testbed
 
-from .support import Pools, audit, interface, pod_template_annotations, read_pool, unique
+from .support import (
+    Pools,
+    audit,
+    first_addresses,
+    interface,
+    pod_template_annotations,
+    pool_documents,
+    read_pool,
+    unique,
+)
 
 pytestmark = pytest.mark.e2e
 
 
-async def test_p01_fallback_in_order_then_a_clear_error(bed: Testbed, namespace: str, pools: Pools) -> None:
-    """P01: upstream's ippool-multi_test-ipv4-ippools.yaml (two pools of two addresses) and the pod annotation of
-    ippool-multi_multi-ippool-deploy.yaml, both unchanged: pods 1-2 get the first pool, 3-4 the backup pool in the
-    order the annotation gives; pod 5 gets a CNI error (JSON on stdout, non-zero exit) naming both pools, and
-    nothing is recorded for it."""
-    await pools.apply_example("ippool-multi_test-ipv4-ippools.yaml")
-    annotations = pod_template_annotations("ippool-multi_multi-ippool-deploy.yaml")
+@pytest.mark.parametrize("corpus", corpus_params())
+async def test_p01_fallback_in_order_then_a_clear_error(
+    bed: Testbed, namespace: str, pools: Pools, corpus: Corpus
+) -> None:
+    """P01: a corpus' "fallback pools" (two pools of two addresses: upstream's ippool-multi_test-ipv4-ippools.yaml,
+    or the project's fallback_ippools.yaml) and the pod annotation of its "fallback deployment", both unchanged: pods
+    1-2 get the first pool, 3-4 the second in the order the annotation gives; pod 5 gets a CNI error (JSON on stdout,
+    non-zero exit) naming both pools, and nothing is recorded for it."""
+    await pools.apply_role(corpus, "fallback pools")
+    pool_docs = {doc["metadata"]["name"]: doc for doc in pool_documents(corpus, "fallback pools")}
+    annotations = pod_template_annotations(corpus, "fallback deployment")
+    first, second = json.loads(annotations["ipam.spidernet.io/ippool"])["ipv4"]
     node = await bed.add_node(unique(f"{bed.prefix}-p01"))
     config = bed.macvlan(node, network="p01-net")
     pods = [await bed.create_pod(node, name=f"fb-{i}", namespace=namespace, annotations=annotations) for i in range(5)]
@@ -28,7 +45,8 @@ async def test_p01_fallback_in_order_then_a_clear_error(bed: Testbed, namespace:
 
     assert [run.ok for run in runs] == [True, True, True, True, False], [run.describe() for run in runs]
     addresses = [[str(a) for a in interface(pod).addresses] for pod in pods[:4]]
-    assert addresses == [["172.18.41.40/24"], ["172.18.41.41/24"], ["172.18.42.40/24"], ["172.18.42.41/24"]]
+    expected = first_addresses(pool_docs[first], 2) + first_addresses(pool_docs[second], 2)
+    assert addresses == [[address] for address in expected]
     # What the runtime sees through macvlan, and what our executable itself prints (macvlan re-prints the error
     # object without cniVersion): exactly one JSON error document on stdout, a non-zero exit, code 102 (spiderpool's
     # "every candidate pool is full": a retry alone will not help, unlike 11).
@@ -39,13 +57,13 @@ async def test_p01_fallback_in_order_then_a_clear_error(bed: Testbed, namespace:
         error = failed.json()
         assert error["code"] == IpamCode.POOL_EXHAUSTED, (through_macvlan.describe(), direct.describe())
         text = f"{error['msg']} {error.get('details', '')}"
-        assert "default-ipv4-ippool" in text, error
-        assert "backup-ipv4-ippool" in text, error
+        assert first in text, error
+        assert second in text, error
     assert direct.json()["cniVersion"] == "1.0.0"
-    verdict = await audit(bed, ["default-ipv4-ippool", "backup-ipv4-ippool"], namespace=namespace)
+    verdict = await audit(bed, [first, second], namespace=namespace)
     assert verdict.clean, verdict.describe()
     assert verdict.addresses_of(pods[4].uid) == []
-    for name in ("default-ipv4-ippool", "backup-ipv4-ippool"):
+    for name in (first, second):
         assert (await read_pool(bed, name))["status"]["allocatedIPCount"] == 2
 
 

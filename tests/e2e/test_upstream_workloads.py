@@ -1,13 +1,16 @@
-"""Upstream's example workloads applied unchanged: a bare Pod, and a Deployment whose pods a real ReplicaSet
-controller creates; the testbed schedules them (``pods/binding``) and is their kubelet."""
+"""Workloads in upstream's formats (the project's own, and upstream's examples when present) applied unchanged: a
+bare Pod, and a Deployment whose pods a real ReplicaSet controller creates; the testbed schedules them
+(``pods/binding``) and is their kubelet."""
 
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 from collections.abc import AsyncIterator, Iterator
 
 import pytest
+from upstream_examples import Corpus, corpus_params
 
 from spiderpool.devcluster.cluster import ControlPlane
 from spiderpool.k8s.bodies import Pod
@@ -17,17 +20,30 @@ from spiderpool.k8s.crds import install_crds
 from spiderpool.testbed.prerequisites import missing_prerequisites
 from spiderpool.testbed.testbed import Testbed
 
-from .support import Pools, example, interface, read_endpoint, records_of, unique
+from .support import (
+    Pools,
+    bare_ip,
+    first_addresses,
+    interface,
+    pool_documents,
+    read_endpoint,
+    records_of,
+    unique,
+)
 
 pytestmark = pytest.mark.e2e
 DEPLOYMENT = ROUTES[("apps/v1", "Deployment")]
 
 
-async def test_u01_bare_pod_manifest(bed: Testbed, namespace: str, pools: Pools) -> None:
-    """U01: upstream's ippool-multi_dummy-pod.yaml (a Pod with ``ipam.spidernet.io/ippool``) created unchanged,
-    bound by the testbed: it gets the first address of ``default-ipv4-ippool``; its endpoint says it has no owner."""
-    await pools.apply_example("ippool-multi_test-ipv4-ippools.yaml")
-    [manifest] = example("ippool-multi_dummy-pod.yaml")
+@pytest.mark.parametrize("corpus", corpus_params())
+async def test_u01_bare_pod_manifest(bed: Testbed, namespace: str, pools: Pools, corpus: Corpus) -> None:
+    """U01: a corpus' "bare pod" (a Pod with ``ipam.spidernet.io/ippool``: upstream's ippool-multi_dummy-pod.yaml, or
+    the project's fallback_bare-pod.yaml) created unchanged with its pools, bound by the testbed: it gets the first
+    address of the pool it names; its endpoint says it has no owner."""
+    await pools.apply_role(corpus, "fallback pools")
+    pool_docs = {doc["metadata"]["name"]: doc for doc in pool_documents(corpus, "fallback pools")}
+    [manifest] = corpus.role("bare pod")
+    [pool] = json.loads(manifest["metadata"]["annotations"]["ipam.spidernet.io/ippool"])["ipv4"]
     node = await bed.add_node(unique(f"{bed.prefix}-u01"))
     created = await bed.core.create(manifest, namespace=namespace)
     pod = await bed.adopt_pod(created, node)
@@ -35,11 +51,13 @@ async def test_u01_bare_pod_manifest(bed: Testbed, namespace: str, pools: Pools)
     run = await bed.cni.add(pod, bed.macvlan(node, network="u01-net"))
 
     assert run.ok, run.describe()
-    assert [str(a) for a in interface(pod).addresses] == ["172.18.41.40/24"]
-    assert set(await records_of(bed, "default-ipv4-ippool")) == {"172.18.41.40"}
+    [address] = first_addresses(pool_docs[pool], 1)
+    assert [str(a) for a in interface(pod).addresses] == [address]
+    assert set(await records_of(bed, pool)) == {bare_ip(address)}
     endpoint = await read_endpoint(bed, pod)
     assert endpoint is not None
-    assert (endpoint["status"]["ownerControllerType"], endpoint["status"]["ownerControllerName"]) == ("Pod", "dummy")
+    owner = (endpoint["status"]["ownerControllerType"], endpoint["status"]["ownerControllerName"])
+    assert owner == ("Pod", manifest["metadata"]["name"])
 
 
 @pytest.fixture(scope="module")
@@ -80,33 +98,38 @@ async def pods_of(bed: Testbed, namespace: str, app: str, *, count: int, within:
         await asyncio.sleep(0.2)
 
 
-async def test_u02_deployment_manifest(workload_bed: Testbed) -> None:
-    """U02: upstream's basic_custom-dual-ippool-deploy.yaml (3 replicas) with its two pools, all unchanged: the
-    ReplicaSet controller makes the pods, the testbed binds them over two nodes and runs macvlan; each pod gets a
-    dual-stack pair from the pools, and its endpoint names the top controller (Deployment custom-dual-ippool-deploy)."""
+@pytest.mark.parametrize("corpus", corpus_params())
+async def test_u02_deployment_manifest(workload_bed: Testbed, corpus: Corpus) -> None:
+    """U02: a corpus' "dual-stack deployment" (3 replicas: upstream's basic_custom-dual-ippool-deploy.yaml, or the
+    project's addressing_dual-stack-deploy.yaml) with its two pools, all unchanged: the ReplicaSet controller makes
+    the pods, the testbed binds them over two nodes and runs macvlan; each pod gets a dual-stack pair from the pools'
+    first addresses, and its endpoint names the top controller (the Deployment)."""
     bed = workload_bed
     namespace = unique("e2e-u02")
     await bed.core.create_namespace(namespace)
-    for file_name in ("basic_custom-ipv4-ippool.yaml", "basic_custom-ipv6-ippool.yaml"):
-        for document in example(file_name):
-            await bed.stores.ippools.create(document)  # type: ignore[arg-type]
-    [deployment] = example("basic_custom-dual-ippool-deploy.yaml")
+    v4_doc, v6_doc = pool_documents(corpus, "dual-stack pools")
+    for document in (v4_doc, v6_doc):
+        await bed.stores.ippools.create(document)  # type: ignore[arg-type]
+    [deployment] = corpus.role("dual-stack deployment")
+    name = deployment["metadata"]["name"]
+    app = deployment["spec"]["selector"]["matchLabels"]["app"]
+    replicas = deployment["spec"]["replicas"]
     await bed.core.create(deployment, namespace=namespace)
     nodes = [await bed.add_node(f"{bed.prefix}-u02n{i}") for i in range(2)]
-    made = await pods_of(bed, namespace, "custom-dual-ippool-deploy", count=3)
+    made = await pods_of(bed, namespace, app, count=replicas)
     pods = [await bed.adopt_pod(found, nodes[i % 2]) for i, found in enumerate(made)]
 
     runs = [await bed.cni.add(pod, bed.macvlan(pod.node, network="u02-net", cni_version="0.3.1")) for pod in pods]
 
     assert all(run.ok for run in runs), [run.describe() for run in runs]
     held = sorted(sorted(str(a.ip) for a in interface(pod).addresses) for pod in pods)
-    assert held == [[f"172.18.41.{n}", f"fd00:172:18::{n}"] for n in (40, 41, 42)]
-    assert {record.pod_uid for record in (await records_of(bed, "custom-ipv6-ippool")).values()} == {
-        pod.uid for pod in pods
-    }
+    pairs = zip(first_addresses(v4_doc, replicas), first_addresses(v6_doc, replicas), strict=True)
+    assert held == sorted(sorted(bare_ip(address) for address in pair) for pair in pairs)
+    v6_records = await records_of(bed, v6_doc["metadata"]["name"])
+    assert {record.pod_uid for record in v6_records.values()} == {pod.uid for pod in pods}
     for pod in pods:
         endpoint = await read_endpoint(bed, pod)
         assert endpoint is not None
         owner = (endpoint["status"]["ownerControllerType"], endpoint["status"]["ownerControllerName"])
-        assert owner == ("Deployment", "custom-dual-ippool-deploy")
-    await bed.core.delete(DEPLOYMENT, "custom-dual-ippool-deploy", namespace=namespace)
+        assert owner == ("Deployment", name)
+    await bed.core.delete(DEPLOYMENT, name, namespace=namespace)

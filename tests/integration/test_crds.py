@@ -9,10 +9,9 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
-import yaml
 from kubernetes_asyncio import client as k8s_client
 from kubernetes_asyncio.client.exceptions import ApiException
-from upstream_examples import examples_dir
+from upstream_examples import corpora
 
 from spiderpool.devcluster.cluster import ControlPlane
 from spiderpool.k8s.crd_schema import GROUP, KINDS, VERSION, CrdKind
@@ -270,33 +269,35 @@ async def test_printer_columns_render_in_table_output(control_plane: ControlPlan
     await pools.delete(name)
 
 
-# --- upstream example manifests ------------------------------------------------------------------------------------
+# --- manifests in upstream's formats: the project's own, and upstream's examples when present ---------------------
 
 _ADDRESS_KINDS = ("SpiderIPPool", "SpiderSubnet", "SpiderReservedIP")
 # Fields upstream v1.2.1 removed from its CRDs but its older example manifests still carry: pruned, never rejected.
 _REMOVED_UPSTREAM = {("SpiderSubnet", "vlan"), ("SpiderIPPool", "vlan")}
 
 
-def _upstream_address_manifests() -> list[tuple[str, Body]]:
-    directory = examples_dir()
-    manifests = []
-    for path in sorted(directory.glob("*.yaml")):
-        for index, document in enumerate(yaml.safe_load_all(path.read_text())):
-            if document and document.get("kind") in _ADDRESS_KINDS:
-                manifests.append((f"{path.stem}#{index}", document))
-    return manifests
+def _address_manifests() -> list[Any]:
+    """Every pool, subnet and reserved-IP object of both corpora (an absent upstream corpus: one skipped case)."""
+    params: list[Any] = []
+    for corpus in corpora():
+        if corpus.directory is None:
+            params.append(pytest.param("", {}, id=corpus.name, marks=pytest.mark.skip(reason=corpus.absent)))
+            continue
+        for path in corpus.files():
+            for index, document in enumerate(corpus.documents(path.name)):
+                if document.get("kind") in _ADDRESS_KINDS:
+                    source = f"{corpus.name}:{path.stem}#{index}"
+                    params.append(pytest.param(source, document, id=source))
+    return params
 
 
-UPSTREAM_MANIFESTS = _upstream_address_manifests()
+ADDRESS_MANIFESTS = _address_manifests()
 
 
-def test_upstream_examples_are_present() -> None:
-    kinds = {manifest["kind"] for _, manifest in UPSTREAM_MANIFESTS}
-    assert kinds == set(_ADDRESS_KINDS)
-
-
-@pytest.mark.parametrize(("source", "manifest"), UPSTREAM_MANIFESTS, ids=[s for s, _ in UPSTREAM_MANIFESTS])
-async def test_upstream_example_applies_unchanged(api: k8s_client.ApiClient, source: str, manifest: Body) -> None:
+@pytest.mark.parametrize(("source", "manifest"), ADDRESS_MANIFESTS)
+async def test_upstream_format_manifest_applies_unchanged(
+    api: k8s_client.ApiClient, source: str, manifest: Body
+) -> None:
     objects = Objects(api, KIND_BY_NAME[manifest["kind"]])
     name = manifest["metadata"]["name"]
     created = await objects.create(copy.deepcopy(manifest))

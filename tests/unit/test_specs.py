@@ -5,7 +5,7 @@ from typing import Any
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
-from upstream_examples import upstream_objects
+from upstream_examples import object_params
 
 from spiderpool.core.addressing import parse_ip
 from spiderpool.core.errors import InvalidSpec
@@ -19,14 +19,8 @@ from spiderpool.core.specs import (
 )
 
 
-def test_the_upstream_examples_are_there() -> None:
-    assert len(upstream_objects("SpiderIPPool")) >= 15
-    assert len(upstream_objects("SpiderSubnet")) >= 10
-    assert len(upstream_objects("SpiderReservedIP")) >= 1
-
-
-@pytest.mark.parametrize("obj", upstream_objects("SpiderIPPool"), ids=lambda o: o["metadata"]["name"])
-def test_every_upstream_ippool_parses_and_round_trips(obj: dict[str, Any]) -> None:
+@pytest.mark.parametrize("obj", object_params("SpiderIPPool"))
+def test_every_upstream_format_ippool_parses_and_round_trips(obj: dict[str, Any]) -> None:
     pool = parse_ippool_object(obj)
     assert pool.name == obj["metadata"]["name"]
     assert pool.spec.ip_version in (4, 6)
@@ -36,15 +30,15 @@ def test_every_upstream_ippool_parses_and_round_trips(obj: dict[str, Any]) -> No
     assert parse_ippool_spec(canonical).to_dict() == canonical
 
 
-@pytest.mark.parametrize("obj", upstream_objects("SpiderSubnet"), ids=lambda o: o["metadata"]["name"])
-def test_every_upstream_subnet_parses_and_round_trips(obj: dict[str, Any]) -> None:
+@pytest.mark.parametrize("obj", object_params("SpiderSubnet"))
+def test_every_upstream_format_subnet_parses_and_round_trips(obj: dict[str, Any]) -> None:
     spec = parse_subnet_spec(obj["spec"])
     assert spec.total_ip_count > 0
     assert parse_subnet_spec(spec.to_dict()) == spec
 
 
-@pytest.mark.parametrize("obj", upstream_objects("SpiderReservedIP"), ids=lambda o: o["metadata"]["name"])
-def test_every_upstream_reservedip_parses(obj: dict[str, Any]) -> None:
+@pytest.mark.parametrize("obj", object_params("SpiderReservedIP"))
+def test_every_upstream_format_reservedip_parses(obj: dict[str, Any]) -> None:
     spec = parse_reservedip_spec(obj["spec"])
     assert spec.ip_version == 4
     assert parse_reservedip_spec(spec.to_dict()) == spec

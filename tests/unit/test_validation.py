@@ -3,7 +3,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from upstream_examples import upstream_objects
+from upstream_examples import object_params
 
 from spiderpool.core.addressing import parse_cidr, parse_ip_ranges
 from spiderpool.core.errors import InvalidSpec
@@ -20,21 +20,21 @@ from spiderpool.core.validation import (
 )
 
 
-@pytest.mark.parametrize("obj", upstream_objects("SpiderIPPool"), ids=lambda o: o["metadata"]["name"])
-def test_every_upstream_ippool_validates(obj: dict[str, Any]) -> None:
+@pytest.mark.parametrize("obj", object_params("SpiderIPPool"))
+def test_every_upstream_format_ippool_validates(obj: dict[str, Any]) -> None:
     spec = validate_ippool_spec(obj["spec"], labels=obj["metadata"].get("labels"))
     # What the mutating webhook writes back must validate as well (canonical subnet, merged ranges).
     assert validate_ippool_spec(spec.to_dict()) == spec
 
 
-@pytest.mark.parametrize("obj", upstream_objects("SpiderSubnet"), ids=lambda o: o["metadata"]["name"])
-def test_every_upstream_subnet_validates(obj: dict[str, Any]) -> None:
+@pytest.mark.parametrize("obj", object_params("SpiderSubnet"))
+def test_every_upstream_format_subnet_validates(obj: dict[str, Any]) -> None:
     spec = validate_subnet_spec(obj["spec"])
     assert validate_subnet_spec(spec.to_dict()) == spec
 
 
-@pytest.mark.parametrize("obj", upstream_objects("SpiderReservedIP"), ids=lambda o: o["metadata"]["name"])
-def test_every_upstream_reservedip_validates(obj: dict[str, Any]) -> None:
+@pytest.mark.parametrize("obj", object_params("SpiderReservedIP"))
+def test_every_upstream_format_reservedip_validates(obj: dict[str, Any]) -> None:
     assert validate_reservedip_spec(obj["spec"]).ips
 
 
