@@ -17,6 +17,7 @@ from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
+from cni_build import CNI_BUILD_ERROR, rebuild_editable_cni
 from cni_sanitized import SanitizedBuildError, build_sanitized_cni
 from kubernetes_asyncio import client as k8s_client
 
@@ -28,7 +29,17 @@ from spiderpool.k8s.client import close_api_client, make_api_client
 from spiderpool.k8s.crds import install_crds
 
 _REAL_CLUSTER_MARKERS = ("integration", "e2e")
+# Unit tests are pure and fast: 30 s each (the 300 s default of pyproject.toml is for the suites that start
+# processes); a unit test may still set its own limit with @pytest.mark.timeout.
+UNIT_TIMEOUT_SECONDS = 30.0
+_UNIT_DIR = Path(__file__).resolve().parent / "unit"
 _BINARIES_ERROR = pytest.StashKey[str]()
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if item.path.is_relative_to(_UNIT_DIR) and item.get_closest_marker("timeout") is None:
+            item.add_marker(pytest.mark.timeout(UNIT_TIMEOUT_SECONDS))
 
 
 def pytest_collection_finish(session: pytest.Session) -> None:
@@ -38,6 +49,10 @@ def pytest_collection_finish(session: pytest.Session) -> None:
         # Outside any test's timeout too; a failure resurfaces, with the compiler's message, in the fuzz fixture.
         with contextlib.suppress(SanitizedBuildError):
             build_sanitized_cni()
+    if any(_runs_the_cni_executable(item) for item in session.items):
+        error = rebuild_editable_cni()  # here, not in a unit test: tests run the current C code, unit tests never build
+        if error is not None:
+            session.config.stash[CNI_BUILD_ERROR] = error
     if not any(item.get_closest_marker(m) for item in session.items for m in _REAL_CLUSTER_MARKERS):
         return
     try:
@@ -48,6 +63,11 @@ def pytest_collection_finish(session: pytest.Session) -> None:
         # Built here, outside any test's timeout; a failure resurfaces, with its message, in the chart tests' fixture.
         with contextlib.suppress(BuildError):
             ensure_helm()
+
+
+def _runs_the_cni_executable(item: pytest.Item) -> bool:
+    fixtures = getattr(item, "fixturenames", ())
+    return "cni_binary" in fixtures or any(item.get_closest_marker(m) for m in _REAL_CLUSTER_MARKERS)
 
 
 def _require_binaries(config: pytest.Config) -> None:

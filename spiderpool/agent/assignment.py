@@ -256,8 +256,8 @@ class PodAssigner:
                 for auto in plan.auto_pools:
                     found = find_auto_pool(auto, view.controller, pools)
                     if found is None:
-                        raise IpamError(IpamCode.SUBNET_POOL_MISSING, "SpiderSubnet auto pools are served by the "
-                                        "controller (not yet available)",
+                        raise IpamError(IpamCode.SUBNET_POOL_MISSING, "the SpiderSubnet auto pool of this application "
+                                        "does not exist yet (spiderpool-controller creates it)",
                                         f"no auto-created IPv{auto.version} IPPool of SpiderSubnet {auto.subnet} "
                                         f"for {view.controller.kind} {view.controller.namespace}/"
                                         f"{view.controller.name} interface {auto.nic}", reason=NO_AVAILABLE_POOL)

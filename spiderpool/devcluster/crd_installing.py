@@ -1,4 +1,5 @@
-"""Install the project's CRDs over plain HTTPS (for the CLI, which must not import the Kubernetes client).
+"""Install the project's CRDs over plain HTTPS, for ``spiderpool-devcluster up`` (its supervisor runs without an event
+loop, and this package must not import the Kubernetes client).
 
 The asynchronous twin for application code and tests is ``spiderpool.k8s.crds.install_crds``; both take their
 definitions from ``spiderpool.k8s.crd_schema``.

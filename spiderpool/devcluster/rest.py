@@ -1,8 +1,9 @@
 """A minimal synchronous JSON client for the few calls the control-plane tooling makes itself.
 
-Readiness probes, CRD installation by the CLI and ``status`` run before (or without) an event loop, and this package
-must not import the Kubernetes client (import-linter: only ``spiderpool.k8s`` talks to Kubernetes), so they go
-through ``http.client`` directly.  Connections go straight to 127.0.0.1: no proxy environment applies.
+Readiness probes, CRD installation by ``spiderpool-devcluster up`` and ``status`` run before (or without) an event
+loop, and this package must not import the Kubernetes client (import-linter: only ``spiderpool.k8s`` talks to
+Kubernetes), so they go through ``http.client`` directly.  Connections go straight to 127.0.0.1: no proxy environment
+applies.
 """
 
 from __future__ import annotations

@@ -238,5 +238,7 @@ async def test_subnet_annotation_uses_an_existing_auto_pool_only(cluster: Cluste
         await wait_for_pools(agent, pool)
         served = await agent.service.add(cni_request("ADD", pod))
     assert missing.value.code == IpamCode.SUBNET_POOL_MISSING
-    assert missing.value.msg == "SpiderSubnet auto pools are served by the controller (not yet available)"
+    assert missing.value.msg == (
+        "the SpiderSubnet auto pool of this application does not exist yet (spiderpool-controller creates it)"
+    )
     assert [str(ip.address) for ip in served.ips] == ["10.88.0.2/24"]

@@ -1,4 +1,5 @@
-"""PoolLifecycle against the real API server: counts kept true, a pool with records held by its finalizer (L01..)."""
+"""PoolLifecycle against the real API server: counts kept true, a pool with records held by its finalizer
+(PL01, PL02 in docs/gc.md)."""
 
 from __future__ import annotations
 
@@ -52,7 +53,8 @@ async def make_pool(api: ApiClient, **spec: Any) -> str:
     return name
 
 
-async def test_l01_total_and_allocated_counts(api: ApiClient, lifecycle: PoolLifecycle) -> None:
+async def test_pl01_total_and_allocated_counts(api: ApiClient, lifecycle: PoolLifecycle) -> None:
+    """PL01: ``totalIPCount`` follows ``ips - excludeIPs`` when the spec changes; ``allocatedIPCount`` the records."""
     name = await make_pool(api, excludeIPs=["10.88.0.1-10.88.0.10"])
     store = SpiderStores(api).ippools
 
@@ -71,14 +73,22 @@ async def test_l01_total_and_allocated_counts(api: ApiClient, lifecycle: PoolLif
     assert desired_counts(await store.get(name)) == {"allocatedIPCount": 0, "totalIPCount": 190}
 
 
-async def test_l02_deletion_held_until_last_record_released(api: ApiClient, lifecycle: PoolLifecycle) -> None:
+async def test_pl02_deletion_held_until_last_record_released(api: ApiClient, lifecycle: PoolLifecycle) -> None:
+    """PL02: a deleted pool that holds a record keeps its finalizer (the lifecycle has seen it terminating and
+    reconciled it); once the record is released the pool goes."""
     name = await make_pool(api)
     store = SpiderStores(api).ippools
     writer = PoolStatusWriter(store, redecide=lambda *_: None)
     try:
         await writer.allocate(name, AllocateIntent("ns/p", "uid-1", "10.88.0.5"))
         await store.delete(name)
-        await asyncio.sleep(1.0)
+
+        def deletion_seen() -> bool:
+            cached = lifecycle.cache.get(name) if lifecycle.cache is not None else None
+            return cached is not None and bool(cached["metadata"].get("deletionTimestamp"))
+
+        await eventually(deletion_seen)  # the lifecycle's handler has had the terminating pool
+        await lifecycle.reconcile(name)  # and what its reconcile does with it now: keep the finalizer
         held = await store.get(name)
         assert held["metadata"].get("deletionTimestamp")
         assert FINALIZER in held["metadata"]["finalizers"]

@@ -7,7 +7,6 @@ and the backend (C JSON scan, HTTP over the socket, percent-encoding, parsing, f
 from __future__ import annotations
 
 import asyncio
-import fcntl
 import json
 import subprocess
 from collections.abc import AsyncIterator, Sequence
@@ -18,11 +17,11 @@ from typing import Any
 import orjson
 import pytest
 from aiohttp import web
+from cni_build import require_cni_build
 from cni_process import exec_plugin
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-import spiderpool
 from spiderpool.agent.cni_endpoint import make_cni_app, start_unix_server
 from spiderpool.agent.install_cni import cni_executable_path
 from spiderpool.core.cni_types import Attachment, CniCode, CniError, CniRequest, IpamResult, IpConfig, Route
@@ -86,28 +85,10 @@ class MemoryBackend:
             raise CniError(CniCode.NOT_AVAILABLE, "spiderpool agent not ready", "pool cache not synced")
 
 
-def _rebuild_editable_cni() -> None:
-    """In a checkout with an editable build, compile and install cni/ now: the tests must run the current C code.
-
-    Only the executable's target and install component, so a half-edited Cython module elsewhere does not matter.
-    The lock is the one scikit-build-core's import-time rebuild takes.
-    """
-    build_dir = Path(spiderpool.__file__).resolve().parent.parent / "build" / "editable"
-    if not (build_dir / "CMakeCache.txt").is_file():
-        return  # an installed wheel: nothing to rebuild
-    prefix = build_dir / "install" / "platlib"
-    with (build_dir / "editable_rebuild.lock").open("a") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        for command in (
-            ["cmake", "--build", str(build_dir), "--target", "spiderpool_cni"],
-            ["cmake", "--install", str(build_dir), "--component", "cni", "--prefix", str(prefix)],
-        ):
-            subprocess.run(command, check=True, capture_output=True)
-
-
 @pytest.fixture(scope="module")
-def cni_binary() -> Path:
-    _rebuild_editable_cni()
+def cni_binary(request: pytest.FixtureRequest) -> Path:
+    """The executable the session compiled before the tests ran (``tests/cni_build.py``): a unit test never builds."""
+    require_cni_build(request.config)
     return cni_executable_path()
 
 

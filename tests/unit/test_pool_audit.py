@@ -33,6 +33,7 @@ def v4(ip: str, pool_name: str, interface: str = "eth0") -> dict[str, Any]:
 
 
 def test_consistent_state_is_clean() -> None:
+    """A01: records, live pods and endpoints that agree: clean, counted, addresses found by pod UID."""
     pools = [pool("p", {"10.0.0.1": ("ns/a", "u-a"), "10.0.0.2": ("ns/b", "u-b")})]
     endpoints = [endpoint("a", "u-a", [v4("10.0.0.1", "p")]), endpoint("b", "u-b", [v4("10.0.0.2", "p")])]
     verdict = audit_pools(pools, pods=[pod("a", "u-a"), pod("b", "u-b")], endpoints=endpoints)
@@ -43,6 +44,7 @@ def test_consistent_state_is_clean() -> None:
 
 
 def test_record_of_a_gone_or_replaced_pod_is_a_leak() -> None:
+    """A02: a record whose pod is gone, or re-created with a new UID, is a leak."""
     pools = [pool("p", {"10.0.0.1": ("ns/a", "u-old"), "10.0.0.2": ("ns/gone", "u-gone")})]
     verdict = audit_pools(pools, pods=[pod("a", "u-new")], endpoints=[], check_endpoints=False)
     problems = sorted(finding.problem for finding in verdict.findings)
@@ -50,6 +52,7 @@ def test_record_of_a_gone_or_replaced_pod_is_a_leak() -> None:
 
 
 def test_two_records_for_one_pod_in_a_pool_are_duplicates() -> None:
+    """A03: two records of one pod in a pool are duplicates, unless the pod may hold that many."""
     pools = [pool("p", {"10.0.0.1": ("ns/a", "u-a"), "10.0.0.7": ("ns/a", "u-a")})]
     verdict = audit_pools(pools, pods=[pod("a", "u-a")], endpoints=[], check_endpoints=False)
     assert [str(finding) for finding in verdict.findings] == [
@@ -59,12 +62,14 @@ def test_two_records_for_one_pod_in_a_pool_are_duplicates() -> None:
 
 
 def test_count_that_disagrees_with_the_records_is_reported() -> None:
+    """A04: an ``allocatedIPCount`` that disagrees with the records is reported."""
     pools = [pool("p", {"10.0.0.1": ("ns/a", "u-a")}, count=2)]
     verdict = audit_pools(pools, pods=[pod("a", "u-a")], endpoints=[], check_endpoints=False)
     assert [finding.problem for finding in verdict.findings] == ["allocatedIPCount 2 but 1 records"]
 
 
 def test_record_missing_from_the_endpoint_is_unindexed_and_the_reverse_dangling() -> None:
+    """A05: a record missing from the pod's endpoint is unindexed; an endpoint address without a record dangles."""
     pools = [pool("p", {"10.0.0.1": ("ns/a", "u-a")})]
     endpoints = [endpoint("a", "u-a", [v4("10.0.0.9", "p")])]
     verdict = audit_pools(pools, pods=[pod("a", "u-a")], endpoints=endpoints)
@@ -75,6 +80,7 @@ def test_record_missing_from_the_endpoint_is_unindexed_and_the_reverse_dangling(
 
 
 def test_endpoint_addresses_of_pools_outside_the_audit_are_ignored() -> None:
+    """A06: endpoint addresses of pools outside the audit are ignored."""
     pools = [pool("p", {"10.0.0.1": ("ns/a", "u-a")})]
     nics = [v4("10.0.0.1", "p"), v4("10.1.0.1", "elsewhere", interface="net1")]
     assert audit_pools(pools, pods=[pod("a", "u-a")], endpoints=[endpoint("a", "u-a", nics)]).clean
