@@ -21,6 +21,7 @@ pytestmark = pytest.mark.integration
 async def test_ipv4_add_records_the_address_then_writes_the_endpoint(
     cluster: Cluster, node_agent: AgentLauncher
 ) -> None:
+    """AI01: IPv4 ADD records the address then writes the endpoint."""
     node = await cluster.node()
     pool = await cluster.pool(subnet="10.71.0.0/16", ips=[span("10.71.0.10", 8)], gateway="10.71.0.1",
                               routes=[{"dst": "10.99.0.0/16", "gw": "10.71.0.254"}])
@@ -50,6 +51,7 @@ async def test_ipv4_add_records_the_address_then_writes_the_endpoint(
 
 
 async def test_ipv6_and_dual_stack_pools(cluster: Cluster, node_agent: AgentLauncher) -> None:
+    """AI02: IPv6 and dual stack pools."""
     node = await cluster.node()
     v4 = await cluster.pool(subnet="10.72.0.0/24", ips=[span("10.72.0.2", 4)], gateway="10.72.0.1")
     v6 = await cluster.pool(subnet="fd00:72::/64", ips=[span("fd00:72::a", 4)], gateway="fd00:72::1")
@@ -67,6 +69,7 @@ async def test_ipv6_and_dual_stack_pools(cluster: Cluster, node_agent: AgentLaun
 
 
 async def test_add_is_idempotent_and_del_twice_releases_once(cluster: Cluster, node_agent: AgentLauncher) -> None:
+    """AI03: ADD is idempotent and DEL twice releases once."""
     node = await cluster.node()
     pool = await cluster.pool(subnet="10.73.0.0/24", ips=[span("10.73.0.2", 4)])
     pod = await cluster.pod(node)
@@ -85,6 +88,7 @@ async def test_add_is_idempotent_and_del_twice_releases_once(cluster: Cluster, n
 
 
 async def test_del_keeps_the_addresses_of_an_alive_pod(cluster: Cluster, node_agent: AgentLauncher) -> None:
+    """AI04: DEL keeps the addresses of an alive pod."""
     node = await cluster.node()
     pool = await cluster.pool(subnet="10.74.0.0/24", ips=[span("10.74.0.2", 4)])
     pod = await cluster.pod(node)
@@ -101,6 +105,7 @@ async def test_del_keeps_the_addresses_of_an_alive_pod(cluster: Cluster, node_ag
 
 
 async def test_ordered_fallback_then_every_pool_exhausted(cluster: Cluster, node_agent: AgentLauncher) -> None:
+    """AI05: Ordered fallback then every pool exhausted."""
     node = await cluster.node()
     first = await cluster.pool(subnet="10.75.0.0/24", ips=["10.75.0.2"])
     second = await cluster.pool(subnet="10.75.1.0/24", ips=["10.75.1.2"])
@@ -128,6 +133,7 @@ async def test_ordered_fallback_then_every_pool_exhausted(cluster: Cluster, node
 async def test_dual_stack_partial_failure_rolls_back_the_ipv4_record(
     cluster: Cluster, node_agent: AgentLauncher
 ) -> None:
+    """AI06: Dual stack partial failure rolls back the IPv4 record."""
     node = await cluster.node()
     v4 = await cluster.pool(subnet="10.76.0.0/24", ips=[span("10.76.0.2", 8)])
     v6 = await cluster.pool(subnet="fd00:76::/64", ips=["fd00:76::2"])
@@ -144,6 +150,7 @@ async def test_dual_stack_partial_failure_rolls_back_the_ipv4_record(
 
 
 async def test_a_pod_that_will_not_run_again_gets_no_address(cluster: Cluster, node_agent: AgentLauncher) -> None:
+    """AI07: A pod that will not run again gets no address."""
     node = await cluster.node()
     pool = await cluster.pool(subnet="10.77.0.0/24", ips=[span("10.77.0.2", 4)])
     pod = await cluster.pod(node)

@@ -49,6 +49,7 @@ async def _statefulset_owner(cluster: Cluster, name: str) -> V1OwnerReference:
 
 
 async def test_lean_add_writes_the_record_only_and_is_idempotent(cluster: Cluster, lean_agent: LeanAgent) -> None:
+    """LE01: Lean ADD writes the record only and is idempotent."""
     node = await cluster.node()
     pool = await cluster.pool(subnet="10.91.0.0/24", ips=[span("10.91.0.2", 4)], gateway="10.91.0.1")
     pod = await cluster.pod(node)
@@ -73,6 +74,7 @@ async def test_lean_add_writes_the_record_only_and_is_idempotent(cluster: Cluste
 async def test_lean_del_keeps_an_alive_pod_then_releases_once_it_terminates(
     cluster: Cluster, lean_agent: LeanAgent
 ) -> None:
+    """LE02: Lean DEL keeps an alive pod then releases once it terminates."""
     node = await cluster.node()
     pool = await cluster.pool(subnet="10.92.0.0/24", ips=[span("10.92.0.2", 4)])
     pod, neighbour = await cluster.pod(node), await cluster.pod(node)
@@ -94,6 +96,7 @@ async def test_lean_del_keeps_an_alive_pod_then_releases_once_it_terminates(
 
 
 async def test_statefulset_and_ippools_pods_still_get_endpoints(cluster: Cluster, lean_agent: LeanAgent) -> None:
+    """LE03: Statefulset and ippools pods still get endpoints."""
     node = await cluster.node()
     pool = await cluster.pool(subnet="10.93.0.0/24", ips=[span("10.93.0.2", 8)])
     second_pool = await cluster.pool(subnet="10.93.1.0/24", ips=[span("10.93.1.2", 4)])
@@ -123,6 +126,7 @@ async def test_statefulset_and_ippools_pods_still_get_endpoints(cluster: Cluster
 async def test_a_pod_with_an_endpoint_keeps_it_and_del_removes_it(
     cluster: Cluster, control_plane: ControlPlane, socket_dir: Path, lean_agent: LeanAgent
 ) -> None:
+    """LE04: A pod with an endpoint keeps it and DEL removes it."""
     node = await cluster.node()
     pool = await cluster.pool(subnet="10.94.0.0/24", ips=[span("10.94.0.2", 4)])
     pod = await cluster.pod(node)
@@ -139,6 +143,7 @@ async def test_a_pod_with_an_endpoint_keeps_it_and_del_removes_it(
 
 
 async def test_gc_releases_a_lean_pod_that_will_not_run_again(cluster: Cluster, lean_agent: LeanAgent) -> None:
+    """LE05: Gc releases a lean pod that will not run again."""
     node = await cluster.node()
     pool = await cluster.pool(subnet="10.95.0.0/24", ips=[span("10.95.0.2", 4)])
     evicted, alive = await cluster.pod(node), await cluster.pod(node)

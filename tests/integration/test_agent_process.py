@@ -64,6 +64,7 @@ def processes() -> Iterator[list[AgentProcess]]:
 async def test_killed_agent_restarts_and_retried_adds_find_their_records(
     control_plane: ControlPlane, cluster: Cluster, socket_dir: Path, processes: list[AgentProcess]
 ) -> None:
+    """AP01: Killed agent restarts and retried adds find their records."""
     node = await cluster.node()
     v4 = await cluster.pool(subnet="10.101.0.0/24", ips=[span("10.101.0.2", 50)])
     v6 = await cluster.pool(subnet="fd00:101::/64", ips=[span("fd00:101::2", 30)])
@@ -111,6 +112,7 @@ async def _add_all(agent_service: object, pods: list[V1Pod], pool: str) -> list[
 async def test_two_nodes_racing_on_one_small_pool_never_share_an_address(
     cluster: Cluster, node_agent: AgentLauncher
 ) -> None:
+    """AP02: Two nodes racing on one small pool never share an address."""
     nodes = [await cluster.node(), await cluster.node()]
     pool = await cluster.pool(subnet="10.102.0.0/24", ips=[span("10.102.0.2", 40)])
     pods = {node: [await cluster.pod(node) for _ in range(21)] for node in nodes}

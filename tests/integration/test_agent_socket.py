@@ -41,6 +41,7 @@ def free_port() -> int:
 
 
 async def test_cni_executable_add_check_del_through_the_socket(cluster: Cluster, node_agent: AgentLauncher) -> None:
+    """AS01: CNI executable ADD check DEL through the socket."""
     node = await cluster.node()
     pool = await cluster.pool(subnet="10.91.0.0/24", ips=[span("10.91.0.2", 4)], gateway="10.91.0.1")
     v6 = await cluster.pool(subnet="fd00:91::/64", ips=[span("fd00:91::2", 4)], gateway="fd00:91::1")
@@ -80,6 +81,7 @@ async def test_cni_executable_add_check_del_through_the_socket(cluster: Cluster,
 
 
 async def test_every_pool_exhausted_is_a_clear_cni_error(cluster: Cluster, node_agent: AgentLauncher) -> None:
+    """AS02: Every pool exhausted is a clear CNI error."""
     node = await cluster.node()
     pool = await cluster.pool(subnet="10.92.0.0/24", ips=["10.92.0.2"])
     first, second = await cluster.pod(node), await cluster.pod(node)
@@ -95,6 +97,7 @@ async def test_every_pool_exhausted_is_a_clear_cni_error(cluster: Cluster, node_
 
 
 async def test_upstream_agent_api(cluster: Cluster, node_agent: AgentLauncher) -> None:
+    """AS03: Upstream agent API."""
     node = await cluster.node()
     pool = await cluster.pool(subnet="10.93.0.0/24", ips=[span("10.93.0.2", 4)], gateway="10.93.0.1")
     pod = await cluster.pod(node)
@@ -136,6 +139,7 @@ async def test_upstream_agent_api(cluster: Cluster, node_agent: AgentLauncher) -
 
 
 async def test_health_and_metrics_listeners(control_plane: ControlPlane, cluster: Cluster, socket_dir: Path) -> None:
+    """AS04: Health and metrics listeners."""
     node = await cluster.node()
     pool = await cluster.pool(subnet="10.94.0.0/24", ips=[span("10.94.0.2", 10)])
     pod = await cluster.pod(node)
@@ -164,7 +168,7 @@ async def test_health_and_metrics_listeners(control_plane: ControlPlane, cluster
 
 
 async def test_not_ready_until_the_caches_sync(control_plane: ControlPlane, socket_dir: Path) -> None:
-    """Against an API server that does not answer: STATUS is 50, ADD is "try again", healthy is 500."""
+    """AS05: Against an API server that does not answer: STATUS is 50, ADD is "try again", healthy is 500."""
     with socket.socket() as closed:
         closed.bind(("127.0.0.1", 0))
         dead_port = closed.getsockname()[1]

@@ -36,6 +36,7 @@ async def _statefulset(apps: AppsV1Api, name: str, replicas: int) -> V1OwnerRefe
 
 
 async def test_ippools_multi_nic_first_add_allocates_every_nic(cluster: Cluster, node_agent: AgentLauncher) -> None:
+    """AW01: Ippools multi nic first ADD allocates every nic."""
     node = await cluster.node()
     eth0_pool = await cluster.pool(subnet="10.81.0.0/24", ips=[span("10.81.0.2", 4)], gateway="10.81.0.1")
     net1_pool = await cluster.pool(subnet="10.81.1.0/24", ips=[span("10.81.1.2", 4)], gateway="10.81.1.1")
@@ -62,6 +63,7 @@ async def test_ippools_multi_nic_first_add_allocates_every_nic(cluster: Cluster,
 async def test_statefulset_pod_recreated_with_a_new_uid_keeps_its_address(
     cluster: Cluster, node_agent: AgentLauncher
 ) -> None:
+    """AW02: Statefulset pod recreated with a new uid keeps its address."""
     node = await cluster.node()
     pool = await cluster.pool(subnet="10.82.0.0/24", ips=[span("10.82.0.2", 8)])
     apps = AppsV1Api(cluster.api)
@@ -100,6 +102,7 @@ async def test_statefulset_pod_recreated_with_a_new_uid_keeps_its_address(
 async def test_deployment_pod_names_the_deployment_as_its_controller(
     cluster: Cluster, node_agent: AgentLauncher
 ) -> None:
+    """AW03: Deployment pod names the deployment as its controller."""
     node = await cluster.node()
     pool = await cluster.pool(subnet="10.83.0.0/24", ips=[span("10.83.0.2", 4)])
     apps = AppsV1Api(cluster.api)
@@ -128,6 +131,7 @@ async def test_deployment_pod_names_the_deployment_as_its_controller(
 async def test_a_record_written_before_a_crash_is_returned_to_the_retried_add(
     cluster: Cluster, node_agent: AgentLauncher
 ) -> None:
+    """AW04: A record written before a crash is returned to the retried ADD."""
     node = await cluster.node()
     pool = await cluster.pool(subnet="10.84.0.0/24", ips=["10.84.0.6-10.84.0.7"])
     pod = await cluster.pod(node)
@@ -149,6 +153,7 @@ async def test_a_record_written_before_a_crash_is_returned_to_the_retried_add(
 
 
 async def test_check_and_add_trust_the_records_over_the_endpoint(cluster: Cluster, node_agent: AgentLauncher) -> None:
+    """AW05: Check and ADD trust the records over the endpoint."""
     node = await cluster.node()
     pool = await cluster.pool(subnet="10.85.0.0/24", ips=[span("10.85.0.2", 4)])
     pod = await cluster.pod(node)
@@ -174,6 +179,7 @@ async def test_check_and_add_trust_the_records_over_the_endpoint(cluster: Cluste
 async def test_gc_releases_dead_pods_missing_from_the_valid_list_only(
     cluster: Cluster, node_agent: AgentLauncher
 ) -> None:
+    """AW06: Gc releases dead pods missing from the valid list only."""
     node = await cluster.node()
     pool = await cluster.pool(subnet="10.86.0.0/24", ips=[span("10.86.0.2", 8)])
     dead, listed, alive, stopping = [await cluster.pod(node) for _ in range(4)]
@@ -198,6 +204,7 @@ async def test_gc_releases_dead_pods_missing_from_the_valid_list_only(
 
 
 async def test_unnamed_ippools_nics_are_served_in_annotation_order(cluster: Cluster, node_agent: AgentLauncher) -> None:
+    """AW07: Unnamed ippools nics are served in annotation order."""
     node = await cluster.node()
     first = await cluster.pool(subnet="10.87.0.0/24", ips=[span("10.87.0.2", 4)])
     second = await cluster.pool(subnet="10.87.1.0/24", ips=[span("10.87.1.2", 4)])
@@ -214,6 +221,7 @@ async def test_unnamed_ippools_nics_are_served_in_annotation_order(cluster: Clus
 
 
 async def test_subnet_annotation_uses_an_existing_auto_pool_only(cluster: Cluster, node_agent: AgentLauncher) -> None:
+    """AW08: Subnet annotation uses an existing auto pool only."""
     node = await cluster.node()
     apps = AppsV1Api(cluster.api)
     name = unique("db")

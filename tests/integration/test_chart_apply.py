@@ -159,6 +159,7 @@ async def _allowed(api: ApiClient, account: str, *, verb: str, resource: str, gr
 @pytest.mark.parametrize("values", [None, CUSTOM_VALUES], ids=["default-values", "custom-values"])
 async def test_chart_applies_to_the_api_server(applier: Applier, helm: Path, tmp_path: Path,
                                                values: dict[str, Any] | None) -> None:
+    """CA01: Chart applies to the API server."""
     namespace = "chart-default" if values is None else "chart-custom"
     files = []
     if values is not None:
@@ -176,6 +177,7 @@ async def test_chart_applies_to_the_api_server(applier: Applier, helm: Path, tmp
 
 
 async def test_rbac_grants_each_component_only_what_it_calls(applier: Applier, helm: Path) -> None:
+    """CA02: Rbac grants each component only what it calls."""
     namespace = "chart-rbac"
     objects = render_chart(CHART, release="spiderpool", namespace=namespace, helm=helm)
     api = applier.api

@@ -115,6 +115,7 @@ async def records_of(api: ApiClient, pool: str) -> dict[str, str]:
 
 
 async def test_get_pools_and_subnets_show_usage(scene: Scene) -> None:
+    """CL01: Get pools and subnets show usage."""
     [pool] = [p for p in spiderpoolctl(scene, "get", "pools", "-o", "json").json() if p["name"] == scene.pool]
     assert (pool["total"], pool["allocated"], pool["free"], pool["reserved"]) == (20, 3, 17, 0)
     assert (pool["subnet"], pool["default"], pool["affinity"]) == ("10.231.0.0/24", False, "-")
@@ -129,6 +130,7 @@ async def test_get_pools_and_subnets_show_usage(scene: Scene) -> None:
 
 
 async def test_who_has_names_pool_pod_uid_node_and_nic(scene: Scene) -> None:
+    """CL02: Who has names pool pod uid node and nic."""
     found = spiderpoolctl(scene, "who-has", "10.231.0.1", "-o", "json")
     assert found.code == 0
     assert found.json() == [{"ip": "10.231.0.1", "pool": scene.pool, "pod": f"{scene.namespace}/alive",
@@ -140,6 +142,7 @@ async def test_who_has_names_pool_pod_uid_node_and_nic(scene: Scene) -> None:
 
 
 async def test_describe_pod_lists_its_addresses_per_nic(scene: Scene) -> None:
+    """CL03: Describe pod lists its addresses per nic."""
     described = spiderpoolctl(scene, "describe", "pod", f"{scene.namespace}/alive")
     assert described.code == 0
     assert f"podUid: {scene.alive_uid}" in described.stdout
@@ -153,6 +156,7 @@ async def test_describe_pod_lists_its_addresses_per_nic(scene: Scene) -> None:
 
 
 async def test_check_reports_leaks_and_drift_and_exits_1(scene: Scene, api: ApiClient) -> None:
+    """CL04: Check reports leaks and drift and exits 1."""
     result = spiderpoolctl(scene, "check", "-o", "json")
     assert result.code == 1
     ours = [(f["kind"], f["ip"]) for f in result.json()["findings"] if f["pool"] == scene.pool]
@@ -165,6 +169,7 @@ async def test_check_reports_leaks_and_drift_and_exits_1(scene: Scene, api: ApiC
 
 
 async def test_gc_dry_run_says_what_would_be_released_and_why(scene: Scene, api: ApiClient) -> None:
+    """CL05: Gc dry run says what would be released and why."""
     result = spiderpoolctl(scene, "gc", "--dry-run", "-o", "json")
     assert result.code == 0
     ours = {line["ip"]: (line["verdict"], line["reason"]) for line in result.json() if line["pool"] == scene.pool}
@@ -174,6 +179,7 @@ async def test_gc_dry_run_says_what_would_be_released_and_why(scene: Scene, api:
 
 
 async def test_release_refuses_a_live_holder_and_removes_only_the_named_record(scene: Scene, api: ApiClient) -> None:
+    """CL06: Release refuses a live holder and removes only the named record."""
     refused = spiderpoolctl(scene, "release", "10.231.0.1")
     assert (refused.code, refused.stdout) == (1, "")
     assert f"held by live pod {scene.namespace}/alive (UID {scene.alive_uid}): refused" in refused.stderr
@@ -193,6 +199,7 @@ async def test_release_refuses_a_live_holder_and_removes_only_the_named_record(s
 
 
 async def test_unusable_kubeconfig_exits_2_and_unreachable_api_exits_4(scene: Scene, tmp_path: Path) -> None:
+    """CL07: Unusable kubeconfig exits 2 and unreachable API exits 4."""
     missing = spiderpoolctl(tmp_path / "absent", "check")
     assert missing.code == 2
     assert f"--kubeconfig: no kubeconfig file at {tmp_path / 'absent'}" in missing.stderr

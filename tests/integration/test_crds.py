@@ -141,6 +141,7 @@ def put(body: Body, path: tuple[str, ...], value: Any) -> None:
 
 @pytest.mark.parametrize("kind_name", sorted(VALID))
 async def test_crud_of_every_kind(api: k8s_client.ApiClient, kind_name: str) -> None:
+    """CR01: CRUD of every kind."""
     objects = Objects(api, KIND_BY_NAME[kind_name])
     template, change_path, new_value = VALID[kind_name]
     name = unique(objects.kind.short_name)
@@ -161,6 +162,7 @@ async def test_crud_of_every_kind(api: k8s_client.ApiClient, kind_name: str) -> 
 
 
 async def test_ippool_status_subresource_holds_the_upstream_format(api: k8s_client.ApiClient) -> None:
+    """CR02: Ippool status subresource holds the upstream format."""
     pools = Objects(api, KIND_BY_NAME["SpiderIPPool"])
     name = unique("status")
     created = await pools.create({"metadata": {"name": name}, "spec": {"subnet": "10.30.0.0/24", "ips": ["10.30.0.5"]}})
@@ -228,6 +230,7 @@ INVALID = [
 async def test_invalid_objects_are_rejected_naming_the_field(
     api: k8s_client.ApiClient, kind_name: str, break_it: Callable[[Body], None], named: list[str]
 ) -> None:
+    """CR03: Invalid objects are rejected naming the field."""
     body = {"metadata": {"name": unique("invalid")}, **copy.deepcopy(VALID[kind_name][0])}
     break_it(body)
     with pytest.raises(ApiException) as rejected:
@@ -239,6 +242,7 @@ async def test_invalid_objects_are_rejected_naming_the_field(
 
 
 def test_discovery_serves_upstream_names(control_plane: ControlPlane) -> None:
+    """CR04: Discovery serves upstream names."""
     listed = control_plane.rest().get(f"/apis/{GROUP}/{VERSION}").json()["resources"]
     by_name = {resource["name"]: resource for resource in listed}
     for kind in KINDS:
@@ -250,6 +254,7 @@ def test_discovery_serves_upstream_names(control_plane: ControlPlane) -> None:
 
 
 async def test_printer_columns_render_in_table_output(control_plane: ControlPlane, api: k8s_client.ApiClient) -> None:
+    """CR05: Printer columns render in table output."""
     name = unique("table")
     pools = Objects(api, KIND_BY_NAME["SpiderIPPool"])
     await pools.create({"metadata": {"name": name}, "spec": {"ipVersion": 4, "subnet": "10.40.0.0/24"}})
@@ -298,6 +303,7 @@ ADDRESS_MANIFESTS = _address_manifests()
 async def test_upstream_format_manifest_applies_unchanged(
     api: k8s_client.ApiClient, source: str, manifest: Body
 ) -> None:
+    """CR06: Upstream format manifest applies unchanged."""
     objects = Objects(api, KIND_BY_NAME[manifest["kind"]])
     name = manifest["metadata"]["name"]
     created = await objects.create(copy.deepcopy(manifest))

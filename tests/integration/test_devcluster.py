@@ -61,6 +61,7 @@ def _config_map(name: str) -> dict[str, object]:
 
 
 def test_restart_apiserver_keeps_data_port_and_credentials(own_plane: ControlPlane) -> None:
+    """DC01: Restart API server keeps data port and credentials."""
     rest = own_plane.rest()
     install_crds(rest)
     created = rest.request("POST", "/api/v1/namespaces/default/configmaps", _config_map("survivor")).json()
@@ -79,7 +80,7 @@ def test_restart_apiserver_keeps_data_port_and_credentials(own_plane: ControlPla
 
 
 def test_a_restart_from_a_short_lived_thread_outlives_the_thread(own_plane: ControlPlane) -> None:
-    """PR_SET_PDEATHSIG fires when the forking *thread* exits: asyncio.to_thread workers end with their loop."""
+    """DC02: PR_SET_PDEATHSIG fires when the forking *thread* exits: asyncio.to_thread workers end with their loop."""
     worker = threading.Thread(target=own_plane.restart_apiserver)
     worker.start()
     worker.join()
@@ -90,12 +91,14 @@ def test_a_restart_from_a_short_lived_thread_outlives_the_thread(own_plane: Cont
 
 
 def test_apiserver_metrics_are_readable_with_the_admin_token(own_plane: ControlPlane) -> None:
+    """DC03: API server metrics are readable with the admin token."""
     metrics = own_plane.rest().get("/metrics")
     assert metrics.status == 200
     assert "apiserver_request_total{" in metrics.text
 
 
 def test_added_token_authenticates_its_user_and_rbac_applies(own_plane: ControlPlane) -> None:
+    """DC04: Added token authenticates its user and RBAC applies."""
     token = own_plane.add_token(user="alice", groups=["dev-team"])
     alice = ApiServerRest(server=own_plane.server, token=token, ca_file=own_plane.ca_file)
     review = {"apiVersion": "authentication.k8s.io/v1", "kind": "SelfSubjectReview"}
@@ -109,6 +112,7 @@ def test_added_token_authenticates_its_user_and_rbac_applies(own_plane: ControlP
 
 
 def test_controller_manager_runs_the_workload_controllers(own_plane: ControlPlane) -> None:
+    """DC05: Controller manager runs the workload controllers."""
     own_plane.start_controller_manager()
     rest = own_plane.rest()
     labels = {"app": "web"}
@@ -135,6 +139,7 @@ def test_controller_manager_runs_the_workload_controllers(own_plane: ControlPlan
 
 
 def test_stop_leaves_no_process_behind(tmp_path: Path) -> None:
+    """DC06: Stop leaves no process behind."""
     plane = ControlPlane(state_dir=tmp_path, with_controller_manager=True)
     plane.start()
     pids = plane.pids()
@@ -158,6 +163,7 @@ time.sleep(600)
 
 
 def test_children_die_when_their_owner_is_sigkilled(tmp_path: Path) -> None:
+    """DC07: Children die when their owner is sigkilled."""
     owner = subprocess.Popen([sys.executable, "-c", _OWNER_SCRIPT, str(tmp_path)], stdout=subprocess.PIPE, text=True)
     try:
         assert owner.stdout is not None
@@ -173,6 +179,7 @@ def test_children_die_when_their_owner_is_sigkilled(tmp_path: Path) -> None:
 
 
 def test_etcd_retries_on_a_port_taken_before_it_binds(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """DC08: Etcd retries on a port taken before it binds."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as squatter:
         squatter.bind(("127.0.0.1", 0))
         squatter.listen()
@@ -209,6 +216,7 @@ def _cli(*args: str) -> subprocess.CompletedProcess[str]:
 
 
 async def test_cli_up_status_down_round_trip(tmp_path: Path) -> None:
+    """DC09: CLI up status down round trip."""
     state = tmp_path / "dev"
     up = _cli("up", "--state-dir", str(state))
     assert up.returncode == 0, up.stderr
@@ -236,6 +244,7 @@ async def test_cli_up_status_down_round_trip(tmp_path: Path) -> None:
 
 
 def test_cli_down_after_the_supervisor_was_killed(tmp_path: Path) -> None:
+    """DC10: CLI down after the supervisor was killed."""
     state = tmp_path / "dev"
     assert _cli("up", "--state-dir", str(state)).returncode == 0
     ready = json.loads((state / "cluster" / "ready.json").read_text())
@@ -257,12 +266,13 @@ async def _namespaces_via(client: k8s_client.ApiClient) -> list[str]:
 
 
 async def test_api_client_from_explicit_credentials(own_plane: ControlPlane) -> None:
+    """DC11: API client from explicit credentials."""
     client = make_api_client(server=own_plane.server, token=own_plane.token, ca_file=own_plane.ca_file)
     assert "default" in await _namespaces_via(client)
 
 
 async def test_api_client_from_embedded_ca_and_token_file(own_plane: ControlPlane, tmp_path: Path) -> None:
-    """The kubeconfig variants other tools write: base64 CA data, a token file relative to the kubeconfig."""
+    """DC12: The kubeconfig variants other tools write: base64 CA data, a token file relative to the kubeconfig."""
     (tmp_path / "token").write_text(own_plane.token + "\n")
     ca_data = base64.b64encode(own_plane.ca_file.read_bytes()).decode()
     kubeconfig = {

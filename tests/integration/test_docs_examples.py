@@ -86,6 +86,7 @@ def spec_defaults(kind: str) -> dict[str, Any]:
 
 
 def test_the_docs_show_enough_examples() -> None:
+    """DE01: The docs show enough examples."""
     assert len(EXAMPLES) >= MIN_DOC_OBJECTS, [example.label for example in EXAMPLES]
     kinds = {example.body["kind"] for example in EXAMPLES}
     assert {"SpiderIPPool", "SpiderSubnet", "SpiderReservedIP"} <= kinds
@@ -93,6 +94,7 @@ def test_the_docs_show_enough_examples() -> None:
 
 @pytest.mark.parametrize("example", EXAMPLES, ids=[example.label for example in EXAMPLES])
 async def test_doc_example_is_accepted_and_reads_back(api: ApiClient, example: DocExample) -> None:
+    """DE02: Doc example is accepted and reads back."""
     objects = CoreObjects(api)
     route = route_of(example.body)
     name = example.body["metadata"]["name"]

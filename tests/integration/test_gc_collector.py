@@ -136,6 +136,7 @@ async def until_records(scene: Scene, predicate: Callable[[dict[str, str]], bool
 
 
 async def test_g01_deleted_pod_released_and_live_pod_kept(api: ApiClient, scene: Scene) -> None:
+    """G01: Deleted pod released and live pod kept."""
     live, doomed = await scene.pod("live"), await scene.pod("doomed")
     live_ip, doomed_ip = await scene.allocate(live), await scene.allocate(doomed)
     async with collector(api) as gc:
@@ -149,6 +150,7 @@ async def test_g01_deleted_pod_released_and_live_pod_kept(api: ApiClient, scene:
 
 
 async def test_g01_startup_scan_releases_what_leaked_while_no_leader(api: ApiClient, scene: Scene) -> None:
+    """G01: Startup scan releases what leaked while no leader."""
     gone = await scene.pod("gone")
     ip = await scene.allocate(gone)
     await scene.core.delete_pod("gone", namespace=scene.namespace)
@@ -196,7 +198,7 @@ async def test_g07_recreated_pod_keeps_its_new_address(api: ApiClient, scene: Sc
 
 
 async def test_g12_slow_informer_direct_read_prevents_release(api: ApiClient, scene: Scene) -> None:
-    """The collector's caches know nothing (never started: the slowest informer); the direct read keeps the pod."""
+    """G12: The collector's caches know nothing (never started: the slowest informer); the direct read keeps the pod."""
     pod = await scene.pod("alive")
     ip = await scene.allocate(pod)
     ctx = ControllerContext(api=api, stores=SpiderStores(api), core=CoreObjects(api))
@@ -211,7 +213,7 @@ async def test_g12_slow_informer_direct_read_prevents_release(api: ApiClient, sc
 
 
 async def test_g13_interrupted_release_is_finished_by_the_next_leader(api: ApiClient, scene: Scene) -> None:
-    """A leader died between the record write and the endpoint removal: the next one removes the endpoint only."""
+    """G13: A leader died between the record write and the endpoint removal: the next one removes the endpoint only."""
     pod = await scene.pod("half")
     ip = await scene.allocate(pod)
     uid = pod["metadata"]["uid"]

@@ -105,6 +105,7 @@ async def writers(control_plane: ControlPlane) -> AsyncIterator[Callable[..., Po
 async def test_group_commit_writes_a_burst_in_few_updates(
     api: ApiClient, writers: Callable[..., PoolStatusWriter]
 ) -> None:
+    """SW01: Group commit writes a burst in few updates."""
     pool = await make_pool(api, size=64)
     writer = writers(redecide=first_fit(addresses("10.50.0.1", 64)))
 
@@ -120,6 +121,7 @@ async def test_group_commit_writes_a_burst_in_few_updates(
 async def test_batching_off_writes_one_update_per_intent(
     api: ApiClient, writers: Callable[..., PoolStatusWriter]
 ) -> None:
+    """SW02: Batching off writes one update per intent."""
     pool = await make_pool(api, size=32)
     writer = writers(redecide=first_fit(addresses("10.50.0.1", 32)), batching=False)
 
@@ -132,6 +134,7 @@ async def test_batching_off_writes_one_update_per_intent(
 
 
 async def test_allocation_is_idempotent_by_pod_uid(api: ApiClient, writers: Callable[..., PoolStatusWriter]) -> None:
+    """SW03: Allocation is idempotent by pod uid."""
     pool = await make_pool(api, size=8)
     candidates = addresses("10.50.0.1", 8)
     writer = writers(redecide=first_fit(candidates))
@@ -156,6 +159,7 @@ async def test_allocation_is_idempotent_by_pod_uid(api: ApiClient, writers: Call
 async def test_release_removes_only_the_same_pods_record(
     api: ApiClient, writers: Callable[..., PoolStatusWriter]
 ) -> None:
+    """SW04: Release removes only the same pods record."""
     pool = await make_pool(api, size=8)
     writer = writers(redecide=first_fit(addresses("10.50.0.1", 8)))
     mine = await writer.allocate(pool, intent(1))
@@ -177,6 +181,7 @@ async def test_release_removes_only_the_same_pods_record(
 async def test_conflict_rereads_and_redecides_a_taken_address(
     api: ApiClient, writers: Callable[..., PoolStatusWriter]
 ) -> None:
+    """SW05: Conflict rereads and redecides a taken address."""
     pool = await make_pool(api, size=8)
     writer = writers(redecide=first_fit(addresses("10.50.0.1", 8)))
     await writer.allocate(pool, intent(0, ip="10.50.0.1"))
@@ -199,6 +204,7 @@ async def test_conflict_rereads_and_redecides_a_taken_address(
 async def test_exhausted_pool_fails_only_the_callers_without_an_address(
     api: ApiClient, writers: Callable[..., PoolStatusWriter]
 ) -> None:
+    """SW06: Exhausted pool fails only the callers without an address."""
     pool = await make_pool(api, size=2)
     writer = writers(redecide=first_fit(addresses("10.50.0.1", 2)))
 
@@ -215,6 +221,7 @@ async def test_exhausted_pool_fails_only_the_callers_without_an_address(
 async def test_disabled_pool_refuses_allocation_but_allows_release(
     api: ApiClient, writers: Callable[..., PoolStatusWriter]
 ) -> None:
+    """SW07: Disabled pool refuses allocation but allows release."""
     pool = await make_pool(api, size=4)
     writer = writers(redecide=first_fit(addresses("10.50.0.1", 4)))
     held = await writer.allocate(pool, intent(1))
@@ -231,12 +238,14 @@ async def test_disabled_pool_refuses_allocation_but_allows_release(
 
 
 async def test_missing_pool_fails_with_its_name(writers: Callable[..., PoolStatusWriter]) -> None:
+    """SW08: Missing pool fails with its name."""
     writer = writers(redecide=first_fit([]))
     with pytest.raises(PoolNotFound, match="pool no-such-pool not found"):
         await writer.allocate("no-such-pool", intent(1))
 
 
 async def test_bad_intent_is_rejected_naming_field_and_value(writers: Callable[..., PoolStatusWriter]) -> None:
+    """SW09: Bad intent is rejected naming field and value."""
     writer = writers(redecide=first_fit([]))
     with pytest.raises(ValueError, match=r"pod: Invalid value: \"pod-without-namespace\""):
         writer.submit("p", AllocateIntent(pod="pod-without-namespace", pod_uid="u"))
@@ -245,6 +254,7 @@ async def test_bad_intent_is_rejected_naming_field_and_value(writers: Callable[.
 
 
 async def test_two_writers_racing_lose_no_update(api: ApiClient, writers: Callable[..., PoolStatusWriter]) -> None:
+    """SW10: Two writers racing lose no update."""
     pool = await make_pool(api, size=200)
     candidates = addresses("10.50.0.1", 200)
     nodes = [LocalAllocator(candidates) for _ in range(2)]
@@ -263,6 +273,7 @@ async def test_two_writers_racing_lose_no_update(api: ApiClient, writers: Callab
 
 
 async def test_four_nodes_fill_a_pool_of_exactly_500(api: ApiClient, writers: Callable[..., PoolStatusWriter]) -> None:
+    """SW11: Four nodes fill a pool of exactly 500."""
     pool = await make_pool(api, size=500)
     candidates = addresses("10.50.0.1", 500)
     nodes = [LocalAllocator(candidates) for _ in range(4)]
@@ -288,6 +299,7 @@ async def test_four_nodes_fill_a_pool_of_exactly_500(api: ApiClient, writers: Ca
 async def test_concurrent_allocations_and_releases_keep_count_equal_to_records(
     api: ApiClient, writers: Callable[..., PoolStatusWriter]
 ) -> None:
+    """SW12: Concurrent allocations and releases keep count equal to records."""
     pool = await make_pool(api, size=100)
     candidates = addresses("10.50.0.1", 100)
     first, second = writers(redecide=first_fit(candidates)), writers(redecide=first_fit(candidates))
@@ -320,6 +332,7 @@ class LostResponses(CustomObjectStore[SpiderIPPool]):
 
 
 async def test_a_write_whose_response_was_lost_is_not_applied_twice(api: ApiClient) -> None:
+    """SW13: A write whose response was lost is not applied twice."""
     pool = await make_pool(api, size=16)
     writer = PoolStatusWriter(
         LostResponses(api, lose=3), redecide=first_fit(addresses("10.50.0.1", 16)), batching=False
@@ -341,6 +354,7 @@ class Unreachable(CustomObjectStore[SpiderIPPool]):
 
 
 async def test_an_unreachable_server_fails_callers_after_the_deadline(api: ApiClient) -> None:
+    """SW14: An unreachable server fails callers after the deadline."""
     writer = PoolStatusWriter(
         Unreachable(api, IPPOOL), redecide=first_fit([]), deadline=0.3, error_backoff=(0.01, 0.05)
     )
@@ -350,6 +364,7 @@ async def test_an_unreachable_server_fails_callers_after_the_deadline(api: ApiCl
 
 
 async def test_first_base_can_come_from_a_watch_cache(api: ApiClient, writers: Callable[..., PoolStatusWriter]) -> None:
+    """SW15: First base can come from a watch cache."""
     pool = await make_pool(api, size=8)
     async with WatchCache(custom_object_source(api, IPPOOL), name="pools") as cache:
         writer = writers(redecide=first_fit(addresses("10.50.0.1", 8)), cached_pool=lambda name: cache.get(name))
@@ -361,6 +376,7 @@ async def test_first_base_can_come_from_a_watch_cache(api: ApiClient, writers: C
 async def test_writes_queued_across_an_apiserver_restart_all_land(
     control_plane: ControlPlane, writers: Callable[..., PoolStatusWriter]
 ) -> None:
+    """SW16: Writes queued across an API server restart all land."""
     client = make_api_client(kubeconfig=control_plane.kubeconfig)
     try:
         pool = await make_pool(client, size=1024)

@@ -53,6 +53,7 @@ def minimal_bodies() -> list[tuple[str, dict[str, Any], str | None]]:
 async def test_create_get_list_replace_delete_every_kind(
     api: ApiClient, attribute: str, body: dict[str, Any], namespace: str | None
 ) -> None:
+    """ST01: Create get list replace delete every kind."""
     store: CustomObjectStore[Any] = getattr(SpiderStores(api), attribute)
     name = unique(attribute.replace("_", ""))
     metadata = {"name": name, "labels": {"test": name}} | ({"namespace": namespace} if namespace else {})
@@ -81,6 +82,7 @@ async def test_create_get_list_replace_delete_every_kind(
 
 
 async def test_create_twice_is_already_exists(api: ApiClient) -> None:
+    """ST02: Create twice is already exists."""
     pools = SpiderStores(api).ippools
     name = unique("dup")
     await pools.create({"metadata": {"name": name}, "spec": {"subnet": "10.203.0.0/24"}})
@@ -90,6 +92,7 @@ async def test_create_twice_is_already_exists(api: ApiClient) -> None:
 
 
 async def test_status_swap_is_compare_and_swap(api: ApiClient) -> None:
+    """ST03: Status swap is compare and swap."""
     pools = SpiderStores(api).ippools
     name = unique("cas")
     created = await pools.create({"metadata": {"name": name}, "spec": {"subnet": "10.204.0.0/24"}})
@@ -112,6 +115,7 @@ async def test_status_swap_is_compare_and_swap(api: ApiClient) -> None:
 
 
 async def test_status_write_does_not_touch_spec(api: ApiClient) -> None:
+    """ST04: Status write does not touch spec."""
     pools = SpiderStores(api).ippools
     name = unique("spec")
     created = await pools.create({"metadata": {"name": name}, "spec": {"subnet": "10.205.0.0/24"}})
@@ -123,6 +127,7 @@ async def test_status_write_does_not_touch_spec(api: ApiClient) -> None:
 
 
 async def test_delete_with_stale_precondition_conflicts(api: ApiClient) -> None:
+    """ST05: Delete with stale precondition conflicts."""
     pools = SpiderStores(api).ippools
     name = unique("del")
     created = await pools.create({"metadata": {"name": name}, "spec": {"subnet": "10.206.0.0/24"}})
@@ -134,12 +139,14 @@ async def test_delete_with_stale_precondition_conflicts(api: ApiClient) -> None:
 
 
 async def test_invalid_body_names_the_field(api: ApiClient) -> None:
+    """ST06: Invalid body names the field."""
     pools = SpiderStores(api).ippools
     with pytest.raises(Invalid, match="subnet"):
         await pools.create({"metadata": {"name": unique("bad")}, "spec": {"ips": ["10.0.0.1"]}})
 
 
 async def test_local_validation_names_field_and_value(api: ApiClient) -> None:
+    """ST07: Local validation names field and value."""
     stores = SpiderStores(api)
     with pytest.raises(ValueError, match=r"metadata\.resourceVersion: required for compare-and-swap on p, got None"):
         await stores.ippools.replace_status({"metadata": {"name": "p"}, "status": {}})
@@ -154,6 +161,7 @@ async def test_local_validation_names_field_and_value(api: ApiClient) -> None:
 
 
 async def test_list_of_namespaced_kind_spans_namespaces_unless_one_is_given(api: ApiClient) -> None:
+    """ST08: List of namespaced kind spans namespaces unless one is given."""
     endpoints = SpiderStores(api).endpoints
     label = unique("ns")
     for namespace in ("default", "kube-system"):

@@ -150,6 +150,7 @@ async def subnets(api: ApiClient, control_plane: ControlPlane) -> AsyncIterator[
 
 
 async def test_i01_deployment_gets_lowest_subnet_ips_and_status(subnets: Subnets) -> None:
+    """I01: Deployment gets lowest subnet ips and status."""
     subnet = await subnets.subnet("10.213.1.0/24", ["10.213.1.10-10.213.1.40"])
     name = unique("web")
     uid = await subnets.app("Deployment", name, subnet=subnet, replicas=2)
@@ -171,6 +172,7 @@ async def test_i01_deployment_gets_lowest_subnet_ips_and_status(subnets: Subnets
 
 
 async def test_i02_scale_up_then_down_keeps_allocated_ips(subnets: Subnets) -> None:
+    """I02: Scale up then down keeps allocated ips."""
     subnet = await subnets.subnet("10.213.2.0/24", ["10.213.2.1-10.213.2.50"])
     name = unique("scale")
     await subnets.app("Deployment", name, subnet=subnet, replicas=1)
@@ -188,6 +190,7 @@ async def test_i02_scale_up_then_down_keeps_allocated_ips(subnets: Subnets) -> N
 
 
 async def test_i03_deleted_app_with_reclaim_true_loses_its_pool(subnets: Subnets) -> None:
+    """I03: Deleted app with reclaim true loses its pool."""
     subnet = await subnets.subnet("10.213.3.0/24", ["10.213.3.1-10.213.3.20"])
     name = unique("gone")
     await subnets.app("Deployment", name, subnet=subnet, replicas=1)
@@ -198,6 +201,7 @@ async def test_i03_deleted_app_with_reclaim_true_loses_its_pool(subnets: Subnets
 
 
 async def test_i04_reclaim_false_pool_kept_and_reused_by_same_kind_only(subnets: Subnets) -> None:
+    """I04: Reclaim false pool kept and reused by same kind only."""
     subnet = await subnets.subnet("10.213.4.0/24", ["10.213.4.1-10.213.4.30"])
     name = unique("keep")
     keep = {"ipam.spidernet.io/ippool-reclaim": "false"}
@@ -223,6 +227,7 @@ async def test_i04_reclaim_false_pool_kept_and_reused_by_same_kind_only(subnets:
 
 
 async def test_i05_fixed_and_flexible_ip_numbers(subnets: Subnets) -> None:
+    """I05: Fixed and flexible ip numbers."""
     subnet = await subnets.subnet("10.213.5.0/24", ["10.213.5.1-10.213.5.40"])
     fixed, flexible = unique("fixed"), unique("flex")
     await subnets.app("Deployment", fixed, subnet=subnet, replicas=1, extra={"ipam.spidernet.io/ippool-ip-number": "5"})
@@ -250,6 +255,7 @@ def _count(ranges: list[str]) -> int:
 
 
 async def test_i06_exclude_ips_and_reserved_ips_are_never_taken(subnets: Subnets) -> None:
+    """I06: Exclude ips and reserved ips are never taken."""
     await subnets.reserved(["10.213.6.4", "10.213.6.6"])
     subnet = await subnets.subnet("10.213.6.0/24", ["10.213.6.1-10.213.6.20"], exclude=["10.213.6.1-10.213.6.3"])
     name = unique("excl")
@@ -261,6 +267,7 @@ async def test_i06_exclude_ips_and_reserved_ips_are_never_taken(subnets: Subnets
 
 
 async def test_i07_two_subnets_of_one_network_never_hand_out_the_same_ip(subnets: Subnets) -> None:
+    """I07: Two subnets of one network never hand out the same ip."""
     first = await subnets.subnet("10.213.7.0/24", ["10.213.7.1-10.213.7.10"])
     second = await subnets.subnet("10.213.7.0/24", ["10.213.7.5-10.213.7.20"])
     a, b = unique("twa"), unique("twb")
@@ -277,6 +284,7 @@ async def test_i07_two_subnets_of_one_network_never_hand_out_the_same_ip(subnets
 
 
 async def test_i08_manual_pool_adopted_and_its_ips_left_to_it(subnets: Subnets) -> None:
+    """I08: Manual pool adopted and its ips left to it."""
     manual = await subnets.manual_pool("10.213.8.0/24", ["10.213.8.1-10.213.8.4"])
     subnet = await subnets.subnet("10.213.8.0/24", ["10.213.8.1-10.213.8.30"])
     adopted = (await until(lambda: subnets.pools_of(subnet), lambda p: manual in p))[manual]
@@ -302,6 +310,7 @@ async def hands(api: ApiClient, control_plane: ControlPlane) -> AsyncIterator[Su
 
 
 async def test_i09_claim_written_before_a_crash_is_completed(hands: Subnets) -> None:
+    """I09: Claim written before a crash is completed."""
     subnet = await hands.subnet("10.213.9.0/24", ["10.213.9.1-10.213.9.30"])
     name = unique("crash")
     # A StatefulSet whose pool claim reached the subnet but whose pool was never created (the crash).

@@ -75,6 +75,7 @@ def recorder(events: list[tuple[str, str]]) -> Callable[[WatchEvent[Any]], None]
 
 
 async def test_lists_then_follows_changes_and_survives_a_failing_handler(api: ApiClient) -> None:
+    """WC01: Lists then follows changes and survives a failing handler."""
     label = unique("follow")
     first, second = unique("a"), unique("b")
     await create_pool(api, first, label)
@@ -104,6 +105,7 @@ async def test_lists_then_follows_changes_and_survives_a_failing_handler(api: Ap
 
 
 async def test_pod_cache_holds_only_its_nodes_pods(api: ApiClient) -> None:
+    """WC02: Pod cache holds only its nodes pods."""
     node = unique("node")
     core = CoreV1Api(api)
     names = {unique("here"): node, unique("there"): unique("other-node")}
@@ -121,6 +123,7 @@ async def test_pod_cache_holds_only_its_nodes_pods(api: ApiClient) -> None:
 
 
 async def test_node_and_namespace_caches_see_new_objects(api: ApiClient) -> None:
+    """WC03: Node and namespace caches see new objects."""
     core = CoreV1Api(api)
     node, namespace = unique("node"), unique("ns")
     async with (
@@ -140,6 +143,7 @@ async def test_node_and_namespace_caches_see_new_objects(api: ApiClient) -> None
 
 
 async def test_bookmarks_advance_the_resource_version(api: ApiClient) -> None:
+    """WC04: Bookmarks advance the resource version."""
     label = unique("bookmark")
     source = custom_object_source(api, IPPOOL, label_selector=f"test={label}")
     # The server sends a bookmark shortly before a watch's timeout; a short timeout makes one come quickly.
@@ -181,6 +185,7 @@ class StaleResumption:
 
 
 async def test_relists_on_410_and_reports_what_it_missed(api: ApiClient) -> None:
+    """WC05: Relists on 410 and reports what it missed."""
     label = unique("gone")
     kept, dropped, added = unique("kept"), unique("dropped"), unique("added")
     for name in (kept, dropped):
@@ -208,6 +213,7 @@ async def test_relists_on_410_and_reports_what_it_missed(api: ApiClient) -> None
 
 
 async def test_converges_after_an_apiserver_restart(control_plane: ControlPlane, api: ApiClient) -> None:
+    """WC06: Converges after an API server restart."""
     label = unique("restart")
     before, after = unique("before"), unique("after")
     await create_pool(api, before, label)
@@ -232,7 +238,7 @@ def assert_same_objects(items: list[Mapping[str, Any]], state: Versions) -> None
 
 
 async def test_start_cancelled_before_the_first_list_leaves_no_task_behind(api: ApiClient) -> None:
-    """A caller cancelled while ``start`` waits for the first list (a component losing leadership during start-up)
+    """WC07: A caller cancelled while ``start`` waits for the first list (a component losing leadership during start-up)
     must not leave the list+watch task, and its connection, running."""
     cache = WatchCache(custom_object_source(api, IPPOOL), name="cancelled")
     starting = asyncio.create_task(cache.start())

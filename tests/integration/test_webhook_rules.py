@@ -98,6 +98,7 @@ def _uniq(prefix: str) -> str:
 
 
 async def test_w01_pool_mutation(stores: SpiderStores) -> None:
+    """W01: Pool mutation."""
     name = _uniq("w01")
     created = await stores.ippools.create(_pool(name, subnet="10.61.0.1/16",
                                                 ips=["10.61.0.20-10.61.0.30", "10.61.0.10-10.61.0.21"]))
@@ -110,6 +111,7 @@ async def test_w01_pool_mutation(stores: SpiderStores) -> None:
 
 
 async def test_w02_gateway_outside_subnet_rejected(stores: SpiderStores) -> None:
+    """W02: Gateway outside subnet rejected."""
     message = await _rejected(stores.ippools.create(_pool(_uniq("w02"), subnet="10.62.0.0/24", gateway="10.63.0.1",
                                                           ips=["10.62.0.10"])))
     assert "spec.gateway" in message
@@ -117,6 +119,7 @@ async def test_w02_gateway_outside_subnet_rejected(stores: SpiderStores) -> None
 
 
 async def test_w03_overlapping_cidr_rejected_naming_the_other_pool(stores: SpiderStores) -> None:
+    """W03: Overlapping cidr rejected naming the other pool."""
     first = _uniq("w03")
     await stores.ippools.create(_pool(first, subnet="10.64.0.0/16", ips=["10.64.0.10"]))
     message = await _rejected(stores.ippools.create(_pool(_uniq("w03b"), subnet="10.64.1.0/24", ips=["10.64.1.10"])))
@@ -126,6 +129,7 @@ async def test_w03_overlapping_cidr_rejected_naming_the_other_pool(stores: Spide
 
 
 async def test_w04_same_subnet_overlapping_ips_rejected(stores: SpiderStores) -> None:
+    """W04: Same subnet overlapping ips rejected."""
     first = _uniq("w04")
     await stores.ippools.create(_pool(first, subnet="10.65.0.0/24", ips=["10.65.0.10-10.65.0.20"]))
     await stores.ippools.create(_pool(_uniq("w04b"), subnet="10.65.0.0/24", ips=["10.65.0.21-10.65.0.30"]))
@@ -137,6 +141,7 @@ async def test_w04_same_subnet_overlapping_ips_rejected(stores: SpiderStores) ->
 
 
 async def test_w05_subnet_immutable_and_allocated_ip_kept(stores: SpiderStores, api: ApiClient) -> None:
+    """W05: Subnet immutable and allocated ip kept."""
     name = _uniq("w05")
     pod, uid = await _live_pod(api)
     await stores.ippools.create(_pool(name, subnet="10.66.0.0/24", ips=["10.66.0.10-10.66.0.20"]))
@@ -152,6 +157,7 @@ async def test_w05_subnet_immutable_and_allocated_ip_kept(stores: SpiderStores, 
 
 
 async def test_w06_subnet_adopts_pool_and_bounds_its_ips(stores: SpiderStores) -> None:
+    """W06: Subnet adopts pool and bounds its ips."""
     subnet = _uniq("w06")
     created = await stores.subnets.create(_pool(subnet, subnet="10.67.0.0/24", ips=["10.67.0.10-10.67.0.50"],
                                                 gateway="10.67.0.1"))
@@ -175,6 +181,7 @@ async def test_w06_subnet_adopts_pool_and_bounds_its_ips(stores: SpiderStores) -
 
 
 async def test_w07_reserved_ip_mutation_and_allocated_refusal(stores: SpiderStores, api: ApiClient) -> None:
+    """W07: Reserved ip mutation and allocated refusal."""
     pod, uid = await _live_pod(api)
     created = await stores.reserved_ips.create(_pool(_uniq("w07"), ips=["10.68.0.5", "10.68.0.3-10.68.0.4"]))
     assert created["spec"] == {"ipVersion": 4, "ips": ["10.68.0.3-10.68.0.5"]}
@@ -188,6 +195,7 @@ async def test_w07_reserved_ip_mutation_and_allocated_refusal(stores: SpiderStor
 
 
 async def test_w08_concurrent_overlapping_creations_exactly_one_succeeds(stores: SpiderStores) -> None:
+    """W08: Concurrent overlapping creations exactly one succeeds."""
     prefix = _uniq("w08")
     names = [f"{prefix}-{i}" for i in range(20)]
     results = await asyncio.gather(*(stores.ippools.create(_pool(n, subnet="10.69.0.0/24", ips=["10.69.0.10"]))
@@ -199,6 +207,7 @@ async def test_w08_concurrent_overlapping_creations_exactly_one_succeeds(stores:
 
 
 async def test_w09_terminating_pool_spec_frozen(stores: SpiderStores, api: ApiClient) -> None:
+    """W09: Terminating pool spec frozen."""
     name = _uniq("w09")
     pod, uid = await _live_pod(api)
     await stores.ippools.create(_pool(name, subnet="10.70.0.0/24", ips=["10.70.0.10-10.70.0.20"]))
@@ -214,7 +223,7 @@ async def test_w09_terminating_pool_spec_frozen(stores: SpiderStores, api: ApiCl
 
 
 async def test_w10_a_dry_run_creation_books_no_addresses(stores: SpiderStores, api: ApiClient) -> None:
-    """``kubectl create --dry-run=server`` is decided like a create, but nothing is stored, so nothing is booked:
+    """W10: ``kubectl create --dry-run=server`` is decided like a create, but nothing is stored, so nothing is booked:
     a real pool over the same addresses right after it is admitted."""
     dry = {"apiVersion": "spiderpool.spidernet.io/v2beta1", "kind": "SpiderIPPool",
            **_pool(_uniq("w10-dry"), subnet="10.199.10.0/24", ips=["10.199.10.10-10.199.10.20"])}
