@@ -242,7 +242,14 @@ async def test_start_cancelled_before_the_first_list_leaves_no_task_behind(api: 
     must not leave the list+watch task, and its connection, running."""
     cache = WatchCache(custom_object_source(api, IPPOOL), name="cancelled")
     starting = asyncio.create_task(cache.start())
-    await asyncio.sleep(0)  # the task exists and the list is on its way
+    started = False
+    for _ in range(1000):  # until the list+watch task exists: the list is then on its way
+        started = cache._task is not None
+        if started:
+            break
+        await asyncio.sleep(0)
+    assert started, "start() never started its list+watch task"
+    assert not cache.synced, "the first list was already done: the cancellation would not hit the wait for it"
     starting.cancel()
     with pytest.raises(asyncio.CancelledError):
         await starting
