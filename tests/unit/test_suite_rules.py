@@ -55,22 +55,22 @@ def lacking_ids(directory: Path, known: set[str]) -> list[str]:
 
 
 @pytest.mark.parametrize("suite", CASE_SUITES)
-def test_h01_every_case_test_starts_with_a_documented_id(suite: str) -> None:
-    """H01: every test function of the integration and e2e suites has a docstring that starts with a case ID listed
+def test_r01_every_case_test_starts_with_a_documented_id(suite: str) -> None:
+    """R01: every test function of the integration and e2e suites has a docstring that starts with a case ID listed
     in a case table of docs/; the failure names each test that lacks one."""
     problems = lacking_ids(_ROOT / "tests" / suite, set(documented_ids()))
     assert not problems, "tests without a documented case ID:\n" + "\n".join(problems)
 
 
-def test_h02_a_case_id_means_one_case() -> None:
-    """H02: no case ID is defined in the tables of two docs (W01-W08 of docs/gc.md once meant other cases than
+def test_r02_a_case_id_means_one_case() -> None:
+    """R02: no case ID is defined in the tables of two docs (W01-W08 of docs/gc.md once meant other cases than
     docs/controller.md's)."""
     shared = {case: sorted(docs) for case, docs in documented_ids().items() if len(docs) > 1}
     assert not shared, f"case IDs defined in more than one doc: {shared}"
 
 
-def test_h03_the_checker_names_what_it_rejects(tmp_path: Path) -> None:
-    """H03: the ID checker reports a missing docstring, a docstring without an ID and an undocumented ID, each
+def test_r03_the_checker_names_what_it_rejects(tmp_path: Path) -> None:
+    """R03: the ID checker reports a missing docstring, a docstring without an ID and an undocumented ID, each
     with the test's name, and accepts a documented one."""
     (tmp_path / "test_sample.py").write_text(
         "def test_bare():\n    pass\n\n\n"
@@ -88,15 +88,15 @@ def test_h03_the_checker_names_what_it_rejects(tmp_path: Path) -> None:
     ]
 
 
-def test_h04_unit_tests_get_a_short_timeout(request: pytest.FixtureRequest) -> None:
-    """H04: a unit test runs under a 30 s timeout, not the 300 s the process-starting suites get."""
+def test_r04_unit_tests_get_a_short_timeout(request: pytest.FixtureRequest) -> None:
+    """R04: a unit test runs under a 30 s timeout, not the 300 s the process-starting suites get."""
     marker = request.node.get_closest_marker("timeout")
     assert marker is not None
     assert marker.args[0] <= 30
 
 
-def test_h05_no_unit_test_builds_anything() -> None:
-    """H05: no unit test module runs a build tool (cmake, make, pip, go); the CNI executable is compiled once per
+def test_r05_no_unit_test_builds_anything() -> None:
+    """R05: no unit test module runs a build tool (cmake, make, pip, go); the CNI executable is compiled once per
     session before the tests run (tests/cni_build.py, called from tests/conftest.py)."""
     build = re.compile(r"""["'](cmake|make|ninja|pip|go)["']\s*,""")
     offenders = [
