@@ -112,7 +112,8 @@ class Agent:
         pools.add_handler(self.book.on_pool_event)
         reserved.add_handler(self.book.on_reserved_event)
         writer = self._writer = PoolStatusWriter(stores.ippools, redecide=self.book.redecide,
-                                                 linger=self._writer_linger, cached_pool=pools.get)
+                                                 linger=self._writer_linger, cached_pool=pools.get,
+                                                 observe=self.book.observe)
         context = IpamContext(
             node_name=node, settings=self.config.cluster, book=self.book, records=RecordAllocator(self.book, writer),
             endpoints=EndpointBook(stores.endpoints, endpoints), pods=PodLookup(pods, reader),

@@ -1,10 +1,14 @@
 """The agent's book of pools: one compiled allocator per SpiderIPPool, kept in step with the watch and with this agent.
 
-Per pool, the allocator's used set is the pool's records (``status.allocatedIPs`` as the watch delivered it, plus
-this agent's own writes once they are durable) united with this agent's in-flight choices (chosen, write pending).
-Watch events patch it with the difference between the event's previous and new records; the allocator is rebuilt
-only when the pool's ranges change.  SpiderReservedIP changes re-block every pool of that family.  An index pod
-UID -> (pool, address) serves DEL, GC and CHECK.
+Per pool, the allocator's used set is the pool's records (``status.allocatedIPs`` of the newest pool object this
+agent knows, plus this agent's own writes once they are durable) united with this agent's in-flight choices (chosen,
+write pending).  The newest object is the watch event's or the status writer's own read or write result
+(:meth:`PoolBook.observe`), whichever has the higher ``resourceVersion``; an older copy arriving later is ignored.
+Each of them patches the used set with the difference between the previous and the new records, so a record removed
+by another writer is free here as soon as either shows it; the allocator is rebuilt only when the pool's ranges
+change.  A mark that no record and no in-flight choice justifies is dropped when its choice settles and whenever
+the writer asks for a new choice (``redecide``).  SpiderReservedIP changes re-block every pool of that family.  An
+index pod UID -> (pool, address) serves DEL, GC and CHECK.
 
 This is a cache, never the truth: a choice made here is written with compare-and-swap by the status writer, which
 re-decides through :meth:`PoolBook.redecide` when the server disagrees, and "exhausted" is only ever concluded on
@@ -25,6 +29,7 @@ from spiderpool.core.errors import InvalidSpec
 from spiderpool.core.specs import PoolView, ReservedIPSpec, parse_ippool_object, parse_reservedip_spec
 from spiderpool.k8s.bodies import SpiderIPPool, SpiderReservedIP
 from spiderpool.k8s.status_plan import AllocateIntent
+from spiderpool.k8s.status_writer import is_newer, resource_version_number
 from spiderpool.k8s.watch_cache import WatchEvent
 
 log = logging.getLogger(__name__)
@@ -39,13 +44,20 @@ class _Pool:
     allocator: PoolAllocator | None = None
     ranges_key: tuple[object, ...] = ()
     records: dict[str, PoolIPAllocation] = field(default_factory=dict)
-    seen: dict[str, PoolIPAllocation] = field(default_factory=dict)  # the records of the last watch event
+    seen: dict[str, PoolIPAllocation] = field(default_factory=dict)  # the records of the newest object applied
+    newest: SpiderIPPool | None = None  # that object (its resourceVersion orders the copies that arrive)
     inflight: set[str] = field(default_factory=set)
     problem: str | None = None
 
 
 def _records_of(pool: SpiderIPPool) -> dict[str, PoolIPAllocation]:
     return decode_allocated_ips(pool.get("status", {}).get("allocatedIPs"))
+
+
+def _not_newer(pool: SpiderIPPool, newest: SpiderIPPool | None) -> bool:
+    """Whether ``pool`` is known to be the same or an older version than ``newest`` (unknown order: False)."""
+    new, old = resource_version_number(pool), resource_version_number(newest)
+    return new is not None and old is not None and new <= old
 
 
 class PoolBook:
@@ -119,11 +131,9 @@ class PoolBook:
         if entry is None or entry.allocator is None:
             return None
         allocator = entry.allocator
+        self._forget_unknown_marks(entry, taken)
         allocator.load_used(taken)  # texts outside the pool come back rejected: nothing to mark
         address = allocator.allocate()
-        if address is None:
-            self._forget_unknown_marks(entry, taken)
-            address = allocator.allocate()
         if address is None:
             return None
         text = format_address(allocator.version, address)
@@ -131,10 +141,13 @@ class PoolBook:
         return text
 
     def _forget_unknown_marks(self, entry: _Pool, taken: Set[str]) -> None:
-        """Free every mark the server's records do not justify (a release this agent's watch has not seen yet)."""
+        """Free every mark that neither ``taken`` (the server's records the writer plans on, with the batch's
+        choices), nor a record known here, nor an in-flight choice justifies."""
         assert entry.allocator is not None
         allocator = entry.allocator
-        keep = {parse_address(text)[1] for text in (*taken, *entry.inflight)}
+        version = allocator.version
+        keep = {address for text in (*taken, *entry.inflight)
+                for family, address in (parse_address(text),) if family == version}
         stale = [address for address in allocator.iter_used() if address not in keep]
         for address in stale:
             allocator.release(address)
@@ -143,15 +156,17 @@ class PoolBook:
                existing: bool = False) -> None:
         """The writer answered for the address ``chosen`` here: ``ip`` is now durably the pod's (None: failed).
 
-        A choice the writer replaced because the server had it taken stays marked (the watch will show its owner);
-        one replaced by the pod's existing record is freed again.
+        A choice that was not written (replaced, or the write failed) stays marked only while a record known here
+        or another in-flight choice holds it: the writer planned on an object this book has already applied, so a
+        record that took the choice is in ``records``, and a record the write may have left behind after all comes
+        back with the next watch event.
         """
         entry = self._pools.get(pool)
         if entry is None:
             return
         if chosen is not None:
             entry.inflight.discard(chosen)
-            if ip is not None and existing and chosen != ip and chosen not in entry.records:
+            if chosen != ip and chosen not in entry.records and chosen not in entry.inflight:
                 self._unmark(entry, chosen)
         if ip is not None:
             self._put(pool, entry, ip, PoolIPAllocation(pod=pod, pod_uid=pod_uid))
@@ -183,10 +198,25 @@ class PoolBook:
             for ip, record in (gone.records if gone is not None else {}).items():
                 self._owners_discard(record.pod_uid, (name, ip))
             return
-        entry = self._pools.setdefault(name, _Pool())
-        self._apply_spec(name, entry, event.object)
+        self._apply(name, self._pools.setdefault(name, _Pool()), event.object)
+
+    def observe(self, pool: SpiderIPPool) -> None:
+        """A pool object the status writer read or wrote directly: applied if newer than what this book has.
+
+        Only known pools are updated: a read that raced the pool's deletion must not bring it back.
+        """
+        name = pool["metadata"]["name"]
+        entry = self._pools.get(name)
+        if entry is not None and is_newer(pool, entry.newest):
+            self._apply(name, entry, pool)
+
+    def _apply(self, name: str, entry: _Pool, pool: SpiderIPPool) -> None:
+        if _not_newer(pool, entry.newest):
+            return  # a copy this book has already applied, or an older one (the watch lags behind the writer)
+        entry.newest = pool
+        self._apply_spec(name, entry, pool)
         try:
-            fresh = _records_of(event.object)
+            fresh = _records_of(pool)
         except AllocationsFormatError as error:
             entry.problem = f"pool {name}: {error}"
             log.error("%s; allocations from it are refused until it is fixed", entry.problem)

@@ -6,6 +6,11 @@ round trip.  Every update is a compare-and-swap on the pool's ``resourceVersion`
 the pool afresh (a direct GET: a watch may lag) and re-applies every queued intent to it; an allocation whose address
 was taken meanwhile is re-decided by the ``redecide`` callback (the allocator), never silently dropped.
 
+Each write is planned on the freshest pool object the writer knows: its own last write or direct read, or the watch
+cache's copy (``cached_pool``) when that is newer by ``resourceVersion`` (another writer changed the pool since).
+Planning on an older copy would re-decide against records that are gone and lose the race for nothing.  Every
+object read or written directly is passed to ``observe``, so the allocator's cache learns of it at once.
+
 A caller's future resolves only once its record is in the API server (or is known to be there already), or fails
 with a :class:`StatusWriteError` that names the pool and the reason.  What one write of a batch contains (and the
 intent, outcome and error types) is decided by the pure planning step in :mod:`spiderpool.k8s.status_plan`.
@@ -16,9 +21,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import cast
+from typing import Any, cast
 
 import aiohttp
 
@@ -82,6 +87,24 @@ def _is_transient(error: BaseException) -> bool:
     return isinstance(error, _TRANSIENT)
 
 
+def resource_version_number(obj: Mapping[str, Any] | None) -> int | None:
+    """``metadata.resourceVersion`` as a number (etcd's revision), or None when absent or not a number.
+
+    Kubernetes calls resource versions opaque; every API server backed by etcd issues them as increasing revision
+    numbers, which is what lets the writer and the agent tell the newer of two copies of one object apart.
+    """
+    text = None if obj is None else obj.get("metadata", {}).get("resourceVersion")
+    if not isinstance(text, str) or not text.isdigit():
+        return None
+    return int(text)
+
+
+def is_newer(candidate: Mapping[str, Any] | None, than: Mapping[str, Any] | None) -> bool:
+    """Whether ``candidate`` is a later version of the object than ``than`` (False when either is unknown)."""
+    new, old = resource_version_number(candidate), resource_version_number(than)
+    return new is not None and old is not None and new > old
+
+
 def _jitter(attempt: int, *, base: float, cap: float) -> float:
     """Full jitter: uniform in [0, min(cap, base * 2^attempt)], so racing writers fall out of step."""
     return random.uniform(0.0, min(cap, base * (1 << min(attempt, 16))))
@@ -94,7 +117,8 @@ class PoolStatusWriter:
     against.  ``linger`` delays each write to gather more intents (0 = pure group commit).  A batch that loses
     ``max_conflicts`` races in a row, or that cannot be written within ``deadline`` seconds, fails with
     :class:`WriteAbandoned`.  ``cached_pool`` (e.g. a watch cache's ``get``) supplies a pool's first base object
-    instead of a GET; after any conflict or error the writer always reads the pool directly.
+    instead of a GET, and replaces the base whenever it is newer; after any conflict or error the writer reads the
+    pool directly.  ``observe`` is called with every pool object the writer reads or writes directly.
 
     Optimistic concurrency has no fairness: under sustained races one writer can lose tens of times in a row
     (``stats.longest_conflict_streak``).  The conflict backoff defaults were chosen with ``perf/bench_store.py``:
@@ -114,6 +138,7 @@ class PoolStatusWriter:
         conflict_backoff: tuple[float, float] = (0.005, 0.3),
         error_backoff: tuple[float, float] = (0.05, 2.0),
         cached_pool: Callable[[str], SpiderIPPool | None] | None = None,
+        observe: Callable[[SpiderIPPool], object] | None = None,
     ) -> None:
         if max_batch < 1:
             raise FieldError(field="max_batch", value=max_batch, reason="must be at least 1")
@@ -127,6 +152,7 @@ class PoolStatusWriter:
         self._deadline = deadline
         self._conflict_backoff, self._error_backoff = conflict_backoff, error_backoff
         self._cached_pool = cached_pool
+        self._observe = observe
         self._lanes: dict[str, _Lane] = {}
         self._closed = False
 
@@ -193,6 +219,8 @@ class PoolStatusWriter:
                     fresh = await self._load_base(name, lane, use_cache=use_cache)
                     use_cache = False
                     continue
+                if self._catch_up(name, lane):
+                    fresh = False
                 plan = plan_batch(name, lane.base, lane.records, batch, self._redecide)
                 self.stats.redecisions += plan.redecisions
                 if not plan.changed and not fresh:
@@ -231,9 +259,30 @@ class PoolStatusWriter:
         if pool is None:
             self.stats.fresh_reads += 1
             pool = await self._pools.get(name)
+            self._observed(pool)
+        self._set_base(lane, pool)
+        return fresh
+
+    def _catch_up(self, name: str, lane: _Lane) -> bool:
+        """Plan on the watch cache's copy when it is newer than the base (another writer changed the pool)."""
+        cached = self._cached_pool(name) if self._cached_pool is not None else None
+        if cached is None or not is_newer(cached, lane.base):
+            return False
+        self._set_base(lane, cached)
+        return True
+
+    @staticmethod
+    def _set_base(lane: _Lane, pool: SpiderIPPool) -> None:
         lane.records = decode_allocated_ips(pool.get("status", {}).get("allocatedIPs"))
         lane.base = pool
-        return fresh
+
+    def _observed(self, pool: SpiderIPPool) -> None:
+        if self._observe is None:
+            return
+        try:
+            self._observe(pool)
+        except Exception:  # the observer's failure must not fail a write that succeeded
+            log.exception("pool %s: the status writer's observer failed", pool["metadata"].get("name"))
 
     async def _write(self, lane: _Lane, plan: BatchPlan) -> bool:
         """Compare-and-swap the planned records; False (and the base dropped) when the pool changed meanwhile."""
@@ -247,6 +296,7 @@ class PoolStatusWriter:
             return False
         self.stats.writes += 1
         lane.base, lane.records = result.object, plan.records
+        self._observed(result.object)
         return True
 
     def _failure(self, name: str, error: Exception, *, elapsed: float) -> StatusWriteError:

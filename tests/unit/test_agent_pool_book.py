@@ -109,3 +109,47 @@ def test_invalid_and_deleted_pools() -> None:
     feed.pool(feed.objects["p"], kind="DELETED")
     assert book.held_by("u1") == set()
     assert "p" not in book.views()
+
+
+def _versioned(obj: SpiderIPPool, version: int) -> SpiderIPPool:
+    obj["metadata"]["resourceVersion"] = str(version)
+    return obj
+
+
+def test_pb03_a_replaced_choice_is_freed_unless_a_record_holds_it() -> None:
+    """PB03: the writer planned on a copy where the choice was taken and wrote another address; the book frees the
+    replaced choice once no record and no in-flight choice holds it (before: it stayed used until restart)."""
+    book = PoolBook()
+    feed = Feed(book)
+    feed.pool(_versioned(pool("p", ["10.0.0.1-10.0.0.5"], {"10.0.0.1": "u1"}), 1))
+    feed.pool(_versioned(pool("p", ["10.0.0.1-10.0.0.5"]), 2))  # another writer freed 10.0.0.1
+    chosen = book.choose("p", "u2")
+    assert chosen == "10.0.0.1"
+    stale = pool("p", ["10.0.0.1-10.0.0.5"], {"10.0.0.1": "u1"})  # a stale base: 10.0.0.1 looks taken
+    replaced = book.redecide(stale, {"10.0.0.1"}, AllocateIntent(pod="ns/u2", pod_uid="u2"))
+    assert replaced == "10.0.0.2"
+    book.settle("p", chosen, ip=None, pod="ns/u2", pod_uid="u2")
+    book.settle("p", replaced, ip=replaced, pod="ns/u2", pod_uid="u2")
+    assert book.choose("p", "u3") == "10.0.0.1"
+    # A choice replaced because a record of another pod holds it stays used.
+    feed.pool(_versioned(pool("p", ["10.0.0.1-10.0.0.5"], {"10.0.0.2": "u2", "10.0.0.3": "u9"}), 3))
+    book.settle("p", "10.0.0.3", ip="10.0.0.4", pod="ns/u4", pod_uid="u4")
+    assert book.choose("p", "u5") == "10.0.0.5"
+
+
+def test_pb04_the_newest_copy_wins_whichever_path_brings_it() -> None:
+    """PB04: the writer's own result (``observe``) and the watch's events are applied by resourceVersion: a lagging
+    watch event does not bring back a record the writer's newer result has removed; an older observation is
+    ignored; a pool the book does not know is not created by an observation."""
+    book = PoolBook()
+    feed = Feed(book)
+    feed.pool(_versioned(pool("p", ["10.0.0.1-10.0.0.3"], {"10.0.0.1": "u1"}), 5))
+    book.observe(_versioned(pool("p", ["10.0.0.1-10.0.0.3"]), 7))
+    assert book.record("p", "10.0.0.1") is None
+    feed.pool(_versioned(pool("p", ["10.0.0.1-10.0.0.3"], {"10.0.0.1": "u1"}), 6))  # the watch lagging behind
+    assert book.record("p", "10.0.0.1") is None
+    book.observe(_versioned(pool("p", ["10.0.0.1-10.0.0.3"], {"10.0.0.2": "u2"}), 4))
+    assert book.record("p", "10.0.0.2") is None
+    assert book.choose("p", "u3") == "10.0.0.1"
+    book.observe(_versioned(pool("q", ["10.0.0.1"]), 9))
+    assert book.view("q") is None
