@@ -245,12 +245,12 @@ class PodAssigner:
     # ------------------------------------------------------------------------------------------------ planning
 
     def _plan(self, request: PodRequest, view: PodView) -> PoolPlan:
-        pools = self._ctx.book.views()
+        pools, refused = self._ctx.book.views(), self._ctx.book.refusals()
         pool_request = PoolRequest(pod=view, nic=request.nic, namespace=self._ctx.namespace_view(view.namespace),
                                    node=self._ctx.node_view(), cni=request.cni)
         config = self._ctx.settings.selection_config()
         try:
-            plan = plan_pool_candidates(pool_request, pools=pools, config=config)
+            plan = plan_pool_candidates(pool_request, pools=pools, config=config, refused=refused)
             if isinstance(plan, SubnetPlan):
                 names = {}
                 for auto in plan.auto_pools:
@@ -262,7 +262,8 @@ class PodAssigner:
                                         f"for {view.controller.kind} {view.controller.namespace}/"
                                         f"{view.controller.name} interface {auto.nic}", reason=NO_AVAILABLE_POOL)
                     names[auto.version] = found
-                plan = select_candidates(plan.with_pools(names), request=pool_request, pools=pools, config=config)
+                plan = select_candidates(plan.with_pools(names), request=pool_request, pools=pools, config=config,
+                                         refused=refused)
         except NoAvailablePoolError as error:
             raise IpamError(IpamCode.NO_AVAILABLE_POOL, str(error), reason=NO_AVAILABLE_POOL) from error
         except PoolSelectionError as error:

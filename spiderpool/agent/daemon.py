@@ -31,14 +31,18 @@ from spiderpool.agent.owners import OwnerResolver
 from spiderpool.agent.pods import PodLookup
 from spiderpool.agent.pool_book import PoolBook
 from spiderpool.agent.upstream_api import add_upstream_routes
+from spiderpool.core.pool_overlap import Loss
 from spiderpool.k8s.bodies import Namespace, Node, Pod, SpiderEndpoint, SpiderIPPool, SpiderReservedIP
 from spiderpool.k8s.client import make_api_client
+from spiderpool.k8s.events import EventRecorder
 from spiderpool.k8s.status_writer import PoolStatusWriter
 from spiderpool.k8s.store import ENDPOINT, IPPOOL, RESERVED_IP, SpiderStores
 from spiderpool.k8s.watch_cache import WatchCache, custom_object_source, namespace_source, pod_source
 from spiderpool.k8s.workloads import WorkloadReader, single_node_source
 
 log = logging.getLogger(__name__)
+
+OVERLAP_REASON = "IPPoolOverlap"
 
 
 class Agent:
@@ -61,7 +65,10 @@ class Agent:
         self._probe: asyncio.Task[None] | None = None
         self._service: IpamService | None = None
         self._pools: WatchCache[SpiderIPPool] | None = None
-        self.book = PoolBook()
+        self._events: EventRecorder | None = None
+        self._notices: set[asyncio.Task[None]] = set()
+        self.book = PoolBook(enable_ipv4=config.cluster.enable_ipv4, enable_ipv6=config.cluster.enable_ipv6,
+                             on_overlap=self._overlap_noticed)
 
     @property
     def service(self) -> IpamService:
@@ -109,6 +116,7 @@ class Agent:
         namespaces: WatchCache[Namespace] = WatchCache(namespace_source(api), name="namespaces")
         nodes: WatchCache[Node] = WatchCache(single_node_source(api, node), name="node")
         self._pools = pools
+        self._events = EventRecorder(api, component="spiderpool-agent", host=node)
         pools.add_handler(self.book.on_pool_event)
         reserved.add_handler(self.book.on_reserved_event)
         writer = self._writer = PoolStatusWriter(stores.ippools, redecide=self.book.redecide,
@@ -121,8 +129,26 @@ class Agent:
             pool_store=stores.ippools, statefulset_hold=self.config.statefulset_hold,
         )
         self._service = IpamService(context, metrics=self.metrics, readiness=self.readiness)
-        self.metrics.watch(writer_stats=lambda: writer.stats, pool_usage=self.book.usage)
+        self.metrics.watch(writer_stats=lambda: writer.stats, pool_usage=self.book.usage, overlaps=self.book.overlaps)
         return [reserved, pools, endpoints, pods, namespaces, nodes]
+
+    def _overlap_noticed(self, pool: SpiderIPPool, losses: tuple[Loss, ...]) -> None:
+        """A Warning Event on a pool that loses addresses to older pools (each agent writes the same one)."""
+        if not losses or self._events is None:
+            return
+        message = (f"SpiderIPPool {pool['metadata']['name']} overlaps older pools: "
+                   f"{'; '.join(loss.describe() for loss in losses)}; no agent hands those addresses out from it")
+        task = asyncio.create_task(self._record_overlap(self._events, pool, message), name="overlap-event")
+        self._notices.add(task)
+        task.add_done_callback(self._notices.discard)
+
+    @staticmethod
+    async def _record_overlap(events: EventRecorder, pool: SpiderIPPool, message: str) -> None:
+        try:
+            await events.warn(pool, kind="SpiderIPPool", reason=OVERLAP_REASON, message=message)
+        except Exception as error:  # an Event is a courtesy: the log line and the metric say the same
+            log.warning("could not record the overlap of SpiderIPPool %s as an Event: %s",
+                        pool["metadata"]["name"], error)
 
     async def wait_for_pools(self, names: Iterable[str]) -> None:
         """Return once the pool watch has delivered every pool of ``names`` (bound it with a timeout)."""
@@ -167,6 +193,9 @@ class Agent:
             self._socket_runner = None
         if self._writer is not None:
             await self._writer.close()
+        for task in list(self._notices):
+            task.cancel()
+        await asyncio.gather(*self._notices, return_exceptions=True)
         for cache in self._caches:
             await cache.stop()
         self._caches = []

@@ -38,14 +38,22 @@ _WRITER_COUNTERS: Final = (
 )
 
 PoolUsage = Callable[[], Iterator[tuple[str, int, int]]]
+PoolOverlaps = Callable[[], Iterator[tuple[str, str, int]]]
+"""(pool, older overlapping pool, addresses of the pool that the older one owns)."""
+
+
+def _no_overlaps() -> Iterator[tuple[str, str, int]]:
+    return iter(())
 
 
 class _LiveCollector(Collector):
     """Values read at scrape time from the status writer and the pool book."""
 
-    def __init__(self, writer_stats: Callable[[], WriterStats], pool_usage: PoolUsage) -> None:
+    def __init__(self, writer_stats: Callable[[], WriterStats], pool_usage: PoolUsage,
+                 overlaps: PoolOverlaps) -> None:
         self._writer_stats = writer_stats
         self._pool_usage = pool_usage
+        self._overlaps = overlaps
 
     def collect(self) -> Iterator[CounterMetricFamily | GaugeMetricFamily]:
         stats = self._writer_stats()
@@ -64,6 +72,12 @@ class _LiveCollector(Collector):
             allocated.add_metric([pool], allocated_count)
         yield total
         yield allocated
+        overlap = GaugeMetricFamily("spiderpool_ippool_overlap_addresses",
+                                    "addresses of the pool that an older overlapping pool owns (not handed out here)",
+                                    labels=["pool", "owner"])
+        for pool, owner, count in self._overlaps():
+            overlap.add_metric([pool, owner], count)
+        yield overlap
 
 
 class _Family:
@@ -99,9 +113,10 @@ class AgentMetrics:
                                   (INTERNAL, NO_AVAILABLE_POOL, RETRIES_EXHAUSTED, IP_USED_OUT))
         self.release = _Family(self.registry, "release", (INTERNAL, RETRIES_EXHAUSTED))
 
-    def watch(self, *, writer_stats: Callable[[], WriterStats], pool_usage: PoolUsage) -> None:
-        """Export the writer's counters and the pools' usage (read at every scrape)."""
-        self.registry.register(_LiveCollector(writer_stats, pool_usage))
+    def watch(self, *, writer_stats: Callable[[], WriterStats], pool_usage: PoolUsage,
+              overlaps: PoolOverlaps = _no_overlaps) -> None:
+        """Export the writer's counters, the pools' usage and their overlaps (read at every scrape)."""
+        self.registry.register(_LiveCollector(writer_stats, pool_usage, overlaps))
 
     def exposition(self) -> bytes:
         return generate_latest(self.registry)

@@ -10,6 +10,10 @@ change.  A mark that no record and no in-flight choice justifies is dropped when
 the writer asks for a new choice (``redecide``).  SpiderReservedIP changes re-block every pool of that family.  An
 index pod UID -> (pool, address) serves DEL, GC and CHECK.
 
+Admission is not trusted: every pool is checked with the webhook's per-object rules (addresses, gateway and routes
+inside the subnet) and an invalid one is refused with the reason (``refusals``); an address several valid pools
+list is handed out only by the oldest of them (:mod:`spiderpool.agent.pool_overlaps`), the others block it.
+
 This is a cache, never the truth: a choice made here is written with compare-and-swap by the status writer, which
 re-decides through :meth:`PoolBook.redecide` when the server disagrees, and "exhausted" is only ever concluded on
 the server's fresh records (see ``redecide``).  Not thread-safe: the agent's event loop owns it.
@@ -19,14 +23,17 @@ from __future__ import annotations
 
 import logging
 from collections import defaultdict
-from collections.abc import Iterator, Set
+from collections.abc import Callable, Iterator, Set
 from dataclasses import dataclass, field
 
+from spiderpool.agent.pool_overlaps import OverlapTracker
 from spiderpool.core.addressing import IPRange, merge_ranges
 from spiderpool.core.allocations import AllocationsFormatError, PoolIPAllocation, decode_allocated_ips
 from spiderpool.core.allocator import AllocatorError, PoolAllocator, format_address, parse_address
 from spiderpool.core.errors import InvalidSpec
-from spiderpool.core.specs import PoolView, ReservedIPSpec, parse_ippool_object, parse_reservedip_spec
+from spiderpool.core.pool_overlap import Loss
+from spiderpool.core.specs import PoolView, ReservedIPSpec, parse_reservedip_spec
+from spiderpool.core.validation import validate_ippool_object
 from spiderpool.k8s.bodies import SpiderIPPool, SpiderReservedIP
 from spiderpool.k8s.status_plan import AllocateIntent
 from spiderpool.k8s.status_writer import is_newer, resource_version_number
@@ -40,7 +47,7 @@ Holding = tuple[str, str]
 
 @dataclass(slots=True)
 class _Pool:
-    view: PoolView | None = None  # None while the spec does not parse
+    view: PoolView | None = None  # None while the pool is invalid
     allocator: PoolAllocator | None = None
     ranges_key: tuple[object, ...] = ()
     records: dict[str, PoolIPAllocation] = field(default_factory=dict)
@@ -48,6 +55,11 @@ class _Pool:
     newest: SpiderIPPool | None = None  # that object (its resourceVersion orders the copies that arrive)
     inflight: set[str] = field(default_factory=set)
     problem: str | None = None
+    checked: tuple[object, ...] | None = None  # (spec, labels, deletionTimestamp) the view was validated from
+
+
+OverlapNotice = Callable[[SpiderIPPool, tuple[Loss, ...]], object]
+"""Called with a pool object and what it loses to older overlapping pools, whenever that changes (empty: nothing)."""
 
 
 def _records_of(pool: SpiderIPPool) -> dict[str, PoolIPAllocation]:
@@ -61,11 +73,15 @@ def _not_newer(pool: SpiderIPPool, newest: SpiderIPPool | None) -> bool:
 
 
 class PoolBook:
-    def __init__(self) -> None:
+    def __init__(self, *, enable_ipv4: bool = True, enable_ipv6: bool = True,
+                 on_overlap: OverlapNotice | None = None) -> None:
         self._pools: dict[str, _Pool] = {}
         self._reserved: dict[str, ReservedIPSpec] = {}
         self._blocked: dict[int, list[IPRange]] = {4: [], 6: []}
         self._owners: dict[str, set[Holding]] = defaultdict(set)
+        self._families = {"enable_ipv4": enable_ipv4, "enable_ipv6": enable_ipv6}
+        self._overlaps = OverlapTracker()
+        self._on_overlap = on_overlap
 
     # ------------------------------------------------------------------------------------------------ reading
 
@@ -100,6 +116,15 @@ class PoolBook:
         """Why the pool cannot allocate here (its spec or its records do not parse), if it cannot."""
         entry = self._pools.get(pool)
         return None if entry is None else entry.problem
+
+    def refusals(self) -> dict[str, str]:
+        """Every pool refused as invalid, by name, with the reason (pool selection names it in its error)."""
+        return {name: entry.problem for name, entry in self._pools.items()
+                if entry.view is None and entry.problem is not None}
+
+    def overlaps(self) -> Iterator[tuple[str, str, int]]:
+        """(pool, older pool, addresses of the pool that the older one owns) of every overlap."""
+        return self._overlaps.counts()
 
     def usage(self) -> Iterator[tuple[str, int, int]]:
         """(pool, totalIPCount, allocated records) of every pool, for the usage gauges."""
@@ -197,6 +222,7 @@ class PoolBook:
             gone = self._pools.pop(name, None)
             for ip, record in (gone.records if gone is not None else {}).items():
                 self._owners_discard(record.pod_uid, (name, ip))
+            self._track_overlaps(name, None, created="")
             return
         self._apply(name, self._pools.setdefault(name, _Pool()), event.object)
 
@@ -218,31 +244,55 @@ class PoolBook:
         try:
             fresh = _records_of(pool)
         except AllocationsFormatError as error:
-            entry.problem = f"pool {name}: {error}"
-            log.error("%s; allocations from it are refused until it is fixed", entry.problem)
+            if entry.view is not None:  # an invalid pool keeps its spec's reason
+                entry.problem = f"pool {name}: {error}"
+            log.error("pool %s: %s; allocations from it are refused until it is fixed", name, error)
             return
         self._apply_records(name, entry, fresh)
 
     def _apply_spec(self, name: str, entry: _Pool, pool: SpiderIPPool) -> None:
+        meta = pool["metadata"]
+        checked = (pool.get("spec"), meta.get("labels"), meta.get("deletionTimestamp"))
+        if checked == entry.checked and (entry.view is None or entry.allocator is not None):
+            if entry.view is not None:
+                entry.problem = None  # a records-only change: the spec was validated already
+            return
+        entry.checked = checked
         try:
-            view = parse_ippool_object(pool)
+            view = validate_ippool_object(pool, **self._families)
         except InvalidSpec as error:
             entry.view, entry.allocator, entry.ranges_key = None, None, ()
-            entry.problem = f"pool {name} has an invalid spec: {error}"
-            log.error("%s", entry.problem)
+            entry.problem = f"pool {name} is invalid: {error}"
+            log.error("%s; allocations from it are refused until it is fixed", entry.problem)
+            self._track_overlaps(name, None, created="")
             return
         entry.view, entry.problem = view, None
         key = (view.spec.ip_version, view.spec.ips, view.spec.exclude_ips)
         if entry.allocator is None or key != entry.ranges_key:
             entry.ranges_key = key
             self._rebuild(name, entry, view)
+        self._track_overlaps(name, view, created=str(meta.get("creationTimestamp") or ""))
+
+    def _track_overlaps(self, name: str, view: PoolView | None, *, created: str) -> None:
+        for changed in self._overlaps.update(name, view, created=created):
+            entry = self._pools.get(changed)
+            if entry is None:
+                continue
+            if entry.allocator is not None:
+                entry.allocator.set_reserved(self._blocked_in(changed, entry.allocator.version))
+            if self._on_overlap is not None and entry.newest is not None:
+                self._on_overlap(entry.newest, self._overlaps.losses(changed))
+
+    def _blocked_in(self, name: str, version: int) -> list[IPRange]:
+        """What the pool's allocator must not hand out besides excludeIPs: reserved IPs and overlap losses."""
+        return merge_ranges([*self._blocked[version], *self._overlaps.blocked(name)])
 
     def _rebuild(self, name: str, entry: _Pool, view: PoolView) -> None:
         version = view.spec.ip_version
         try:
             allocator = PoolAllocator(version=version, ranges=list(view.spec.ips))
             allocator.set_excluded(list(view.spec.exclude_ips))
-            allocator.set_reserved(self._blocked[version])
+            allocator.set_reserved(self._blocked_in(name, version))
         except AllocatorError as error:
             entry.allocator, entry.problem = None, f"pool {name} cannot be served: {error}"
             log.error("%s", entry.problem)
@@ -280,9 +330,9 @@ class PoolBook:
         blocked = {version: merge_ranges(ranges) for version, ranges in blocked.items()}
         changed = [version for version in (4, 6) if blocked[version] != self._blocked[version]]
         self._blocked = blocked
-        for entry in self._pools.values():
+        for name, entry in self._pools.items():
             if entry.allocator is not None and entry.allocator.version in changed:
-                entry.allocator.set_reserved(blocked[entry.allocator.version])
+                entry.allocator.set_reserved(self._blocked_in(name, entry.allocator.version))
 
     # ------------------------------------------------------------------------------------------------ internals
 

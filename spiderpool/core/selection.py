@@ -81,13 +81,17 @@ VERSIONS = (4, 6)
 
 
 def plan_pool_candidates(
-    request: PoolRequest, *, pools: Mapping[str, PoolView], config: SelectionConfig
+    request: PoolRequest, *, pools: Mapping[str, PoolView], config: SelectionConfig,
+    refused: Mapping[str, str] | None = None,
 ) -> PoolPlan | SubnetPlan:
-    """The candidate plan of the pod's NICs, or the SpiderSubnet auto-pools the pod asks for."""
+    """The candidate plan of the pod's NICs, or the SpiderSubnet auto-pools the pod asks for.
+
+    ``refused``: pools that exist but may not be used (invalid), with the reason an error naming them gives.
+    """
     names = resolve_pool_names(request, pools=pools, config=config)
     if isinstance(names, SubnetPlan):
         return names
-    return select_candidates(names, request=request, pools=pools, config=config)
+    return select_candidates(names, request=request, pools=pools, config=config, refused=refused)
 
 
 def resolve_pool_names(
@@ -209,10 +213,12 @@ def _subnet_plan(request: PoolRequest, *, config: SelectionConfig) -> SubnetPlan
 
 
 def select_candidates(
-    plan: PoolNamePlan, *, request: PoolRequest, pools: Mapping[str, PoolView], config: SelectionConfig
+    plan: PoolNamePlan, *, request: PoolRequest, pools: Mapping[str, PoolView], config: SelectionConfig,
+    refused: Mapping[str, str] | None = None,
 ) -> PoolPlan:
     """Stage two: per NIC and family, the pools that may serve, ordered; NoAvailablePoolError when none may."""
-    nics = tuple(_nic_candidates(nic, request=request, pools=pools, config=config) for nic in plan.nics)
+    nics = tuple(_nic_candidates(nic, request=request, pools=pools, config=config, refused=refused or {})
+                 for nic in plan.nics)
     return PoolPlan(source=plan.source, nics=nics, unnamed_nics=plan.unnamed_nics)
 
 
@@ -230,7 +236,8 @@ def _multus_lookup(nic: str, *, request: PoolRequest, config: SelectionConfig) -
 
 
 def _nic_candidates(
-    names: NicPoolNames, *, request: PoolRequest, pools: Mapping[str, PoolView], config: SelectionConfig
+    names: NicPoolNames, *, request: PoolRequest, pools: Mapping[str, PoolView], config: SelectionConfig,
+    refused: Mapping[str, str],
 ) -> NicCandidates:
     context = FilterContext(pod=request.pod, namespace=request.namespace, node=request.node, config=config,
                             multus_network=_multus_lookup(names.nic, request=request, config=config))
@@ -238,17 +245,23 @@ def _nic_candidates(
     for version in VERSIONS:
         wanted = names.pools.for_version(version)
         if wanted:
-            families.append(_family_candidates(names.nic, version, wanted, pools=pools, context=context))
+            families.append(_family_candidates(names.nic, version, wanted, pools=pools, context=context,
+                                               refused=refused))
     return NicCandidates(nic=names.nic, clean_gateway=names.clean_gateway, families=tuple(families))
 
 
 def _family_candidates(
-    nic: str, version: int, wanted: tuple[str, ...], *, pools: Mapping[str, PoolView], context: FilterContext
+    nic: str, version: int, wanted: tuple[str, ...], *, pools: Mapping[str, PoolView], context: FilterContext,
+    refused: Mapping[str, str],
 ) -> FamilyCandidates:
     duplicates = sorted({name for name in wanted if wanted.count(name) > 1})
     if duplicates:
         raise PoolSelectionError(f"IPPool {duplicates[0]} is named twice for the IPv{version} of interface {nic}")
     missing = [name for name in wanted if name not in pools]
+    invalid = [name for name in missing if name in refused]
+    if invalid:
+        raise PoolSelectionError(f"IPv{version} IPPool {invalid[0]} for interface {nic} is refused: "
+                                 f"{refused[invalid[0]]}")
     if missing:
         raise PoolSelectionError(f"IPv{version} IPPool {missing[0]} for interface {nic} does not exist")
     accepted: list[PoolView] = []

@@ -31,9 +31,11 @@ from spiderpool.core.errors import FieldError, InvalidSpec
 from spiderpool.core.selectors import LabelSelector, validate_label_selector
 from spiderpool.core.specs import (
     IPPoolSpec,
+    PoolView,
     ReservedIPSpec,
     Route,
     SubnetSpec,
+    parse_ippool_object,
     parse_ippool_spec,
     parse_reservedip_spec,
     parse_subnet_spec,
@@ -178,6 +180,21 @@ def validate_ippool_spec(
     if errors:
         raise InvalidSpec(errors)
     return spec
+
+
+def validate_ippool_object(
+    obj: Mapping[str, object], *, enable_ipv4: bool = True, enable_ipv6: bool = True
+) -> PoolView:
+    """A whole SpiderIPPool checked with the webhook's per-object rules: what the agent serves from.
+
+    The agent does not trust admission (the controller may be down, or a pool may predate its webhooks): a pool
+    whose addresses, gateway or routes leave its subnet is refused, with every broken rule in the InvalidSpec.
+    """
+    view = parse_ippool_object(obj)
+    spec = obj.get("spec")
+    validate_ippool_spec(spec if isinstance(spec, Mapping) else {}, labels=view.labels, enable_ipv4=enable_ipv4,
+                         enable_ipv6=enable_ipv6)
+    return view
 
 
 def validate_subnet_spec(

@@ -51,22 +51,22 @@ async def _statefulset_owner(cluster: Cluster, name: str) -> V1OwnerReference:
 async def test_lean_add_writes_the_record_only_and_is_idempotent(cluster: Cluster, lean_agent: LeanAgent) -> None:
     """LE01: Lean ADD writes the record only and is idempotent."""
     node = await cluster.node()
-    pool = await cluster.pool(subnet="10.91.0.0/24", ips=[span("10.91.0.2", 4)], gateway="10.91.0.1")
+    pool = await cluster.pool(subnet="10.186.0.0/24", ips=[span("10.186.0.2", 4)], gateway="10.186.0.1")
     pod = await cluster.pod(node)
     async with lean_agent(node, pool) as agent:
         first = await agent.service.add(cni_request("ADD", pod, default_ipv4_ippool=[pool]))
         again = await agent.service.add(cni_request("ADD", pod, container_id="new-sandbox",
                                                     default_ipv4_ippool=[pool]))
-        previous = {"cniVersion": "1.0.0", "ips": [{"address": "10.91.0.2/24", "gateway": "10.91.0.1"}]}
+        previous = {"cniVersion": "1.0.0", "ips": [{"address": "10.186.0.2/24", "gateway": "10.186.0.1"}]}
         held = await agent.service.check(cni_request("CHECK", pod, extra={"prevResult": previous},
                                                      default_ipv4_ippool=[pool]))
 
-    assert [str(ip.address) for ip in first.ips] == ["10.91.0.2/24"]
+    assert [str(ip.address) for ip in first.ips] == ["10.186.0.2/24"]
     assert again == first
     assert [ip.address for ip in held.ips] == [ip.address for ip in first.ips], "CHECK answers from the records"
     records = await cluster.records(pool)
     assert {ip: (r.pod, r.pod_uid) for ip, r in records.items()} == {
-        "10.91.0.2": (f"default/{pod.metadata.name}", pod.metadata.uid)}
+        "10.186.0.2": (f"default/{pod.metadata.name}", pod.metadata.uid)}
     assert await cluster.endpoint(pod.metadata.name) is None
     await cluster.force_delete(pod.metadata.name)
 
@@ -76,7 +76,7 @@ async def test_lean_del_keeps_an_alive_pod_then_releases_once_it_terminates(
 ) -> None:
     """LE02: Lean DEL keeps an alive pod then releases once it terminates."""
     node = await cluster.node()
-    pool = await cluster.pool(subnet="10.92.0.0/24", ips=[span("10.92.0.2", 4)])
+    pool = await cluster.pool(subnet="10.187.0.0/24", ips=[span("10.187.0.2", 4)])
     pod, neighbour = await cluster.pod(node), await cluster.pod(node)
     async with lean_agent(node, pool) as agent:
         await agent.service.add(cni_request("ADD", neighbour, default_ipv4_ippool=[pool]))
@@ -98,8 +98,8 @@ async def test_lean_del_keeps_an_alive_pod_then_releases_once_it_terminates(
 async def test_statefulset_and_ippools_pods_still_get_endpoints(cluster: Cluster, lean_agent: LeanAgent) -> None:
     """LE03: Statefulset and ippools pods still get endpoints."""
     node = await cluster.node()
-    pool = await cluster.pool(subnet="10.93.0.0/24", ips=[span("10.93.0.2", 8)])
-    second_pool = await cluster.pool(subnet="10.93.1.0/24", ips=[span("10.93.1.2", 4)])
+    pool = await cluster.pool(subnet="10.188.0.0/24", ips=[span("10.188.0.2", 8)])
+    second_pool = await cluster.pool(subnet="10.188.1.0/24", ips=[span("10.188.1.2", 4)])
     name = unique("db")
     owner = await _statefulset_owner(cluster, name)
     member = await cluster.pod(node, name=f"{name}-0", owners=[owner])
@@ -112,7 +112,7 @@ async def test_statefulset_and_ippools_pods_still_get_endpoints(cluster: Cluster
         net1 = await agent.service.add(cni_request("ADD", multi, ifname="net1"))
         assert agent.writer.stats.writes == writes  # the second NIC came from the endpoint
 
-    assert [str(ip.address) for ip in net1.ips] == ["10.93.1.2/24"]
+    assert [str(ip.address) for ip in net1.ips] == ["10.188.1.2/24"]
     stateful = await cluster.endpoint(member.metadata.name)
     assert stateful is not None
     assert stateful["status"]["ownerControllerType"] == "StatefulSet"
@@ -128,7 +128,7 @@ async def test_a_pod_with_an_endpoint_keeps_it_and_del_removes_it(
 ) -> None:
     """LE04: A pod with an endpoint keeps it and DEL removes it."""
     node = await cluster.node()
-    pool = await cluster.pool(subnet="10.94.0.0/24", ips=[span("10.94.0.2", 4)])
+    pool = await cluster.pool(subnet="10.189.0.0/24", ips=[span("10.189.0.2", 4)])
     pod = await cluster.pod(node)
     async with running_agent(control_plane, node, socket_dir / "full.sock", pools=[pool]) as agent:
         first = await agent.service.add(cni_request("ADD", pod, default_ipv4_ippool=[pool]))

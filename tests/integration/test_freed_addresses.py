@@ -54,15 +54,15 @@ async def test_pb01_addresses_freed_by_another_writer_are_handed_out_lowest_firs
     records, twice over: each next ADD gets the lowest free address, and no status write of the agent loses a
     compare-and-swap race (conflict counter unchanged, no extra direct read)."""
     node = await cluster.node()
-    pool = await cluster.pool(subnet="10.81.0.0/24", ips=[span("10.81.0.40", 11)], gateway="10.81.0.1")
+    pool = await cluster.pool(subnet="10.191.0.0/24", ips=[span("10.191.0.40", 11)], gateway="10.191.0.1")
     pods = [await cluster.pod(node) for _ in range(8)]
     collector = PoolStatusWriter(cluster.stores.ippools, redecide=_never_allocates)
     async with node_agent(node, pool) as agent:
         first = [await _add(agent, pool, pod) for pod in pods[:4]]
-        assert first == ["10.81.0.40", "10.81.0.41", "10.81.0.42", "10.81.0.43"]
+        assert first == ["10.191.0.40", "10.191.0.41", "10.191.0.42", "10.191.0.43"]
         conflicts, reads = _conflicts(agent), agent.writer.stats.fresh_reads
         holders = dict(zip(first, pods[:4], strict=True))
-        for freed, takers in ((["10.81.0.40", "10.81.0.42"], pods[4:6]), (["10.81.0.41", "10.81.0.44"], pods[6:8])):
+        for freed, takers in ((["10.191.0.40", "10.191.0.42"], pods[4:6]), (["10.191.0.41", "10.191.0.44"], pods[6:8])):
             for ip in freed:
                 released = await collector.release(pool, ReleaseIntent(ip=ip, pod_uid=holders.pop(ip).metadata.uid))
                 assert released.removed
@@ -83,21 +83,21 @@ async def test_pb02_release_by_another_node_agent_is_seen_by_this_one(
     releases the record) after node A wrote on top of it; node A's next ADDs get the freed address first, then
     the next lowest, and node A loses no compare-and-swap race doing so."""
     node_a, node_b = await cluster.node(), await cluster.node()
-    pool = await cluster.pool(subnet="10.82.0.0/24", ips=[span("10.82.0.40", 11)], gateway="10.82.0.1")
+    pool = await cluster.pool(subnet="10.192.0.0/24", ips=[span("10.192.0.40", 11)], gateway="10.192.0.1")
     pods_a = [await cluster.pod(node_a) for _ in range(4)]
     pod_b = await cluster.pod(node_b)
     async with (running_agent(control_plane, node_a, socket_dir / "a.sock", pools=[pool]) as agent_a,
                 running_agent(control_plane, node_b, socket_dir / "b.sock", pools=[pool]) as agent_b):
-        assert await _add(agent_b, pool, pod_b) == "10.82.0.40"
-        await eventually(lambda: agent_a.book.record(pool, "10.82.0.40") is not None)
-        assert [await _add(agent_a, pool, pod) for pod in pods_a[:2]] == ["10.82.0.41", "10.82.0.42"]
+        assert await _add(agent_b, pool, pod_b) == "10.192.0.40"
+        await eventually(lambda: agent_a.book.record(pool, "10.192.0.40") is not None)
+        assert [await _add(agent_a, pool, pod) for pod in pods_a[:2]] == ["10.192.0.41", "10.192.0.42"]
         conflicts, reads = _conflicts(agent_a), agent_a.writer.stats.fresh_reads
         await cluster.terminate(pod_b.metadata.name)
         await agent_b.service.delete(cni_request("DEL", pod_b, default_ipv4_ippool=[pool]))
-        await eventually(lambda: agent_a.book.record(pool, "10.82.0.40") is None)
+        await eventually(lambda: agent_a.book.record(pool, "10.192.0.40") is None)
         got = [await _add(agent_a, pool, pod) for pod in pods_a[2:]]
-        assert got == ["10.82.0.40", "10.82.0.43"], f"node B freed 10.82.0.40; node A's next ADDs got {got}"
+        assert got == ["10.192.0.40", "10.192.0.43"], f"node B freed 10.192.0.40; node A's next ADDs got {got}"
         assert _conflicts(agent_a) - conflicts == 0
         assert agent_a.writer.stats.fresh_reads == reads
     await cluster.force_delete(pod_b.metadata.name)
-    assert set(await cluster.records(pool)) == {"10.82.0.40", "10.82.0.41", "10.82.0.42", "10.82.0.43"}
+    assert set(await cluster.records(pool)) == {"10.192.0.40", "10.192.0.41", "10.192.0.42", "10.192.0.43"}

@@ -153,3 +153,37 @@ def test_pb04_the_newest_copy_wins_whichever_path_brings_it() -> None:
     assert book.choose("p", "u3") == "10.0.0.1"
     book.observe(_versioned(pool("q", ["10.0.0.1"]), 9))
     assert book.view("q") is None
+
+
+def _created(obj: SpiderIPPool, when: str) -> SpiderIPPool:
+    obj["metadata"]["creationTimestamp"] = when
+    return obj
+
+
+def test_pv03_the_book_blocks_what_an_older_pool_owns_and_refuses_invalid_pools() -> None:
+    """PV03: the newer of two overlapping pools never hands out what the older lists (whatever order the watch
+    delivered them in), the loss is reported once per change, and it is lifted when the older pool goes; a pool
+    whose ips leave its subnet is refused with the reason (before: served, addresses outside the subnet)."""
+    notices: list[tuple[str, int]] = []
+    book = PoolBook(on_overlap=lambda pool, losses: notices.append(
+        (pool["metadata"]["name"], sum(loss.count for loss in losses))))
+    feed = Feed(book)
+    feed.pool(_created(pool("new", ["10.0.0.3-10.0.0.6"]), "2026-01-02T00:00:00Z"))
+    assert book.choose("new", "u0") == "10.0.0.3"
+    book.settle("new", "10.0.0.3", ip=None, pod="ns/u0", pod_uid="u0")
+    feed.pool(_created(pool("old", ["10.0.0.1-10.0.0.4"]), "2026-01-01T00:00:00Z"))
+    assert list(book.overlaps()) == [("new", "old", 2)]
+    assert notices == [("new", 2)]
+    assert [book.choose("new", f"u{i}") for i in range(1, 4)] == ["10.0.0.5", "10.0.0.6", None]
+    assert [book.choose("old", f"v{i}") for i in range(1, 5)] == ["10.0.0.1", "10.0.0.2", "10.0.0.3", "10.0.0.4"]
+    feed.pool(feed.objects["old"], kind="DELETED")
+    assert list(book.overlaps()) == []
+    assert notices == [("new", 2), ("new", 0)]
+    assert book.choose("new", "u4") == "10.0.0.3"
+    feed.pool(pool("outside", ["10.9.0.1-10.9.0.2"]))
+    assert book.view("outside") is None
+    assert book.choose("outside", "u5") is None
+    reason = book.refusals()["outside"]
+    assert "pool outside is invalid" in reason
+    assert "spec.ips[0]" in reason
+    assert "outside spec.subnet 10.0.0.0/24" in reason
