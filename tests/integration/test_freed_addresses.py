@@ -62,7 +62,7 @@ async def test_pb01_addresses_freed_by_another_writer_are_handed_out_lowest_firs
         assert first == ["10.191.0.40", "10.191.0.41", "10.191.0.42", "10.191.0.43"]
         conflicts, reads = _conflicts(agent), agent.writer.stats.fresh_reads
         holders = dict(zip(first, pods[:4], strict=True))
-        for freed, takers in ((["10.191.0.40", "10.191.0.42"], pods[4:6]), (["10.191.0.41", "10.191.0.44"], pods[6:8])):
+        for freed, takers in ((["10.191.0.40", "10.191.0.42"], pods[4:6]), (["10.191.0.41", "10.191.0.43"], pods[6:8])):
             for ip in freed:
                 released = await collector.release(pool, ReleaseIntent(ip=ip, pod_uid=holders.pop(ip).metadata.uid))
                 assert released.removed
