@@ -1,4 +1,10 @@
-"""The agent with workload shapes: multi-NIC ``ippools`` pods, StatefulSets, Deployments, crash leftovers, CHECK, GC."""
+"""The agent with workload shapes: multi-NIC ``ippools`` pods, StatefulSets, Deployments, crash leftovers, CHECK, GC.
+
+The tests make the pods of their StatefulSets and ReplicaSets themselves, whether or not the session's
+kube-controller-manager runs (``test_subnet_controller.py`` starts it for the rest of the session): the templates name a
+PriorityClass that does not exist, so the Priority admission plugin refuses every pod the controllers would make, and
+the hand-made pods carry the selector's labels, so the controllers count them as their own instead of orphaning them.
+"""
 
 from __future__ import annotations
 
@@ -18,9 +24,14 @@ from spiderpool.k8s.status_writer import PoolStatusWriter
 pytestmark = pytest.mark.integration
 
 
+# No such PriorityClass: kube-controller-manager, if it runs, cannot create pods from these templates.
+NO_PRIORITY_CLASS = "spiderpool-tests-pods-made-by-hand"
+
+
 def _template(labels: dict[str, str]) -> dict[str, object]:
     return {"metadata": {"labels": labels},
-            "spec": {"containers": [{"name": "c", "image": "registry.invalid/pause:1"}]}}
+            "spec": {"priorityClassName": NO_PRIORITY_CLASS,
+                     "containers": [{"name": "c", "image": "registry.invalid/pause:1"}]}}
 
 
 async def _statefulset(apps: AppsV1Api, name: str, replicas: int) -> V1OwnerReference:
@@ -69,7 +80,7 @@ async def test_statefulset_pod_recreated_with_a_new_uid_keeps_its_address(
     apps = AppsV1Api(cluster.api)
     name = unique("web")
     owner = await _statefulset(apps, name, replicas=2)
-    first = await cluster.pod(node, name=f"{name}-1", owners=[owner])
+    first = await cluster.pod(node, name=f"{name}-1", owners=[owner], labels={"app": name})
     async with node_agent(node, pool) as agent:
         other = await cluster.pod(node, owners=None)
         await agent.service.add(cni_request("ADD", other, default_ipv4_ippool=[pool]))  # takes 10.82.0.2
@@ -78,7 +89,7 @@ async def test_statefulset_pod_recreated_with_a_new_uid_keeps_its_address(
         await agent.service.delete(cni_request("DEL", first, default_ipv4_ippool=[pool]))
         assert {r.pod_uid for r in (await cluster.records(pool)).values()} >= {first.metadata.uid}
         await cluster.force_delete(first.metadata.name)
-        second = await cluster.pod(node, name=f"{name}-1", owners=[owner])
+        second = await cluster.pod(node, name=f"{name}-1", owners=[owner], labels={"app": name})
         after = await agent.service.add(cni_request("ADD", second, default_ipv4_ippool=[pool]))
 
         assert [str(ip.address) for ip in after.ips] == [str(ip.address) for ip in before.ips] == ["10.82.0.3/24"]
@@ -112,7 +123,7 @@ async def test_deployment_pod_names_the_deployment_as_its_controller(
         "replicas": 1, "selector": {"matchLabels": labels}, "template": _template(labels)}}
     deployment = await apps.create_namespaced_deployment(NAMESPACE, deployment_body)
     replica_set_body: Any = {
-        "metadata": {"name": f"{app}-5d8f", "ownerReferences": [{
+        "metadata": {"name": f"{app}-5d8f", "labels": labels, "ownerReferences": [{
             "apiVersion": "apps/v1", "kind": "Deployment", "name": app, "uid": deployment.metadata.uid,
             "controller": True}]},
         "spec": {"replicas": 1, "selector": {"matchLabels": labels}, "template": _template(labels)}}
@@ -226,7 +237,7 @@ async def test_subnet_annotation_uses_an_existing_auto_pool_only(cluster: Cluste
     apps = AppsV1Api(cluster.api)
     name = unique("db")
     owner = await _statefulset(apps, name, replicas=1)
-    pod = await cluster.pod(node, name=f"{name}-0", owners=[owner],
+    pod = await cluster.pod(node, name=f"{name}-0", owners=[owner], labels={"app": name},
                             annotations={"ipam.spidernet.io/subnet": '{"ipv4": ["subnet-88"]}'})
     async with node_agent(node) as agent:
         with pytest.raises(CniError) as missing:
