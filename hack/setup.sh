@@ -8,8 +8,9 @@ PYTHON=${PYTHON:-python3}
 step() { printf '\n==> %s\n' "$*" >&2; }
 fail() { printf '\nsetup failed: %s\n' "$*" >&2; exit 1; }
 
-# prometheus: promtool for the alert-rule tests; containernetworking-plugins: macvlan and host-local for the e2e tests
-APT_PACKAGES=(cmake ninja-build gcc make iproute2 containernetworking-plugins prometheus)
+# prometheus: promtool for the alert-rule tests; containernetworking-plugins: macvlan and host-local for the e2e tests;
+# gcc brings libasan/libubsan for `make cni-sanitize`; util-linux: setpriv, the agent without capabilities (H14)
+APT_PACKAGES=(cmake ninja-build gcc make iproute2 containernetworking-plugins prometheus util-linux)
 missing=()
 for pkg in "${APT_PACKAGES[@]}"; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")

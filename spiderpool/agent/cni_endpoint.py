@@ -168,8 +168,31 @@ def add_cni_route(app: web.Application, backend: CniBackend) -> None:
     app.router.add_post(CNI_REQUEST_PATH, make_cni_handler(backend))
 
 
+def client_gone(request: web.BaseRequest) -> bool:
+    """Whether the client of ``request`` has closed its connection."""
+    transport = request.transport
+    return transport is None or transport.is_closing()
+
+
+@web.middleware
+async def _quiet_when_the_client_is_gone(
+    request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
+) -> web.StreamResponse:
+    """A client that hangs up mid-request (a runtime's deadline killed the executable, say) is not our error: a
+    debug line, no traceback.  Other connection errors propagate."""
+    try:
+        return await handler(request)
+    except ConnectionError as error:
+        if not client_gone(request):
+            raise
+        logger.debug("%s %s: the client closed the connection first (%s)", request.method, request.path, error)
+        return web.Response(status=400)  # written to nobody: aiohttp drops a reply to a closed connection quietly
+
+
 def make_cni_app(backend: CniBackend) -> web.Application:
-    app = web.Application(client_max_size=_CLIENT_MAX_SIZE)
+    """The socket's application: ``POST /v2/cni``, bodies up to ``MAX_STDIN_BYTES`` (+ 64 KiB), quiet about clients
+    that hang up."""
+    app = web.Application(client_max_size=_CLIENT_MAX_SIZE, middlewares=[_quiet_when_the_client_is_gone])
     add_cni_route(app, backend)
     return app
 

@@ -4,7 +4,8 @@
 ``GET /v1/workloadendpoint``, with upstream's JSON field names.  Errors are upstream's: the body is a JSON string
 (``Error`` in its openapi), 500 for a failed allocation or release, 522 when a batch release of a StatefulSet
 pod's conflicting addresses is refused (its addresses are static), 422 for a body that misses a required field
-(what go-swagger answers), 400/404 for the workload endpoint query.
+(what go-swagger answers), 400/404 for the workload endpoint query, 413 for a body over ``MAX_BODY_BYTES`` (1 MiB;
+upstream's requests are a few hundred bytes).  A client that hangs up mid-request is logged at debug level only.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import orjson
 from aiohttp import web
 
 from spiderpool.agent.assignment import PodRequest
+from spiderpool.agent.cni_endpoint import client_gone
 from spiderpool.agent.endpoints import STATEFULSET, endpoint_entries, endpoint_uid, owner_type
 from spiderpool.agent.ipam import IpamService
 from spiderpool.core.cni_types import CniError
@@ -31,6 +33,8 @@ _BATCH_DEL_REQUIRED: Final = ("containerID", "podNamespace", "podName", "podUID"
 _INTERFACE_FIELDS: Final = ("interface", "ipv4", "ipv6", "mac", "vlan", "ipv4Pool", "ipv6Pool", "ipv4Gateway",
                             "ipv6Gateway", "routes")
 STATUS_FORBID_STATEFUL: Final = 522
+MAX_BODY_BYTES: Final = 1 << 20
+_TOO_LARGE: Final = f"request body exceeds {MAX_BODY_BYTES} bytes"
 
 Handler = Callable[[web.Request], Awaitable[web.Response]]
 
@@ -50,8 +54,13 @@ def _json(document: object) -> web.Response:
 
 
 async def _body(request: web.Request, required: tuple[str, ...]) -> Mapping[str, Any]:
+    if (request.content_length or 0) > MAX_BODY_BYTES:
+        raise _BadRequest(413, _TOO_LARGE)  # refused before reading it
+    raw = await request.read()  # a chunked body past the socket's own limit raises HTTPRequestEntityTooLarge
+    if len(raw) > MAX_BODY_BYTES:
+        raise _BadRequest(413, _TOO_LARGE)
     try:
-        body = orjson.loads(await request.read())
+        body = orjson.loads(raw)
     except orjson.JSONDecodeError as error:
         raise _BadRequest(400, f"request body is not valid JSON: {error}") from None
     if not isinstance(body, dict):
@@ -77,7 +86,11 @@ def _guarded(call: Callable[[web.Request], Awaitable[web.Response]]) -> Handler:
             return _error(error.status, str(error))
         except CniError as error:
             return _error(500, f"{error.msg}: {error.details}" if error.details else error.msg)
+        except web.HTTPRequestEntityTooLarge:
+            return _error(413, _TOO_LARGE)
         except Exception as error:
+            if isinstance(error, ConnectionError) and client_gone(request):
+                raise  # the socket application's middleware closes quietly
             log.exception("%s %s failed", request.method, request.path)
             return _error(500, f"internal error in spiderpool agent ({type(error).__name__}); see the agent log")
 

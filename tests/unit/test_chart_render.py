@@ -176,3 +176,84 @@ def test_agent_and_controller_get_the_same_statefulset_hold(helm: Path, tmp_path
         env = {item["name"]: item.get("value") for item in container["env"]}
         holds[kind] = env["SPIDERPOOL_GC_STATEFULSET_IP_HOLD_DURATION"]
     assert holds == {"DaemonSet": "90", "Deployment": "90"}
+
+
+# ---------------------------------------------------------------------------------------------- security contexts
+DOCKERFILE = CHART.parents[1] / "deploy" / "Dockerfile"
+LOCKED_DOWN = {"allowPrivilegeEscalation": False, "readOnlyRootFilesystem": True, "privileged": False,
+               "capabilities": {"drop": ["ALL"]}, "seccompProfile": {"type": "RuntimeDefault"}}
+
+
+def _pods(objects: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    return {kind: _one(objects, kind)["spec"]["template"]["spec"] for kind in ("DaemonSet", "Deployment")}
+
+
+def _containers(pod: dict[str, Any]) -> list[dict[str, Any]]:
+    return [*pod.get("initContainers", []), *pod["containers"]]
+
+
+def _effective(pod: dict[str, Any], container: dict[str, Any]) -> dict[str, Any]:
+    """What the kubelet applies: the pod's securityContext, each field overridden by the container's."""
+    return {**pod.get("securityContext", {}), **container.get("securityContext", {})}
+
+
+def _image_user() -> str:
+    users = [line.split()[1] for line in DOCKERFILE.read_text().splitlines() if line.startswith("USER ")]
+    assert users, f"{DOCKERFILE} sets no USER"
+    return users[-1]  # the last one is the runtime stage's
+
+
+def test_h01_every_container_is_locked_down(default_objects: list[dict[str, Any]]) -> None:
+    """H01: every container of the agent and the controller (init container included): no privilege escalation, no
+    capability at all, not privileged, RuntimeDefault seccomp, read-only root filesystem with an emptyDir at /tmp."""
+    for kind, pod in _pods(default_objects).items():
+        volumes = {volume["name"]: volume for volume in pod["volumes"]}
+        for container in _containers(pod):
+            effective = _effective(pod, container)
+            assert {key: effective.get(key) for key in LOCKED_DOWN} == LOCKED_DOWN, (kind, container["name"])
+            [tmp] = [mount for mount in container["volumeMounts"] if mount["mountPath"] == "/tmp"]
+            assert "emptyDir" in volumes[tmp["name"]], (kind, container["name"])
+
+
+def test_h02_controller_runs_as_the_images_unprivileged_user(default_objects: list[dict[str, Any]]) -> None:
+    """H02: the controller runs non-root, as the UID and GID the image's USER names (deploy/Dockerfile), and its
+    files (TLS Secret, token) are readable by that group."""
+    pod = _pods(default_objects)["Deployment"]
+    [container] = pod["containers"]
+    effective = _effective(pod, container)
+    assert effective["runAsNonRoot"] is True
+    assert f"{effective['runAsUser']}:{effective['runAsGroup']}" == _image_user()
+    assert effective["runAsUser"] != 0
+    assert pod["securityContext"]["fsGroup"] == effective["runAsGroup"]
+
+
+def test_h03_agent_is_root_without_capabilities_and_only_its_host_paths(default_objects: list[dict[str, Any]]) -> None:
+    """H03: the agent (and install-cni) run as root for the root-owned host directories they write, with no
+    capability added back; the only hostPaths are the CNI bin directory (init container only) and the socket
+    directory (agent only): no /var/run/netns, no host root."""
+    pod = _pods(default_objects)["DaemonSet"]
+    host_paths = {v["name"]: v["hostPath"]["path"] for v in pod["volumes"] if "hostPath" in v}
+    assert host_paths == {"cni-bin-path": "/opt/cni/bin", "ipam-socket-dir": "/var/run/spidernet"}
+    mounted = {c["name"]: {m["name"] for m in c["volumeMounts"]} & set(host_paths) for c in _containers(pod)}
+    assert mounted == {"install-cni": {"cni-bin-path"}, "spiderpool-agent": {"ipam-socket-dir"}}
+    for container in _containers(pod):
+        effective = _effective(pod, container)
+        assert (effective["runAsUser"], effective["runAsNonRoot"]) == (0, False), container["name"]
+        assert "add" not in effective["capabilities"], container["name"]
+    assert "hostPID" not in pod
+    assert "hostIPC" not in pod
+
+
+def test_h13_security_context_values_are_honoured(helm: Path, tmp_path: Path) -> None:
+    """H13: the securityContext values reach the containers: another UID for the controller, a capability added back
+    for the agent (a site that needs it), each other field kept from the defaults."""
+    objects = _render(helm, tmp_path, {
+        "spiderpoolController": {"securityContext": {"runAsUser": 10001}, "podSecurityContext": {"fsGroup": 10001}},
+        "spiderpoolAgent": {"securityContext": {"capabilities": {"add": ["NET_ADMIN"]}}},
+    })
+    pods = _pods(objects)
+    controller = _effective(pods["Deployment"], pods["Deployment"]["containers"][0])
+    assert (controller["runAsUser"], controller["readOnlyRootFilesystem"]) == (10001, True)
+    assert pods["Deployment"]["securityContext"]["fsGroup"] == 10001
+    for container in _containers(pods["DaemonSet"]):
+        assert container["securityContext"]["capabilities"] == {"add": ["NET_ADMIN"], "drop": ["ALL"]}
