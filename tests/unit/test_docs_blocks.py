@@ -151,3 +151,24 @@ def test_relative_links_point_at_existing_files() -> None:
 def test_links_are_found() -> None:
     """The link test must not pass because the pattern stopped matching."""
     assert sum(1 for document in DOCUMENTS for _ in relative_links(document)) >= 10
+
+
+# The one place outside the repository the docs may name: upstream's optional example corpus beside the clone.
+_OPTIONAL_OUTSIDE = "../shared/upstream-examples"
+_PARENT_PATH = re.compile(r"(?<![\w./])\.\./[\w./-]+")
+
+
+def test_r06_docs_point_at_nothing_outside_the_repository() -> None:
+    """R06: a clone with nothing beside it has every file its docs point at: relative links resolve inside the
+    repository, and a ``../`` path in the text (a command, a file name in a code span) names only the optional
+    upstream corpus, which the tests skip with a reason when it is absent."""
+    outside = []
+    for document in DOCUMENTS:
+        for line, target in relative_links(document):
+            if not (document.parent / target.split("#", 1)[0]).resolve().is_relative_to(ROOT):
+                outside.append(f"{document.relative_to(ROOT)}:{line}: link {target}")
+        for number, text in enumerate(document.read_text().splitlines(), start=1):
+            for path in _PARENT_PATH.findall(_LINK.sub("", text)):
+                if not path.startswith(_OPTIONAL_OUTSIDE):
+                    outside.append(f"{document.relative_to(ROOT)}:{number}: {path}")
+    assert not outside, "docs that point outside the repository:\n" + "\n".join(outside)
