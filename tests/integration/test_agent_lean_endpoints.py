@@ -96,7 +96,7 @@ async def test_lean_del_keeps_an_alive_pod_then_releases_once_it_terminates(
 
 
 async def test_statefulset_and_ippools_pods_still_get_endpoints(cluster: Cluster, lean_agent: LeanAgent) -> None:
-    """LE03: Statefulset and ippools pods still get endpoints."""
+    """LE03: StatefulSet and IPPools pods still get endpoints."""
     node = await cluster.node()
     pool = await cluster.pool(subnet="10.188.0.0/24", ips=[span("10.188.0.2", 8)])
     second_pool = await cluster.pool(subnet="10.188.1.0/24", ips=[span("10.188.1.2", 4)])
@@ -143,7 +143,7 @@ async def test_a_pod_with_an_endpoint_keeps_it_and_del_removes_it(
 
 
 async def test_gc_releases_a_lean_pod_that_will_not_run_again(cluster: Cluster, lean_agent: LeanAgent) -> None:
-    """LE05: Gc releases a lean pod that will not run again."""
+    """LE05: GC releases a lean pod that will not run again."""
     node = await cluster.node()
     pool = await cluster.pool(subnet="10.95.0.0/24", ips=[span("10.95.0.2", 4)])
     evicted, alive = await cluster.pod(node), await cluster.pod(node)

@@ -47,7 +47,7 @@ async def _statefulset(apps: AppsV1Api, name: str, replicas: int) -> V1OwnerRefe
 
 
 async def test_ippools_multi_nic_first_add_allocates_every_nic(cluster: Cluster, node_agent: AgentLauncher) -> None:
-    """AW01: Ippools multi nic first ADD allocates every nic."""
+    """AW01: IPPools multi NIC first ADD allocates every NIC."""
     node = await cluster.node()
     eth0_pool = await cluster.pool(subnet="10.81.0.0/24", ips=[span("10.81.0.2", 4)], gateway="10.81.0.1")
     net1_pool = await cluster.pool(subnet="10.81.1.0/24", ips=[span("10.81.1.2", 4)], gateway="10.81.1.1")
@@ -74,7 +74,7 @@ async def test_ippools_multi_nic_first_add_allocates_every_nic(cluster: Cluster,
 async def test_statefulset_pod_recreated_with_a_new_uid_keeps_its_address(
     cluster: Cluster, node_agent: AgentLauncher
 ) -> None:
-    """AW02: Statefulset pod recreated with a new uid keeps its address."""
+    """AW02: StatefulSet pod recreated with a new UID keeps its address."""
     node = await cluster.node()
     pool = await cluster.pool(subnet="10.82.0.0/24", ips=[span("10.82.0.2", 8)])
     apps = AppsV1Api(cluster.api)
@@ -190,7 +190,7 @@ async def test_check_and_add_trust_the_records_over_the_endpoint(cluster: Cluste
 async def test_gc_releases_dead_pods_missing_from_the_valid_list_only(
     cluster: Cluster, node_agent: AgentLauncher
 ) -> None:
-    """AW06: Gc releases dead pods missing from the valid list only."""
+    """AW06: GC releases dead pods missing from the valid list only."""
     node = await cluster.node()
     pool = await cluster.pool(subnet="10.86.0.0/24", ips=[span("10.86.0.2", 8)])
     dead, listed, alive, stopping = [await cluster.pod(node) for _ in range(4)]
@@ -215,7 +215,7 @@ async def test_gc_releases_dead_pods_missing_from_the_valid_list_only(
 
 
 async def test_unnamed_ippools_nics_are_served_in_annotation_order(cluster: Cluster, node_agent: AgentLauncher) -> None:
-    """AW07: Unnamed ippools nics are served in annotation order."""
+    """AW07: Unnamed IPPools NICs are served in annotation order."""
     node = await cluster.node()
     first = await cluster.pool(subnet="10.87.0.0/24", ips=[span("10.87.0.2", 4)])
     second = await cluster.pool(subnet="10.87.1.0/24", ips=[span("10.87.1.2", 4)])

@@ -130,7 +130,7 @@ async def test_get_pools_and_subnets_show_usage(scene: Scene) -> None:
 
 
 async def test_who_has_names_pool_pod_uid_node_and_nic(scene: Scene) -> None:
-    """CL02: Who has names pool pod uid node and nic."""
+    """CL02: Who has names pool pod UID node and NIC."""
     found = spiderpoolctl(scene, "who-has", "10.231.0.1", "-o", "json")
     assert found.code == 0
     assert found.json() == [{"ip": "10.231.0.1", "pool": scene.pool, "pod": f"{scene.namespace}/alive",
@@ -142,7 +142,7 @@ async def test_who_has_names_pool_pod_uid_node_and_nic(scene: Scene) -> None:
 
 
 async def test_describe_pod_lists_its_addresses_per_nic(scene: Scene) -> None:
-    """CL03: Describe pod lists its addresses per nic."""
+    """CL03: Describe pod lists its addresses per NIC."""
     described = spiderpoolctl(scene, "describe", "pod", f"{scene.namespace}/alive")
     assert described.code == 0
     assert f"podUid: {scene.alive_uid}" in described.stdout
@@ -169,7 +169,7 @@ async def test_check_reports_leaks_and_drift_and_exits_1(scene: Scene, api: ApiC
 
 
 async def test_gc_dry_run_says_what_would_be_released_and_why(scene: Scene, api: ApiClient) -> None:
-    """CL05: Gc dry run says what would be released and why."""
+    """CL05: GC dry run says what would be released and why."""
     result = spiderpoolctl(scene, "gc", "--dry-run", "-o", "json")
     assert result.code == 0
     ours = {line["ip"]: (line["verdict"], line["reason"]) for line in result.json() if line["pool"] == scene.pool}

@@ -162,7 +162,7 @@ async def test_crud_of_every_kind(api: k8s_client.ApiClient, kind_name: str) -> 
 
 
 async def test_ippool_status_subresource_holds_the_upstream_format(api: k8s_client.ApiClient) -> None:
-    """CR02: Ippool status subresource holds the upstream format."""
+    """CR02: IPPool status subresource holds the upstream format."""
     pools = Objects(api, KIND_BY_NAME["SpiderIPPool"])
     name = unique("status")
     created = await pools.create({"metadata": {"name": name}, "spec": {"subnet": "10.30.0.0/24", "ips": ["10.30.0.5"]}})

@@ -134,7 +134,7 @@ async def test_batching_off_writes_one_update_per_intent(
 
 
 async def test_allocation_is_idempotent_by_pod_uid(api: ApiClient, writers: Callable[..., PoolStatusWriter]) -> None:
-    """SW03: Allocation is idempotent by pod uid."""
+    """SW03: Allocation is idempotent by pod UID."""
     pool = await make_pool(api, size=8)
     candidates = addresses("10.50.0.1", 8)
     writer = writers(redecide=first_fit(candidates))

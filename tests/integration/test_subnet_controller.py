@@ -227,7 +227,7 @@ async def test_i04_reclaim_false_pool_kept_and_reused_by_same_kind_only(subnets:
 
 
 async def test_i05_fixed_and_flexible_ip_numbers(subnets: Subnets) -> None:
-    """I05: Fixed and flexible ip numbers."""
+    """I05: Fixed and flexible IP numbers."""
     subnet = await subnets.subnet("10.213.5.0/24", ["10.213.5.1-10.213.5.40"])
     fixed, flexible = unique("fixed"), unique("flex")
     await subnets.app("Deployment", fixed, subnet=subnet, replicas=1, extra={"ipam.spidernet.io/ippool-ip-number": "5"})
@@ -267,7 +267,7 @@ async def test_i06_exclude_ips_and_reserved_ips_are_never_taken(subnets: Subnets
 
 
 async def test_i07_two_subnets_of_one_network_never_hand_out_the_same_ip(subnets: Subnets) -> None:
-    """I07: Two subnets of one network never hand out the same ip."""
+    """I07: Two subnets of one network never hand out the same IP."""
     first = await subnets.subnet("10.213.7.0/24", ["10.213.7.1-10.213.7.10"])
     second = await subnets.subnet("10.213.7.0/24", ["10.213.7.5-10.213.7.20"])
     a, b = unique("twa"), unique("twb")

@@ -119,7 +119,7 @@ async def test_w02_gateway_outside_subnet_rejected(stores: SpiderStores) -> None
 
 
 async def test_w03_overlapping_cidr_rejected_naming_the_other_pool(stores: SpiderStores) -> None:
-    """W03: Overlapping cidr rejected naming the other pool."""
+    """W03: Overlapping CIDR rejected naming the other pool."""
     first = _uniq("w03")
     await stores.ippools.create(_pool(first, subnet="10.64.0.0/16", ips=["10.64.0.10"]))
     message = await _rejected(stores.ippools.create(_pool(_uniq("w03b"), subnet="10.64.1.0/24", ips=["10.64.1.10"])))
@@ -141,7 +141,7 @@ async def test_w04_same_subnet_overlapping_ips_rejected(stores: SpiderStores) ->
 
 
 async def test_w05_subnet_immutable_and_allocated_ip_kept(stores: SpiderStores, api: ApiClient) -> None:
-    """W05: Subnet immutable and allocated ip kept."""
+    """W05: Subnet immutable and allocated IP kept."""
     name = _uniq("w05")
     pod, uid = await _live_pod(api)
     await stores.ippools.create(_pool(name, subnet="10.66.0.0/24", ips=["10.66.0.10-10.66.0.20"]))
@@ -181,7 +181,7 @@ async def test_w06_subnet_adopts_pool_and_bounds_its_ips(stores: SpiderStores) -
 
 
 async def test_w07_reserved_ip_mutation_and_allocated_refusal(stores: SpiderStores, api: ApiClient) -> None:
-    """W07: Reserved ip mutation and allocated refusal."""
+    """W07: Reserved IP mutation and allocated refusal."""
     pod, uid = await _live_pod(api)
     created = await stores.reserved_ips.create(_pool(_uniq("w07"), ips=["10.68.0.5", "10.68.0.3-10.68.0.4"]))
     assert created["spec"] == {"ipVersion": 4, "ips": ["10.68.0.3-10.68.0.5"]}

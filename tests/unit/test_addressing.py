@@ -47,6 +47,7 @@ V4 = int(ipaddress.IPv4Address("10.0.0.0"))
     ],
 )
 def test_parse_ip_accepts_addresses_of_the_family(text: str, version: int, expected: int) -> None:
+    """AD01: Parse IP accepts addresses of the family."""
     assert parse_ip(text, version=version, field="f") == expected
 
 
@@ -65,6 +66,7 @@ def test_parse_ip_accepts_addresses_of_the_family(text: str, version: int, expec
     ],
 )
 def test_parse_ip_rejects_with_field_value_and_reason(text: object, version: int, reason_part: str) -> None:
+    """AD02: Parse IP rejects with field value and reason."""
     with pytest.raises(FieldError) as caught:
         parse_ip(text, version=version, field="spec.gateway")
     assert caught.value.field == "spec.gateway"
@@ -79,16 +81,19 @@ def test_parse_ip_rejects_with_field_value_and_reason(text: object, version: int
      ("x", None), ("", None)],
 )
 def test_ip_version_of(text: str, expected: int | None) -> None:
+    """AD03: IP version of."""
     assert ip_version_of(text) == expected
 
 
 @pytest.mark.parametrize("value", [4, 6])
 def test_check_version_accepts_4_and_6(value: int) -> None:
+    """AD04: Check version accepts 4 and 6."""
     assert check_version(value) == value
 
 
 @pytest.mark.parametrize("value", [5, "4", True, 4.0, None])
 def test_check_version_rejects_others(value: object) -> None:
+    """AD05: Check version rejects others."""
     with pytest.raises(FieldError, match="supported values: 4, 6"):
         check_version(value, field="spec.ipVersion")
 
@@ -102,6 +107,7 @@ def test_check_version_rejects_others(value: object) -> None:
     ],
 )
 def test_parse_ip_range(text: str, expected: tuple[int, int]) -> None:
+    """AD06: Parse IP range."""
     assert parse_ip_range(text, version=4, field="f") == expected
 
 
@@ -116,6 +122,7 @@ def test_parse_ip_range(text: str, expected: tuple[int, int]) -> None:
     ],
 )
 def test_parse_ip_range_rejects(text: str, reason_part: str) -> None:
+    """AD07: Parse IP range rejects."""
     with pytest.raises(FieldError) as caught:
         parse_ip_range(text, version=4, field="spec.ips[3]")
     assert caught.value.field == "spec.ips[3]"
@@ -124,6 +131,7 @@ def test_parse_ip_range_rejects(text: str, reason_part: str) -> None:
 
 
 def test_parse_ip_ranges_merges_overlaps_and_neighbours_and_sorts() -> None:
+    """AD08: Parse IP ranges merges overlaps and neighbours and sorts."""
     ranges = parse_ip_ranges(
         ["10.0.0.20-10.0.0.30", "10.0.0.1", "10.0.0.2-10.0.0.5", "10.0.0.25-10.0.0.40", "10.0.0.50"],
         version=4, field="spec.ips",
@@ -132,12 +140,14 @@ def test_parse_ip_ranges_merges_overlaps_and_neighbours_and_sorts() -> None:
 
 
 def test_parse_ip_ranges_reports_every_bad_item_by_index() -> None:
+    """AD09: Parse IP ranges reports every bad item by index."""
     with pytest.raises(InvalidSpec) as caught:
         parse_ip_ranges(["10.0.0.1", "bogus", "10.0.0.9-10.0.0.1", 5], version=4, field="spec.excludeIPs")
     assert caught.value.fields == ("spec.excludeIPs[1]", "spec.excludeIPs[2]", "spec.excludeIPs[3]")
 
 
 def test_parse_ip_ranges_rejects_a_non_list() -> None:
+    """AD10: Parse IP ranges rejects a non list."""
     with pytest.raises(InvalidSpec) as caught:
         parse_ip_ranges("10.0.0.1", version=4, field="spec.ips")
     assert caught.value.fields == ("spec.ips",)
@@ -158,6 +168,7 @@ def test_parse_ip_ranges_rejects_a_non_list() -> None:
 )
 def test_canonical_ranges_are_written_as_upstream_writes_them(values: list[str], version: int,
                                                               expected: list[str]) -> None:
+    """AD11: Canonical ranges are written as upstream writes them."""
     assert canonical_ip_ranges(values, version=version, field="spec.ips") == expected
 
 
@@ -172,6 +183,7 @@ def _ranges(draw_max: int) -> st.SearchStrategy[list[tuple[int, int]]]:
 
 @given(_ranges(2**32 - 1))
 def test_merge_ranges_keeps_exactly_the_same_addresses(ranges: list[tuple[int, int]]) -> None:
+    """AD12: Merge ranges keeps exactly the same addresses."""
     merged = merge_ranges(ranges)
     assert _addresses(merged) == _addresses(ranges)
     for (_, last), (first, _) in itertools.pairwise(merged):
@@ -180,6 +192,7 @@ def test_merge_ranges_keeps_exactly_the_same_addresses(ranges: list[tuple[int, i
 
 @given(_ranges(2**32 - 1))
 def test_v4_canonical_text_round_trips(ranges: list[tuple[int, int]]) -> None:
+    """AD13: V4 canonical text round trips."""
     merged = merge_ranges(ranges)
     text = format_ip_ranges(merged, version=4)
     assert parse_ip_ranges(text, version=4, field="f") == merged
@@ -188,6 +201,7 @@ def test_v4_canonical_text_round_trips(ranges: list[tuple[int, int]]) -> None:
 
 @given(_ranges(2**128 - 1))
 def test_v6_canonical_text_round_trips_and_matches_python(ranges: list[tuple[int, int]]) -> None:
+    """AD14: V6 canonical text round trips and matches python."""
     merged = merge_ranges(ranges)
     text = format_ip_ranges(merged, version=6)
     assert all(is_canonical_ipv6(part) or ipaddress.IPv6Address(part).ipv4_mapped
@@ -199,6 +213,7 @@ def test_v6_canonical_text_round_trips_and_matches_python(ranges: list[tuple[int
 
 @given(_ranges(5000), _ranges(5000))
 def test_set_operations_agree_with_python_sets(a: list[tuple[int, int]], b: list[tuple[int, int]]) -> None:
+    """AD15: Set operations agree with python sets."""
     ma, mb = merge_ranges(a), merge_ranges(b)
     sa, sb = _addresses(ma), _addresses(mb)
     assert _addresses(subtract_ranges(ma, mb)) == sa - sb
@@ -211,6 +226,7 @@ def test_set_operations_agree_with_python_sets(a: list[tuple[int, int]], b: list
 
 
 def test_subtract_ranges_table() -> None:
+    """AD16: Subtract ranges table."""
     assert subtract_ranges([(1, 10), (20, 30)], [(0, 2), (5, 5), (9, 21), (25, 26)]) == [(3, 4), (6, 8), (22, 24),
                                                                                          (27, 30)]
     assert subtract_ranges([(1, 10)], []) == [(1, 10)]
@@ -231,6 +247,7 @@ def test_subtract_ranges_table() -> None:
 )
 def test_parse_cidr_clears_host_bits_and_tells_canonical_text(text: str, network: str, prefix: int,
                                                               canonical: bool) -> None:
+    """AD17: Parse CIDR clears host bits and tells canonical text."""
     cidr = parse_cidr(text, field="spec.subnet")
     assert cidr.network == int(ipaddress.ip_address(network))
     assert cidr.prefix_len == prefix
@@ -251,6 +268,7 @@ def test_parse_cidr_clears_host_bits_and_tells_canonical_text(text: str, network
     ],
 )
 def test_parse_cidr_rejects(text: str, version: int | None, reason_part: str) -> None:
+    """AD18: Parse CIDR rejects."""
     with pytest.raises(FieldError) as caught:
         parse_cidr(text, version=version, field="spec.subnet")
     assert caught.value.field == "spec.subnet"
@@ -259,6 +277,7 @@ def test_parse_cidr_rejects(text: str, version: int | None, reason_part: str) ->
 
 
 def test_cidr_membership_and_bounds() -> None:
+    """AD19: CIDR membership and bounds."""
     cidr = parse_cidr("10.0.0.0/30", field="f")
     assert (cidr.first, cidr.last) == (V4, V4 + 3)
     assert cidr.contains(V4 + 3)
@@ -276,12 +295,14 @@ def test_cidr_membership_and_bounds() -> None:
     [("10.148.4.0/24", "10-148-4-0-24"), ("fd00:172:18::/64", "fd00-172-18---64"), ("10.6.0.1/16", "10-6-0-0-16")],
 )
 def test_cidr_label_value_as_upstream(cidr: str, label: str) -> None:
+    """AD20: CIDR label value as upstream."""
     assert cidr_label_value(cidr) == label
 
 
 @settings(max_examples=300)
 @given(st.integers(0, 2**128 - 1))
 def test_is_canonical_ipv6_agrees_with_rfc5952_printing(value: int) -> None:
+    """AD21: Is canonical IPv6 agrees with rfc5952 printing."""
     address = ipaddress.IPv6Address(value)
     text = address.compressed
     assert is_canonical_ipv6(text) is (address.ipv4_mapped is None)
@@ -297,4 +318,5 @@ def test_is_canonical_ipv6_agrees_with_rfc5952_printing(value: int) -> None:
      ("1:0:0:2:0:0:0:3", False), ("1:0:0:2::3", True), ("1::2:0:0:3", True), ("01::1", False), ("", False)],
 )
 def test_is_canonical_ipv6_table(text: str, canonical: bool) -> None:
+    """AD22: Is canonical IPv6 table."""
     assert is_canonical_ipv6(text) is canonical

@@ -15,6 +15,7 @@ def load(argv: list[str], env: dict[str, str] | None = None) -> AgentConfig:
 
 
 def test_defaults_and_environment_fallbacks() -> None:
+    """AC01: Defaults and environment fallbacks."""
     config = load([], {"NODE_NAME": "n1"})
     assert (config.node_name, str(config.socket_path), config.health_port, config.metrics_port, config.log_level) == (
         "n1", "/var/run/spidernet/spiderpool.sock", 5710, 5711, "info")
@@ -29,6 +30,7 @@ def test_defaults_and_environment_fallbacks() -> None:
 
 
 def test_config_dir_reads_conf_yml_and_cluster_network(tmp_path: Path) -> None:
+    """AC02: Config dir reads conf yml and cluster network."""
     (tmp_path / "conf.yml").write_text(
         "ipamUnixSocketPath: /run/other.sock\nenableIPv6: false\nenableStatefulSet: false\n"
         "clusterSubnetDefaultFlexibleIPNumber: 3\ntuneSysctlConfig: true\n")
@@ -55,12 +57,14 @@ def test_config_dir_reads_conf_yml_and_cluster_network(tmp_path: Path) -> None:
     ],
 )
 def test_errors_name_the_setting(argv: list[str], env: dict[str, str], message: str) -> None:
+    """AC03: Errors name the setting."""
     with pytest.raises(ConfigError) as error:
         load(argv, env)
     assert str(error.value).startswith(message)
 
 
 def test_conf_yml_errors_name_the_key() -> None:
+    """AC04: Conf yml errors name the key."""
     with pytest.raises(ConfigError, match=r"conf.yml: enableIPv4: expected true or false, got 'yes please'"):
         parse_conf_yml("enableIPv4: yes please\n")
     with pytest.raises(ConfigError, match="expected a mapping"):

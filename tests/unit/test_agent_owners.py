@@ -35,6 +35,7 @@ def pod(*owners: dict[str, Any]) -> dict[str, Any]:
 
 
 async def test_top_controllers() -> None:
+    """AO01: Top controllers."""
     reader = FakeReader({
         ("ReplicaSet", "web-5d8f"): {"metadata": {"ownerReferences": [ref("apps/v1", "Deployment", "web")]}},
         ("ReplicaSet", "lonely"): {"metadata": {}},
@@ -64,6 +65,7 @@ async def test_top_controllers() -> None:
 
 
 def test_readiness_says_why_not() -> None:
+    """AO02: Readiness says why not."""
     readiness = Readiness()
     assert readiness.problem() == "the agent's caches of pools, endpoints and pods have not synced yet"
     readiness.synced = True

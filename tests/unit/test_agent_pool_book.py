@@ -39,6 +39,7 @@ class Feed:
 
 
 def test_choices_skip_recorded_and_in_flight_addresses() -> None:
+    """APB01: Choices skip recorded and in flight addresses."""
     book = PoolBook()
     Feed(book).pool(pool("p", ["10.0.0.1-10.0.0.4"], {"10.0.0.1": "u1"}))
     assert book.choose("p", "u2") == "10.0.0.2"
@@ -48,6 +49,7 @@ def test_choices_skip_recorded_and_in_flight_addresses() -> None:
 
 
 def test_watch_diffs_mark_and_free_addresses_without_rebuilding() -> None:
+    """APB02: Watch diffs mark and free addresses without rebuilding."""
     book = PoolBook()
     feed = Feed(book)
     feed.pool(pool("p", ["10.0.0.1-10.0.0.3"], {"10.0.0.1": "u1", "10.0.0.2": "u2"}))
@@ -60,6 +62,7 @@ def test_watch_diffs_mark_and_free_addresses_without_rebuilding() -> None:
 
 
 def test_settle_keeps_durable_records_and_frees_a_choice_replaced_by_an_existing_record() -> None:
+    """APB03: Settle keeps durable records and frees a choice replaced by an existing record."""
     book = PoolBook()
     Feed(book).pool(pool("p", ["10.0.0.1-10.0.0.3"], {"10.0.0.3": "u1"}))
     chosen = book.choose("p", "u2")
@@ -76,6 +79,7 @@ def test_settle_keeps_durable_records_and_frees_a_choice_replaced_by_an_existing
 
 
 def test_redecide_trusts_the_servers_records_over_stale_marks() -> None:
+    """APB04: Redecide trusts the servers records over stale marks."""
     book = PoolBook()
     feed = Feed(book)
     feed.pool(pool("p", ["10.0.0.1-10.0.0.2"], {"10.0.0.1": "u1", "10.0.0.2": "u2"}))
@@ -87,6 +91,7 @@ def test_redecide_trusts_the_servers_records_over_stale_marks() -> None:
 
 
 def test_reserved_ips_and_range_changes() -> None:
+    """APB05: Reserved ips and range changes."""
     book = PoolBook()
     feed = Feed(book)
     feed.pool(pool("p", ["10.0.0.1-10.0.0.3"], {"10.0.0.3": "u1"}))
@@ -99,6 +104,7 @@ def test_reserved_ips_and_range_changes() -> None:
 
 
 def test_invalid_and_deleted_pools() -> None:
+    """APB06: Invalid and deleted pools."""
     book = PoolBook()
     feed = Feed(book)
     feed.pool(pool("bad", ["10.9.9.9-10.9.9.1"]))

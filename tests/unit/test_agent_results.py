@@ -25,6 +25,7 @@ def view(name: str, subnet: str, gateway: str, **spec: Any) -> PoolView:
 
 
 def test_entries_round_trip_and_default_routes_are_derived() -> None:
+    """AR01: Entries round trip and default routes are derived."""
     v4 = view("v4", "10.1.0.0/16", "10.1.0.1", routes=[{"dst": "10.9.0.0/16", "gw": "10.1.0.254"}])
     v6 = view("v6", "fd00:1::/64", "fd00:1::1")
     net1 = view("n1", "10.2.0.0/24", "10.2.0.1")
@@ -72,6 +73,7 @@ def pod(**fields: Any) -> dict[str, Any]:
     ],
 )
 def test_pod_liveness(obj: dict[str, Any], reason: str | None) -> None:
+    """AR02: Pod liveness."""
     assert not_alive_reason(obj) == reason
 
 
@@ -83,6 +85,7 @@ def statefulset(replicas: int | None, start: int | None = None) -> dict[str, Any
 
 
 def test_statefulset_ordinals() -> None:
+    """AR03: StatefulSet ordinals."""
     assert statefulset_ordinal("web-12", "web") == 12
     assert statefulset_ordinal("web-x", "web") is None
     assert statefulset_ordinal("webapp-1", "web") is None
@@ -95,6 +98,7 @@ def test_statefulset_ordinals() -> None:
 
 
 def test_grace_period() -> None:
+    """AR04: Grace period."""
     terminating = pod(metadata={"deletionTimestamp": "2026-01-01T00:00:30Z"})
     deadline = 1767225630.0  # 2026-01-01T00:00:30Z
     assert in_grace_period(terminating, now=deadline - 1)

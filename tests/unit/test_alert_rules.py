@@ -130,23 +130,27 @@ def _run_promtool(tmp_path: Path, series: Mapping[str, str], alert_test: dict[st
 
 
 def test_every_alert_has_a_case() -> None:
+    """ALR01: Every alert has a case."""
     alerts = sorted(rule["alert"] for rule in _rules() if "alert" in rule)
     assert alerts == sorted(case.alert for case in CASES)
 
 
 def test_descriptions_refer_only_to_labels() -> None:
+    """ALR02: Descriptions refer only to labels."""
     for rule in _rules():
         leftover = _LABEL_REF.sub("", rule["annotations"]["description"])
         assert "{{" not in leftover, f"{rule['alert']}: description templates other than $labels: {leftover!r}"
 
 
 def test_rules_file_is_valid() -> None:
+    """ALR03: Rules file is valid."""
     proc = subprocess.run([_promtool(), "check", "rules", str(RULES)], capture_output=True, text=True, check=False)
     assert proc.returncode == 0, proc.stdout + proc.stderr
 
 
 @pytest.mark.parametrize("case", CASES, ids=lambda case: case.alert)
 def test_alert_fires(case: AlertCase, tmp_path: Path) -> None:
+    """ALR04: Alert fires."""
     expected = {"exp_labels": dict(case.labels),
                 "exp_annotations": {"summary": case.summary, "description": _description(case.alert, case.labels)}}
     _run_promtool(tmp_path, case.firing, {"eval_time": case.eval_time, "alertname": case.alert,
@@ -155,6 +159,7 @@ def test_alert_fires(case: AlertCase, tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("case", CASES, ids=lambda case: case.alert)
 def test_alert_stays_quiet(case: AlertCase, tmp_path: Path) -> None:
+    """ALR05: Alert stays quiet."""
     _run_promtool(tmp_path, case.quiet, {"eval_time": case.eval_time, "alertname": case.alert, "exp_alerts": []})
 
 
@@ -165,6 +170,7 @@ def _exported_names(registry: CollectorRegistry) -> set[str]:
 
 
 def test_rules_use_only_exported_metrics() -> None:
+    """ALR06: Rules use only exported metrics."""
     agent = AgentMetrics()
     agent.watch(writer_stats=WriterStats, pool_usage=lambda: iter([("p1", 10, 1)]))
     exported = _exported_names(agent.registry) | _exported_names(ControllerMetrics().registry) | PROMETHEUS_METRICS
@@ -174,6 +180,7 @@ def test_rules_use_only_exported_metrics() -> None:
 
 
 def test_dashboard_uses_only_exported_metrics() -> None:
+    """ALR07: Dashboard uses only exported metrics."""
     dashboard = json.loads((RULES.parent / "grafana-dashboard.json").read_text())
     agent = AgentMetrics()
     agent.watch(writer_stats=WriterStats, pool_usage=lambda: iter([("p1", 10, 1)]))

@@ -19,6 +19,7 @@ UPSTREAM = '{"172.18.40.10":{"pod":"default/app-58b7-mvwpf","podUid":"4009cb83-9
 
 
 def test_decodes_upstreams_format() -> None:
+    """ALC01: Decodes upstreams format."""
     records = decode_allocated_ips(UPSTREAM)
     record = records["172.18.40.10"]
     assert record == PoolIPAllocation(pod="default/app-58b7-mvwpf", pod_uid="4009cb83-9a6f-4b5c-8d2e-3f1a2b3c4d5e")
@@ -27,6 +28,7 @@ def test_decodes_upstreams_format() -> None:
 
 
 def test_encodes_byte_for_byte_like_go() -> None:
+    """ALC02: Encodes byte for byte like go."""
     records = {
         "10.0.0.2": PoolIPAllocation("ns/b", "uid-b"),
         "10.0.0.10": PoolIPAllocation("ns/a", "uid-a"),
@@ -42,10 +44,12 @@ def test_encodes_byte_for_byte_like_go() -> None:
 
 @pytest.mark.parametrize("empty", [None, ""])
 def test_absent_status_is_no_records(empty: str | None) -> None:
+    """ALC03: Absent status is no records."""
     assert decode_allocated_ips(empty) == {}
 
 
 def test_no_records_encode_to_an_absent_field() -> None:
+    """ALC04: No records encode to an absent field."""
     assert encode_allocated_ips({}) is None
     assert decode_allocated_ips("{}") == {}
 
@@ -76,12 +80,14 @@ def test_no_records_encode_to_an_absent_field() -> None:
     ],
 )
 def test_malformed_status_is_rejected_with_what_and_where(text: str, message: str) -> None:
+    """ALC05: Malformed status is rejected with what and where."""
     with pytest.raises(AllocationsFormatError, match=r"status\.allocatedIPs") as caught:
         decode_allocated_ips(text)
     assert message in str(caught.value)
 
 
 def test_family_is_checked_when_asked() -> None:
+    """ALC06: Family is checked when asked."""
     v4 = '{"10.0.0.1": {"pod": "ns/a", "podUid": "u"}}'
     v6 = '{"fd00::1": {"pod": "ns/a", "podUid": "u"}}'
     assert decode_allocated_ips(v4, version=4)
@@ -93,11 +99,13 @@ def test_family_is_checked_when_asked() -> None:
 
 
 def test_keys_come_back_canonical() -> None:
+    """ALC07: Keys come back canonical."""
     records = decode_allocated_ips('{"FD00:0::0001": {"pod": "ns/a", "podUid": "u"}}')
     assert list(records) == ["fd00::1"]
 
 
 def test_field_names_match_case_insensitively_like_go() -> None:
+    """ALC08: Field names match case insensitively like go."""
     records = decode_allocated_ips('{"10.0.0.1": {"Pod": "ns/a", "PODUID": "u", "extra": 1}}')
     assert records == {"10.0.0.1": PoolIPAllocation("ns/a", "u")}
 
@@ -111,6 +119,7 @@ _V6 = st.integers(0, 2**128 - 1).map(ipaddress.IPv6Address).filter(lambda a: a.i
 
 @given(st.dictionaries(_V4, _RECORD, max_size=15))
 def test_v4_round_trip(records: dict[str, PoolIPAllocation]) -> None:
+    """ALC09: V4 round trip."""
     text = encode_allocated_ips(records)
     assert decode_allocated_ips(text) == records
     assert (text is None) == (not records)
@@ -121,12 +130,14 @@ def test_v4_round_trip(records: dict[str, PoolIPAllocation]) -> None:
 
 @given(st.dictionaries(_V6, _RECORD, max_size=15))
 def test_v6_round_trip(records: dict[str, PoolIPAllocation]) -> None:
+    """ALC10: V6 round trip."""
     text = encode_allocated_ips(records)
     assert decode_allocated_ips(text, version=6) == records
     assert allocated_ip_count(decode_allocated_ips(text)) == len(records)
 
 
 def test_a_full_pool_decodes() -> None:
+    """ALC11: A full pool decodes."""
     records = {str(ipaddress.IPv4Address(0x0A000000 + i)): PoolIPAllocation(f"ns/pod-{i}", f"uid-{i}")
                for i in range(16_000)}
     text = encode_allocated_ips(records)

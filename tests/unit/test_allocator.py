@@ -61,6 +61,7 @@ def drain(allocator: Allocator) -> list[int]:
 
 
 def test_ranges_are_merged_and_walked_in_ascending_order(impl: Impl) -> None:
+    """ALO01: Ranges are merged and walked in ascending order."""
     pool = impl.pool(4, (v4("10.0.0.20"), v4("10.0.0.22")), (v4("10.0.0.1"), v4("10.0.0.3")),
                      (v4("10.0.0.2"), v4("10.0.0.5")), (v4("10.0.0.6"), v4("10.0.0.6")))
     assert (pool.version, pool.capacity, pool.free_count, pool.used_count) == (4, 9, 9, 0)
@@ -71,6 +72,7 @@ def test_ranges_are_merged_and_walked_in_ascending_order(impl: Impl) -> None:
 
 
 def test_empty_pool_has_nothing_to_give(impl: Impl) -> None:
+    """ALO02: Empty pool has nothing to give."""
     pool = impl.pool(6)
     assert (pool.capacity, pool.free_count) == (0, 0)
     assert pool.allocate() is None
@@ -95,6 +97,7 @@ def test_empty_pool_has_nothing_to_give(impl: Impl) -> None:
 def test_bad_construction_names_the_field_and_value(
     impl: Impl, version: int, ranges: list[tuple[int, int]], field: str, shown: str
 ) -> None:
+    """ALO03: Bad construction names the field and value."""
     with pytest.raises(AllocatorError) as caught:
         impl.cls(version=version, ranges=ranges)
     assert caught.value.field == field
@@ -102,6 +105,7 @@ def test_bad_construction_names_the_field_and_value(
 
 
 def test_capacity_limit_is_two_to_the_24(impl: Impl) -> None:
+    """ALO04: Capacity limit is two to the 24."""
     base = v6("fd00:1::")
     pool = impl.pool(6, (base, base + (1 << 24) - 1))
     assert pool.capacity == 1 << 24
@@ -117,6 +121,7 @@ def test_capacity_limit_is_two_to_the_24(impl: Impl) -> None:
 
 
 def test_allocate_specific_says_why_it_refuses(impl: Impl) -> None:
+    """ALO05: Allocate specific says why it refuses."""
     pool = impl.pool(4, (v4("10.0.0.1"), v4("10.0.0.9")), (v4("10.0.0.20"), v4("10.0.0.29")))
     pool.set_excluded([(v4("10.0.0.5"), v4("10.0.0.5"))])
     pool.set_reserved([(v4("10.0.0.6"), v4("10.0.0.6"))])
@@ -133,6 +138,7 @@ def test_allocate_specific_says_why_it_refuses(impl: Impl) -> None:
 
 
 def test_allocate_n_is_all_or_nothing(impl: Impl) -> None:
+    """ALO06: Allocate n is all or nothing."""
     pool = impl.pool(4, (100, 104))
     pool.set_reserved([(101, 101)])
     before = pool.snapshot()
@@ -148,6 +154,7 @@ def test_allocate_n_is_all_or_nothing(impl: Impl) -> None:
 
 
 def test_release_frees_for_the_next_lowest_first_allocation(impl: Impl) -> None:
+    """ALO07: Release frees for the next lowest first allocation."""
     pool = impl.pool(6, (v6("2001:db8::a"), v6("2001:db8::f")))
     assert pool.allocate_n(3) == [v6("2001:db8::a"), v6("2001:db8::b"), v6("2001:db8::c")]
     assert pool.release(v6("2001:db8::b")) is True
@@ -159,6 +166,7 @@ def test_release_frees_for_the_next_lowest_first_allocation(impl: Impl) -> None:
 
 
 def test_mark_used_records_what_a_watch_event_shows(impl: Impl) -> None:
+    """ALO08: Mark used records what a watch event shows."""
     pool = impl.pool(4, (10, 19))
     assert pool.mark_used(12) is True
     assert pool.mark_used(12) is False
@@ -173,6 +181,7 @@ def test_mark_used_records_what_a_watch_event_shows(impl: Impl) -> None:
 
 
 def test_excluded_and_reserved_are_replaced_clipped_and_counted_once(impl: Impl) -> None:
+    """ALO09: Excluded and reserved are replaced clipped and counted once."""
     pool = impl.pool(4, (10, 19), (30, 39))
     pool.set_excluded([(0, 11), (35, 50)])  # only 10-11 and 35-39 are in the pool
     assert pool.free_count == 13
@@ -188,6 +197,7 @@ def test_excluded_and_reserved_are_replaced_clipped_and_counted_once(impl: Impl)
 
 
 def test_a_used_address_that_becomes_blocked_stays_used_until_released(impl: Impl) -> None:
+    """ALO10: A used address that becomes blocked stays used until released."""
     pool = impl.pool(4, (1, 4))
     assert pool.allocate_n(2) == [1, 2]
     pool.set_excluded([(2, 3)])
@@ -204,6 +214,7 @@ def test_a_used_address_that_becomes_blocked_stays_used_until_released(impl: Imp
 
 
 def test_load_used_reports_every_rejected_text_in_order(impl: Impl) -> None:
+    """ALO11: Load used reports every rejected text in order."""
     pool = impl.pool(4, (v4("10.0.0.1"), v4("10.0.0.9")))
     pool.set_excluded([(v4("10.0.0.9"), v4("10.0.0.9"))])
     texts = ["10.0.0.2", "10.0.0.02", "10.0.0.10", "::1", "10.0.0.9", " 10.0.0.3", "10.0.0.3\x00", "junk",
@@ -218,6 +229,7 @@ def test_load_used_reports_every_rejected_text_in_order(impl: Impl) -> None:
 
 
 def test_load_used_refuses_non_strings_before_marking_anything(impl: Impl) -> None:
+    """ALO12: Load used refuses non strings before marking anything."""
     pool = impl.pool(4, (1, 9))
     with pytest.raises(AllocatorError) as caught:
         pool.load_used(["0.0.0.1", 2])  # type: ignore[list-item]
@@ -229,6 +241,7 @@ def test_load_used_refuses_non_strings_before_marking_anything(impl: Impl) -> No
 
 
 def test_rebuild_from_an_upstream_allocated_ips_string(impl: Impl) -> None:
+    """ALO13: Rebuild from an upstream allocated ips string."""
     used = [v4("172.18.40.10") + 5 * n for n in range(300)]
     records = {str(ipaddress.IPv4Address(a)): {"pod": f"default/app-{n}", "podUid": str(uuid.uuid4())}
                for n, a in enumerate(used)}
@@ -241,6 +254,7 @@ def test_rebuild_from_an_upstream_allocated_ips_string(impl: Impl) -> None:
 
 
 def test_snapshot_restores_the_same_state_and_behaviour(impl: Impl) -> None:
+    """ALO14: Snapshot restores the same state and behaviour."""
     pool = impl.pool(6, (v6("fd00::"), v6("fd00::1ff")), (v6("fd00::1000"), v6("fd00::1003")))
     pool.set_excluded([(v6("fd00::5"), v6("fd00::7"))])
     pool.set_reserved([(v6("fd00::1001"), v6("fd00::1001"))])
@@ -253,6 +267,7 @@ def test_snapshot_restores_the_same_state_and_behaviour(impl: Impl) -> None:
 
 
 def test_snapshots_are_interchangeable_between_implementations() -> None:
+    """ALO15: Snapshots are interchangeable between implementations."""
     pools = [cls(version=4, ranges=[(64, 300), (400, 401)]) for cls in (PoolAllocator, ReferenceAllocator)]
     for pool in pools:
         pool.set_excluded([(70, 140)])
@@ -296,6 +311,7 @@ MALFORMED = {
 
 @pytest.mark.parametrize("name", sorted(MALFORMED))
 def test_restore_rejects_malformed_snapshots(impl: Impl, name: str) -> None:
+    """ALO16: Restore rejects malformed snapshots."""
     with pytest.raises(AllocatorError) as caught:
         impl.restore(MALFORMED[name])  # type: ignore[arg-type]
     assert caught.value.field == "snapshot"
@@ -305,6 +321,7 @@ def test_restore_rejects_malformed_snapshots(impl: Impl, name: str) -> None:
 
 
 def test_allocate_dual_takes_both_or_neither(impl: Impl) -> None:
+    """ALO17: Allocate dual takes both or neither."""
     pool4, pool6 = impl.pool(4, (1, 2)), impl.pool(6, (v6("fd00::1"), v6("fd00::1")))
     dual = gate.allocate_dual if impl.cls is PoolAllocator else ref.allocate_dual
     assert dual(pool4, pool6) == (1, v6("fd00::1"))
@@ -335,12 +352,14 @@ def test_allocate_dual_takes_both_or_neither(impl: Impl) -> None:
     ],
 )
 def test_parse_address(impl: Impl, text: str, expected: tuple[int, int]) -> None:
+    """ALO18: Parse address."""
     assert impl.parse_address(text) == expected
 
 
 @pytest.mark.parametrize("text", ["", "1.2.3", "1.2.3.256", "01.2.3.4", "1:2:3:4:5:6:7:8:9", "fe80::1%eth0",
                                   "::ffff:1.2.3.4", "1.2.3.4 ", "\udc80"])
 def test_parse_address_rejects_and_names_the_text(impl: Impl, text: str) -> None:
+    """ALO19: Parse address rejects and names the text."""
     with pytest.raises(AllocatorError) as caught:
         impl.parse_address(text)
     assert (caught.value.field, caught.value.value) == ("address", text)
@@ -359,11 +378,13 @@ def test_parse_address_rejects_and_names_the_text(impl: Impl, text: str) -> None
     ],
 )
 def test_format_address_is_canonical(impl: Impl, version: int, address: int, text: str) -> None:
+    """ALO20: Format address is canonical."""
     assert impl.format_address(version, address) == text
     assert impl.parse_address(text) == (version, address)
 
 
 def test_format_address_validates_its_input(impl: Impl) -> None:
+    """ALO21: Format address validates its input."""
     with pytest.raises(AllocatorError) as caught:
         impl.format_address(4, 1 << 32)
     assert caught.value.field == "address"
@@ -373,7 +394,7 @@ def test_format_address_validates_its_input(impl: Impl) -> None:
 
 
 def test_summary_levels_at_full_scale(impl: Impl) -> None:
-    """A 2**24 pool, full except holes placed on word and summary-level boundaries: found lowest first."""
+    """ALO22: A 2**24 pool, full except holes placed on word and summary-level boundaries: found lowest first."""
     base = v6("fd00:ff::")
     capacity = 1 << 24
     holes = [0, 63, 64, 4095 * 64 + 1, 64 * 64 * 64 * 7, 64 * 64 * 64 * 7 + 64 * 64, capacity - 1]

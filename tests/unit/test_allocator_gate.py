@@ -23,12 +23,14 @@ IMPORTS_FASTALLOC = re.compile(
 
 
 def test_only_the_gate_imports_the_compiled_module() -> None:
+    """ALG01: Only the gate imports the compiled module."""
     importers = sorted(str(path.relative_to(PACKAGE)) for path in PACKAGE.rglob("*.py")
                        if IMPORTS_FASTALLOC.search(path.read_text()))
     assert importers == ["core/allocator.py"]
 
 
 def test_verdict_codes_match_the_compiled_core() -> None:
+    """ALG02: Verdict codes match the compiled core."""
     codes = [_fastalloc.VERDICT_OK, _fastalloc.VERDICT_TAKEN, _fastalloc.VERDICT_BLOCKED,
              _fastalloc.VERDICT_OUT_OF_RANGE]
     assert [Verdict(code) for code in codes] == [Verdict.OK, Verdict.TAKEN, Verdict.BLOCKED, Verdict.OUT_OF_RANGE]
@@ -58,12 +60,14 @@ address_like = st.one_of(
 @settings(max_examples=2000, deadline=None)
 @given(text=address_like)
 def test_the_c_parser_agrees_with_the_reference_parser(text: str) -> None:
+    """ALG03: The c parser agrees with the reference parser."""
     assert outcome(gate.parse_address, text) == outcome(ref.parse_address, text)
 
 
 @settings(max_examples=1000, deadline=None)
 @given(version=st.sampled_from([4, 6]), data=st.data())
 def test_the_c_formatter_agrees_with_ipaddress(version: int, data: st.DataObject) -> None:
+    """ALG04: The c formatter agrees with ipaddress."""
     address = data.draw(st.integers(0, ref.FAMILY_MAX[version]))
     if version == 6 and address >> 32 == 0xFFFF:
         address |= 1 << 127  # out of ::ffff:0:0/96, which Python 3.13 started printing in dotted form
@@ -74,6 +78,7 @@ def test_the_c_formatter_agrees_with_ipaddress(version: int, data: st.DataObject
 
 
 def test_memory_is_about_one_bit_per_address() -> None:
+    """ALG05: Memory is about one bit per address."""
     capacity = 1 << 24
     tracemalloc.start()
     try:
@@ -87,6 +92,7 @@ def test_memory_is_about_one_bit_per_address() -> None:
 
 
 def test_the_compiled_core_refuses_bad_input_instead_of_crashing() -> None:
+    """ALG06: The compiled core refuses bad input instead of crashing."""
     with pytest.raises(ValueError, match="spans"):
         _fastalloc.BitmapCore(4, [(10, 20), (5, 6)])
     with pytest.raises(ValueError, match="16777216"):

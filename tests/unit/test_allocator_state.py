@@ -202,6 +202,7 @@ TestAllocatorMachine = AllocatorMachine.TestCase
 @settings(max_examples=150, deadline=None)
 @given(v4_used=st.sets(st.integers(0, 2)), v6_used=st.sets(st.integers(0, 2)))
 def test_allocate_dual_takes_both_or_leaves_both_untouched(name: str, v4_used: set[int], v6_used: set[int]) -> None:
+    """ALS01: Allocate dual takes both or leaves both untouched."""
     cls = PoolAllocator if name == "compiled" else ReferenceAllocator
     dual = gate.allocate_dual if name == "compiled" else ref.allocate_dual
     base6 = 0xFD00 << 112

@@ -42,6 +42,7 @@ from spiderpool.core.errors import AnnotationError
     ],
 )
 def test_ippool_annotation(value: str, expected: PoolNames) -> None:
+    """AN01: IPPool annotation."""
     assert parse_ippool_annotation(value) == expected
 
 
@@ -56,6 +57,7 @@ def test_ippool_annotation(value: str, expected: PoolNames) -> None:
     ],
 )
 def test_malformed_ippool_annotation_names_the_annotation(value: str, reason: str) -> None:
+    """AN02: Malformed IPPool annotation names the annotation."""
     with pytest.raises(AnnotationError) as caught:
         parse_ippool_annotation(value)
     assert caught.value.annotation == IPPOOL
@@ -65,6 +67,7 @@ def test_malformed_ippool_annotation_names_the_annotation(value: str, reason: st
 
 
 def test_ippools_named_items() -> None:
+    """AN03: IPPools named items."""
     value = '[{"interface": "eth0", "ipv4": ["a"]}, {"interface": "net1", "ipv4": ["b"], "ipv6": ["c"], ' \
             '"cleangateway": true}]'
     items, unnamed = parse_ippools_annotation(value, current_nic="net1")
@@ -73,6 +76,7 @@ def test_ippools_named_items() -> None:
 
 
 def test_ippools_unnamed_items_are_indexed() -> None:
+    """AN04: IPPools unnamed items are indexed."""
     items, unnamed = parse_ippools_annotation('[{"ipv4": ["a"]}, {"ipv4": ["b"], "cleanGateway": true}]',
                                               current_nic="eth0")
     assert unnamed
@@ -93,6 +97,7 @@ def test_ippools_unnamed_items_are_indexed() -> None:
     ],
 )
 def test_ippools_rules(value: str, reason: str) -> None:
+    """AN05: IPPools rules."""
     with pytest.raises(AnnotationError) as caught:
         parse_ippools_annotation(value, current_nic="eth0")
     assert caught.value.annotation == IPPOOLS
@@ -100,12 +105,14 @@ def test_ippools_rules(value: str, reason: str) -> None:
 
 
 def test_subnet_annotation_defaults_to_eth0_and_first_subnet() -> None:
+    """AN06: Subnet annotation defaults to eth0 and first subnet."""
     annotations = {SUBNET: '{"ipv4": ["s4", "ignored"], "ipv6": ["s6"]}'}
     assert has_subnet_annotation(annotations)
     assert parse_subnet_annotations(annotations) == (SubnetRequest("eth0", "s4", "s6"),)
 
 
 def test_subnets_beats_subnet() -> None:
+    """AN07: Subnets beats subnet."""
     annotations = {
         SUBNET: '{"ipv4": ["ignored"]}',
         SUBNETS: '[{"interface": "eth0", "ipv4": ["a"]}, {"interface": "net1", "ipv6": ["b"]}]',
@@ -114,6 +121,7 @@ def test_subnets_beats_subnet() -> None:
 
 
 def test_no_subnet_annotation() -> None:
+    """AN08: No subnet annotation."""
     assert parse_subnet_annotations({IPPOOL: "{}"}) is None
     assert not has_subnet_annotation({IPPOOL: "{}"})
 
@@ -134,6 +142,7 @@ def test_no_subnet_annotation() -> None:
     ],
 )
 def test_subnet_rules(annotations: dict[str, str], annotation: str, reason: str) -> None:
+    """AN09: Subnet rules."""
     with pytest.raises(AnnotationError) as caught:
         parse_subnet_annotations(annotations)
     assert caught.value.annotation == annotation
@@ -146,11 +155,13 @@ def test_subnet_rules(annotations: dict[str, str], annotation: str, reason: str)
      ("0", PoolIPNumber(0, False))],
 )
 def test_pool_ip_number(value: str, expected: PoolIPNumber) -> None:
+    """AN10: Pool IP number."""
     assert parse_pool_ip_number(value) == expected
 
 
 @pytest.mark.parametrize("value", ["", "+", "-1", "++1", "1+", "a", " 1", "+-1", "\u0661"])
 def test_bad_pool_ip_number(value: str) -> None:
+    """AN11: Bad pool IP number."""
     with pytest.raises(AnnotationError) as caught:
         parse_pool_ip_number(value)
     assert caught.value.annotation == POOL_IP_NUMBER
@@ -159,15 +170,18 @@ def test_bad_pool_ip_number(value: str) -> None:
 @pytest.mark.parametrize(("value", "expected"), [("true", True), ("1", True), ("T", True), ("false", False),
                                                  ("F", False), ("0", False)])
 def test_pool_reclaim(value: str, expected: bool) -> None:
+    """AN12: Pool reclaim."""
     assert parse_pool_reclaim(value) is expected
 
 
 def test_bad_pool_reclaim() -> None:
+    """AN13: Bad pool reclaim."""
     with pytest.raises(AnnotationError, match=POOL_RECLAIM):
         parse_pool_reclaim("yes")
 
 
 def test_routes_annotation() -> None:
+    """AN14: Routes annotation."""
     routes = parse_routes_annotation('[{"dst": "10.0.0.0/16", "gw": "192.168.1.1"}, {"dst": "fd00::/64", '
                                      '"gw": "fd01::1"}]')
     assert [route.to_dict() for route in routes] == [{"dst": "10.0.0.0/16", "gw": "192.168.1.1"},
@@ -186,6 +200,7 @@ def test_routes_annotation() -> None:
     ],
 )
 def test_bad_routes_annotation(value: str, reason: str) -> None:
+    """AN15: Bad routes annotation."""
     with pytest.raises(AnnotationError) as caught:
         parse_routes_annotation(value)
     assert caught.value.annotation == ROUTES
@@ -193,6 +208,7 @@ def test_bad_routes_annotation(value: str, reason: str) -> None:
 
 
 def test_namespace_default_pools() -> None:
+    """AN16: Namespace default pools."""
     annotations = {NS_DEFAULT_IPV4_POOL: '["ns1-default-ipv4-ippool"]', NS_DEFAULT_IPV6_POOL: '["a", "b*"]'}
     assert parse_namespace_default_pools(annotations) == PoolNames(("ns1-default-ipv4-ippool",), ("a", "b*"))
     assert parse_namespace_default_pools({}) == PoolNames()

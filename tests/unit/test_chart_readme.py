@@ -21,17 +21,20 @@ def _tool() -> ModuleType:
 
 
 def test_every_value_is_documented() -> None:
+    """CHR01: Every value is documented."""
     _, errors = _tool().generate()
     assert errors == []
 
 
 def test_readme_is_current() -> None:
+    """CHR02: Readme is current."""
     readme, _ = _tool().generate()
     path = TOOL.parents[1] / "charts" / "spiderpool" / "README.md"
     assert path.read_text() == readme, "charts/spiderpool/README.md is stale: run python tools/chart_readme.py"
 
 
 def test_undocumented_and_unknown_params_are_reported(tmp_path: Path) -> None:
+    """CHR03: Undocumented and unknown params are reported."""
     (tmp_path / "values.yaml").write_text(
         "## @section S\nkept:\n  ## @param kept.a first line\n  ## and its continuation\n  a: 1\n  b: 2\n"
         "## @param ghost.key no such value\n"

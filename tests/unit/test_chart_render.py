@@ -71,11 +71,13 @@ def custom_objects(helm: Path, tmp_path_factory: pytest.TempPathFactory) -> list
 
 
 def test_helm_lint_strict(helm: Path) -> None:
+    """CHT01: Helm lint strict."""
     output = run_helm(["lint", "--strict", str(CHART)], helm=helm)
     assert "0 chart(s) failed" in output
 
 
 def test_default_render_has_the_components_and_no_optional_objects(default_objects: list[dict[str, Any]]) -> None:
+    """CHT02: Default render has the components and no optional objects."""
     kinds = _kinds(default_objects)
     assert {"CustomResourceDefinition", "DaemonSet", "Deployment", "ConfigMap", "Secret", "Service", "ClusterRole",
             "MutatingWebhookConfiguration", "ValidatingWebhookConfiguration", "Role"} <= kinds
@@ -85,6 +87,7 @@ def test_default_render_has_the_components_and_no_optional_objects(default_objec
 
 
 def test_agent_daemonset_installs_the_cni_and_probes_the_health_port(default_objects: list[dict[str, Any]]) -> None:
+    """CHT03: Agent daemonset installs the CNI and probes the health port."""
     pod = _one(default_objects, "DaemonSet", "spiderpool-agent")["spec"]["template"]["spec"]
     assert pod["hostNetwork"] is True
     init = pod["initContainers"][0]
@@ -99,6 +102,7 @@ def test_agent_daemonset_installs_the_cni_and_probes_the_health_port(default_obj
 
 
 def test_configmap_is_read_by_the_code_as_the_values_say(custom_objects: list[dict[str, Any]]) -> None:
+    """CHT04: Configmap is read by the code as the values say."""
     data = _one(custom_objects, "ConfigMap", "spiderpool-conf")["data"]
     settings = parse_conf_yml(data["conf.yml"])
     assert settings["enable_ipv6"] is False
@@ -115,6 +119,7 @@ def _webhooks_by_name(configuration: dict[str, Any]) -> Iterator[tuple[str, str,
 
 @pytest.mark.parametrize("kind", ["MutatingWebhookConfiguration", "ValidatingWebhookConfiguration"])
 def test_webhooks_match_what_the_controller_serves(default_objects: list[dict[str, Any]], kind: str) -> None:
+    """CHT05: Webhooks match what the controller serves."""
     rendered = _one(default_objects, kind)
     reference = next(c for c in webhook_configurations(name="x", base_url="https://h:1", ca_pem=b"ca")
                      if c["kind"] == kind)
@@ -125,6 +130,7 @@ def test_webhooks_match_what_the_controller_serves(default_objects: list[dict[st
 
 
 def test_generated_ca_signs_the_served_certificate(default_objects: list[dict[str, Any]]) -> None:
+    """CHT06: Generated CA signs the served certificate."""
     secret = _one(default_objects, "Secret", "spiderpool-controller-server-certs")
     bundle = _one(default_objects, "MutatingWebhookConfiguration")["webhooks"][0]["clientConfig"]["caBundle"]
     assert bundle == secret["data"]["ca.crt"]
@@ -134,11 +140,13 @@ def test_generated_ca_signs_the_served_certificate(default_objects: list[dict[st
 
 
 def test_controller_leaves_webhook_registration_to_the_chart(default_objects: list[dict[str, Any]]) -> None:
+    """CHT07: Controller leaves webhook registration to the chart."""
     args = _one(default_objects, "Deployment", "spiderpool-controller")["spec"]["template"]["spec"]["containers"][0]
     assert "--register-webhooks=none" in args["args"]
 
 
 def test_non_default_render_adds_the_optional_objects(custom_objects: list[dict[str, Any]]) -> None:
+    """CHT08: Non default render adds the optional objects."""
     kinds = _kinds(custom_objects)
     assert {"SpiderIPPool", "SpiderSubnet", "ServiceMonitor", "PrometheusRule", "PodDisruptionBudget",
             "Certificate", "Issuer"} <= kinds
@@ -153,22 +161,26 @@ def test_non_default_render_adds_the_optional_objects(custom_objects: list[dict[
 
 
 def test_prometheus_rule_embeds_the_tested_rules_file(custom_objects: list[dict[str, Any]]) -> None:
+    """CHT09: Prometheus rule embeds the tested rules file."""
     rule = _one(custom_objects, "PrometheusRule")
     assert rule["spec"] == yaml.safe_load((CHART / "files" / "alerts.yaml").read_text())
 
 
 def test_invalid_tls_method_names_the_value(helm: Path, tmp_path: Path) -> None:
+    """CHT10: Invalid tls method names the value."""
     with pytest.raises(BuildError, match=r'spiderpoolController.tls.method: .*got "selfmade"'):
         _render(helm, tmp_path, {"spiderpoolController": {"tls": {"method": "selfmade"}}})
 
 
 def test_default_pool_without_ranges_names_the_value(helm: Path, tmp_path: Path) -> None:
+    """CHT11: Default pool without ranges names the value."""
     with pytest.raises(BuildError, match=r"clusterDefaultPool.ipv4IPRanges: at least one"):
         _render(helm, tmp_path, {"clusterDefaultPool": {"installIPv4IPPool": True, "ipv4Subnet": "10.0.0.0/8"}})
 
 
 def test_agent_and_controller_get_the_same_statefulset_hold(helm: Path, tmp_path: Path) -> None:
-    """The agent keeps a held ordinal's address on DEL, the controller releases it after the hold: they must agree."""
+    """CHT12: The agent keeps a held ordinal's address on DEL, the controller releases it after the hold: they must
+    agree."""
     objects = _render(helm, tmp_path, {"ipam": {"gc": {"statefulSetIPHoldDuration": 90}}})
     holds = {}
     for kind in ("DaemonSet", "Deployment"):

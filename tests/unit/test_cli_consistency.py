@@ -39,12 +39,14 @@ def kinds(findings: list[Finding]) -> list[tuple[str, str | None, str | None]]:
 
 
 def test_a_consistent_state_has_no_findings() -> None:
+    """CLC01: A consistent state has no findings."""
     pools = [pool("p", {"10.77.0.1": ("ns/a", "u1")})]
     endpoints = [endpoint("ns/a", "u1", ("eth0", "10.77.0.1", "p"))]
     assert check_consistency(pools, endpoints, pods_of(pod("ns/a", "u1"))) == []
 
 
 def test_records_of_gone_pods_and_of_other_uids_are_leaks_that_say_why() -> None:
+    """CLC02: Records of gone pods and of other uids are leaks that say why."""
     pools = [pool("p", {"10.77.0.1": ("ns/gone", "u0"), "10.77.0.2": ("ns/b", "old")})]
     findings = check_consistency(pools, [], pods_of(pod("ns/b", "new")))
     assert kinds(findings) == [("LeakedRecord", "p", "10.77.0.1"), ("LeakedRecord", "p", "10.77.0.2")]
@@ -53,6 +55,7 @@ def test_records_of_gone_pods_and_of_other_uids_are_leaks_that_say_why() -> None
 
 
 def test_count_drift_names_the_stored_and_the_true_figures() -> None:
+    """CLC03: Count drift names the stored and the true figures."""
     findings = check_consistency([pool("p", {}, total=5, count=3)], [], {})
     assert kinds(findings) == [("AllocatedCountDrift", "p", None), ("TotalCountDrift", "p", None)]
     assert "allocatedIPCount is 3 but status.allocatedIPs holds 0 records" in findings[0].detail
@@ -60,6 +63,7 @@ def test_count_drift_names_the_stored_and_the_true_figures() -> None:
 
 
 def test_a_live_pods_record_missing_from_its_endpoint_and_the_reverse() -> None:
+    """CLC04: A live pods record missing from its endpoint and the reverse."""
     pools = [pool("p", {"10.77.0.1": ("ns/a", "u1")})]
     endpoints = [endpoint("ns/a", "u1", ("net1", "10.77.0.3", "p"))]
     findings = check_consistency(pools, endpoints, pods_of(pod("ns/a", "u1")))
@@ -68,12 +72,14 @@ def test_a_live_pods_record_missing_from_its_endpoint_and_the_reverse() -> None:
 
 
 def test_an_endpoint_naming_a_missing_pool_is_reported() -> None:
+    """CLC05: An endpoint naming a missing pool is reported."""
     findings = check_consistency([], [endpoint("ns/a", "u1", ("eth0", "10.77.0.1", "nope"))], {})
     assert kinds(findings) == [("EndpointWithoutRecord", "nope", "10.77.0.1")]
     assert "pool nope, which does not exist" in findings[0].detail
 
 
 def test_malformed_records_are_reported_and_the_pool_is_not_judged_further() -> None:
+    """CLC06: Malformed records are reported and the pool is not judged further."""
     findings = check_consistency([pool("p", {}, raw="{not json", count=9)],
                                  [endpoint("ns/a", "u1", ("eth0", "10.77.0.1", "p"))], {})
     assert kinds(findings) == [("MalformedRecords", "p", None)]
@@ -81,5 +87,6 @@ def test_malformed_records_are_reported_and_the_pool_is_not_judged_further() -> 
 
 
 def test_endpoint_addresses_are_compared_in_canonical_form() -> None:
+    """CLC07: Endpoint addresses are compared in canonical form."""
     assert bare_address("fd00::0:1/64") == "fd00::1"
     assert bare_address("10.0.0.5") == "10.0.0.5"

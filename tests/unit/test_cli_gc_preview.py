@@ -30,6 +30,7 @@ def running(name: str, uid: str, **meta: Any) -> dict[str, Any]:
 
 
 def test_gone_pods_and_uid_mismatches_are_released_and_live_pods_kept() -> None:
+    """CLG01: Gone pods and UID mismatches are released and live pods kept."""
     state = snapshot({"10.80.0.1": ("ns/gone", "u0"), "10.80.0.2": ("ns/b", "old"), "10.80.0.3": ("ns/c", "u3")},
                      [running("b", "new"), running("c", "u3")], [])
     decisions = {line.holder.ip: (line.decision.verdict, line.decision.reason)
@@ -42,6 +43,7 @@ def test_gone_pods_and_uid_mismatches_are_released_and_live_pods_kept() -> None:
 
 
 def test_a_grace_delay_traces_until_a_time_the_document_states() -> None:
+    """CLG02: A grace delay traces until a time the document states."""
     state = snapshot({"10.80.0.1": ("ns/gone", "u0")}, [], [])
     [line] = preview_gc(state, policy=GcPolicy(additional_grace_delay=60), now=NOW)
     assert line.decision.verdict is Verdict.TRACE
@@ -49,6 +51,7 @@ def test_a_grace_delay_traces_until_a_time_the_document_states() -> None:
 
 
 def test_a_terminating_pod_past_its_grace_is_released_and_the_endpoint_claim_is_listed() -> None:
+    """CLG03: A terminating pod past its grace is released and the endpoint claim is listed."""
     terminating = running("t", "u1", deletionTimestamp="2027-01-15T07:00:00Z", deletionGracePeriodSeconds=30)
     endpoint = {"metadata": {"namespace": "ns", "name": "t"}, "status": {"current": {"uid": "u1", "node": "n1"}}}
     lines = preview_gc(snapshot({"10.80.0.9": ("ns/t", "u1")}, [terminating], [endpoint]), policy=GcPolicy(), now=NOW)

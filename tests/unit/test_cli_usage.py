@@ -23,6 +23,7 @@ def ippool(allocated: list[str], **spec: Any) -> dict[str, Any]:
 
 
 def test_free_counts_an_allocated_reserved_address_once() -> None:
+    """CLU01: Free counts an allocated reserved address once."""
     ranges = reserved_ranges([reserved("10.78.0.1-10.78.0.3"), reserved("10.78.0.9", deleting=True)])
     usage = pool_usage(ippool(["10.78.0.1", "10.78.0.5"]), ranges)
     assert (usage.total, usage.allocated, usage.reserved, usage.free) == (9, 2, 3, 5)
@@ -30,12 +31,14 @@ def test_free_counts_an_allocated_reserved_address_once() -> None:
 
 
 def test_reserved_ranges_are_per_family_and_skip_terminating_objects() -> None:
+    """CLU02: Reserved ranges are per family and skip terminating objects."""
     ranges = reserved_ranges([reserved("fd00::1-fd00::2"), reserved("10.0.0.1", deleting=True)])
     assert ranges[4] == []
     assert ranges[6] == [(parse_ip_text("fd00::1")[1], parse_ip_text("fd00::2")[1])]
 
 
 def test_affinity_lists_every_constraint_a_pool_has() -> None:
+    """CLU03: Affinity lists every constraint a pool has."""
     spec = {"podAffinity": {"matchLabels": {"a": "b"}}, "nodeName": ["n1"], "multusName": [], "default": True}
     assert affinity_summary(spec) == "pod,nodeName"
     usage = pool_usage(ippool([], default=True, nodeName=["n1"]), {4: [], 6: []})
@@ -43,6 +46,7 @@ def test_affinity_lists_every_constraint_a_pool_has() -> None:
 
 
 def test_an_invalid_spec_falls_back_to_the_status_and_says_why() -> None:
+    """CLU04: An invalid spec falls back to the status and says why."""
     body = {"metadata": {"name": "bad"}, "spec": {"subnet": "not-a-cidr"}, "status": {"totalIPCount": 4}}
     usage = pool_usage(body, {4: [], 6: []})
     assert usage.total == 4
@@ -51,6 +55,7 @@ def test_an_invalid_spec_falls_back_to_the_status_and_says_why() -> None:
 
 
 def test_subnet_allocated_is_what_it_handed_to_pools() -> None:
+    """CLU05: Subnet allocated is what it handed to pools."""
     subnet = {"metadata": {"name": "s"}, "spec": {"subnet": "10.79.0.0/28", "ips": ["10.79.0.1-10.79.0.14"]},
               "status": {"allocatedIPCount": 4}}
     usage = subnet_usage(subnet, reserved_ranges([reserved("10.79.0.14")]))

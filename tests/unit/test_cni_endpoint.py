@@ -71,6 +71,7 @@ def error_of(answer: CniAnswer) -> dict[str, object]:
 
 
 async def test_add_renders_the_backend_result_in_the_config_version() -> None:
+    """CNE01: ADD renders the backend result in the config version."""
     backend = ScriptedBackend()
     answer = await answer_cni(backend, invocation("ADD"))
     assert answer.exit_code == 0
@@ -79,6 +80,7 @@ async def test_add_renders_the_backend_result_in_the_config_version() -> None:
 
 
 async def test_gc_passes_the_valid_attachments() -> None:
+    """CNE02: GC passes the valid attachments."""
     backend = ScriptedBackend()
     gc = CniPassthrough(command="GC", container_id=None, netns=None, ifname=None, args=None, path=None, stdin=GC_CONFIG)
     assert await answer_cni(backend, gc) == CniAnswer(0, b"")
@@ -86,11 +88,13 @@ async def test_gc_passes_the_valid_attachments() -> None:
 
 
 async def test_version_through_the_agent() -> None:
+    """CNE03: Version through the agent."""
     answer = await answer_cni(ScriptedBackend(), invocation("VERSION"))
     assert orjson.loads(answer.stdout)["supportedVersions"] == ["0.3.0", "0.3.1", "0.4.0", "1.0.0", "1.1.0"]
 
 
 async def test_validation_errors_never_reach_the_backend() -> None:
+    """CNE04: Validation errors never reach the backend."""
     backend = ScriptedBackend()
     error = error_of(await answer_cni(backend, invocation("ADD", stdin=b"{oops")))
     assert error["code"] == CniCode.DECODING_FAILURE
@@ -100,6 +104,7 @@ async def test_validation_errors_never_reach_the_backend() -> None:
 
 @pytest.mark.parametrize("command", ["ADD", "DEL", "CHECK", "STATUS"])
 async def test_backend_cni_errors_reach_the_runtime_unchanged(command: str) -> None:
+    """CNE05: Backend CNI errors reach the runtime unchanged."""
     stdin = orjson.dumps(
         {"cniVersion": "1.1.0", "name": "n", "prevResult": {"ips": [{"address": "10.0.0.7/24"}]}, "ipam": {}}
     )
@@ -109,6 +114,7 @@ async def test_backend_cni_errors_reach_the_runtime_unchanged(command: str) -> N
 
 
 async def test_transient_backend_failures_are_code_11(caplog: pytest.LogCaptureFixture) -> None:
+    """CNE06: Transient backend failures are code 11."""
     backend = ScriptedBackend(TimeoutError("apiserver slow"))
     error = error_of(await answer_cni(backend, invocation("ADD")))
     assert (error["code"], error["details"]) == (CniCode.TRY_AGAIN_LATER, "TimeoutError")
@@ -116,6 +122,7 @@ async def test_transient_backend_failures_are_code_11(caplog: pytest.LogCaptureF
 
 
 async def test_unexpected_backend_failures_are_code_999_without_leaking(caplog: pytest.LogCaptureFixture) -> None:
+    """CNE07: Unexpected backend failures are code 999 without leaking."""
     backend = ScriptedBackend(KeyError("secret-internal-state"))
     with caplog.at_level(logging.ERROR, logger="spiderpool.agent.cni"):
         error = error_of(
@@ -129,12 +136,14 @@ async def test_unexpected_backend_failures_are_code_999_without_leaking(caplog: 
 
 
 async def test_del_succeeds_when_the_backend_breaks(caplog: pytest.LogCaptureFixture) -> None:
+    """CNE08: DEL succeeds when the backend breaks."""
     backend = ScriptedBackend(RuntimeError("lost connection mid-release"))
     assert await answer_cni(backend, invocation("DEL")) == CniAnswer(0, b"")
     assert "garbage collector reclaims" in caplog.text
 
 
 async def test_check_compares_with_what_the_backend_holds() -> None:
+    """CNE09: Check compares with what the backend holds."""
     stdin = orjson.dumps({"cniVersion": "1.0.0", "prevResult": {"ips": [{"address": "10.0.0.7/24"}]}})
     error = error_of(await answer_cni(ScriptedBackend(), invocation("CHECK", stdin=stdin)))
     assert error["code"] == CniCode.RESERVATION_MISMATCH

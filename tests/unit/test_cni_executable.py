@@ -124,6 +124,7 @@ def pod_env(command: str, *, pod: str = "web-0", cid: str = "c0ffee01", ifname: 
 
 
 async def test_version_is_answered_without_an_agent(cni_binary: Path, socket_dir: Path) -> None:
+    """CNX01: Version is answered without an agent."""
     run = await exec_plugin(cni_binary, {"CNI_COMMAND": "VERSION"}, netconf("0.4.0", socket=socket_dir / "none.sock"))
     assert run.exit_code == 0
     assert run.json() == {"cniVersion": "0.4.0", "supportedVersions": ["0.3.0", "0.3.1", "0.4.0", "1.0.0", "1.1.0"]}
@@ -144,6 +145,7 @@ async def test_version_is_answered_without_an_agent(cni_binary: Path, socket_dir
 async def test_add_result_in_each_version(
     cni_binary: Path, agent_socket: Path, backend: MemoryBackend, version: str, first_ip: dict[str, str]
 ) -> None:
+    """CNX02: ADD result in each version."""
     run = await exec_plugin(cni_binary, pod_env("ADD"), netconf(version, socket=agent_socket))
     assert run.exit_code == 0, run.stderr
     result = run.json()
@@ -160,6 +162,7 @@ async def test_add_result_in_each_version(
 
 
 async def test_add_is_idempotent_and_del_releases(cni_binary: Path, agent_socket: Path, backend: MemoryBackend) -> None:
+    """CNX03: ADD is idempotent and DEL releases."""
     config = netconf(socket=agent_socket)
     first = await exec_plugin(cni_binary, pod_env("ADD"), config)
     again = await exec_plugin(cni_binary, pod_env("ADD"), config)
@@ -173,6 +176,7 @@ async def test_add_is_idempotent_and_del_releases(cni_binary: Path, agent_socket
 
 
 async def test_check_against_prev_result(cni_binary: Path, agent_socket: Path) -> None:
+    """CNX04: Check against prev result."""
     added = (await exec_plugin(cni_binary, pod_env("ADD"), netconf("0.4.0", socket=agent_socket))).json()
     # What macvlan hands to CHECK: its own interface list, ips pointing at it.
     prev = {**added, "interfaces": [{"name": "eth0", "sandbox": "/var/run/netns/web-0"}]}
@@ -187,6 +191,7 @@ async def test_check_against_prev_result(cni_binary: Path, agent_socket: Path) -
 
 
 async def test_gc_releases_attachments_not_listed(cni_binary: Path, agent_socket: Path, backend: MemoryBackend) -> None:
+    """CNX05: GC releases attachments not listed."""
     config = netconf("1.1.0", socket=agent_socket)
     await exec_plugin(cni_binary, pod_env("ADD", pod="a", cid="ca"), config)
     await exec_plugin(cni_binary, pod_env("ADD", pod="b", cid="cb"), config)
@@ -198,6 +203,7 @@ async def test_gc_releases_attachments_not_listed(cni_binary: Path, agent_socket
 
 
 async def test_status_ready_and_not_ready(cni_binary: Path, agent_socket: Path, backend: MemoryBackend) -> None:
+    """CNX06: Status ready and not ready."""
     config = netconf("1.1.0", socket=agent_socket)
     ready = await exec_plugin(cni_binary, {"CNI_COMMAND": "STATUS"}, config)
     assert (ready.exit_code, ready.stdout) == (0, b"")
@@ -217,6 +223,7 @@ async def test_status_ready_and_not_ready(cni_binary: Path, agent_socket: Path, 
     [pytest.param("ADD", 11, id="add"), pytest.param("CHECK", 11, id="check"), pytest.param("GC", 11, id="gc")],
 )
 async def test_agent_absent_is_try_again_later(cni_binary: Path, socket_dir: Path, command: str, code: int) -> None:
+    """CNX07: Agent absent is try again later."""
     missing = socket_dir / "absent.sock"
     run = await exec_plugin(cni_binary, pod_env(command), netconf("0.4.0", socket=missing))
     assert run.exit_code == 1
@@ -230,6 +237,7 @@ async def test_agent_absent_is_try_again_later(cni_binary: Path, socket_dir: Pat
 
 
 async def test_agent_absent_status_is_50_and_del_succeeds(cni_binary: Path, socket_dir: Path) -> None:
+    """CNX08: Agent absent status is 50 and DEL succeeds."""
     config = netconf("1.1.0", socket=socket_dir / "absent.sock")
     status = await exec_plugin(cni_binary, {"CNI_COMMAND": "STATUS"}, config)
     assert (status.exit_code, status.json()["code"]) == (1, CniCode.NOT_AVAILABLE)
@@ -239,6 +247,7 @@ async def test_agent_absent_status_is_50_and_del_succeeds(cni_binary: Path, sock
 
 
 async def test_refused_connection_is_unreachable(cni_binary: Path, socket_dir: Path) -> None:
+    """CNX09: Refused connection is unreachable."""
     stale = socket_dir / "stale.sock"
     server = await asyncio.start_unix_server(lambda r, w: None, path=str(stale))
     server.close()  # the socket file stays, nobody listens: ECONNREFUSED
@@ -248,6 +257,7 @@ async def test_refused_connection_is_unreachable(cni_binary: Path, socket_dir: P
 
 
 async def test_malformed_stdin_is_decode_error(cni_binary: Path, agent_socket: Path, backend: MemoryBackend) -> None:
+    """CNX10: Malformed stdin is decode error."""
     env = {**pod_env("ADD"), SOCKET_PATH_ENV: str(agent_socket)}
     run = await exec_plugin(cni_binary, env, b'{"cniVersion": "1.0.0", "ipam": ')
     assert run.exit_code == 1
@@ -266,6 +276,7 @@ async def test_malformed_stdin_is_decode_error(cni_binary: Path, agent_socket: P
 async def test_bad_environment_is_code_4(
     cni_binary: Path, agent_socket: Path, env_change: dict[str, str | None], message: str
 ) -> None:
+    """CNX11: Bad environment is code 4."""
     env = {key: value for key, value in {**pod_env("ADD"), **env_change}.items() if value is not None}
     run = await exec_plugin(cni_binary, env, netconf(socket=agent_socket))
     assert run.exit_code == 1
@@ -281,6 +292,7 @@ async def test_bad_environment_is_code_4(
     ],
 )
 async def test_bad_command_is_code_4_without_an_agent(cni_binary: Path, command: str | None, msg: str) -> None:
+    """CNX12: Bad command is code 4 without an agent."""
     env = {"CNI_COMMAND": command} if command else {}
     run = await exec_plugin(cni_binary, env, netconf("0.3.1"))
     assert run.exit_code == 1
@@ -290,6 +302,7 @@ async def test_bad_command_is_code_4_without_an_agent(cni_binary: Path, command:
 async def test_values_with_any_bytes_survive_the_trip(
     cni_binary: Path, agent_socket: Path, backend: MemoryBackend
 ) -> None:
+    """CNX13: Values with any bytes survive the trip."""
     env = {**pod_env("ADD"), "CNI_NETNS": "/var/run/netns/pod with spaces%é\t", "CNI_PATH": "/a b:/c"}
     run = await exec_plugin(cni_binary, env, netconf(socket=agent_socket))
     assert run.exit_code == 0, run.stdout
@@ -298,6 +311,7 @@ async def test_values_with_any_bytes_survive_the_trip(
 
 
 async def test_socket_path_is_found_among_decoys(cni_binary: Path, agent_socket: Path, socket_dir: Path) -> None:
+    """CNX14: Socket path is found among decoys."""
     escaped_path = str(agent_socket).replace("/", "\\/")  # JSON allows "\/"; the C scanner must decode it
     decoy = str(socket_dir / "decoy.sock")
     stdin = (
@@ -314,12 +328,14 @@ async def test_socket_path_is_found_among_decoys(cni_binary: Path, agent_socket:
 
 
 async def test_socket_env_override(cni_binary: Path, agent_socket: Path, socket_dir: Path) -> None:
+    """CNX15: Socket env override."""
     env = {**pod_env("ADD"), SOCKET_PATH_ENV: str(agent_socket)}
     run = await exec_plugin(cni_binary, env, netconf(socket=socket_dir / "not-this.sock"))
     assert run.exit_code == 0, run.stdout
 
 
 async def test_slow_backend_still_answers(cni_binary: Path, agent_socket: Path, backend: MemoryBackend) -> None:
+    """CNX16: Slow backend still answers."""
     backend.delay = 1.5
     run = await exec_plugin(cni_binary, pod_env("ADD"), netconf(socket=agent_socket))
     assert run.exit_code == 0
@@ -327,6 +343,7 @@ async def test_slow_backend_still_answers(cni_binary: Path, agent_socket: Path, 
 
 
 async def test_silent_agent_times_out(cni_binary: Path, socket_dir: Path) -> None:
+    """CNX17: Silent agent times out."""
     silent = socket_dir / "silent.sock"
     held: list[asyncio.StreamWriter] = []
     server = await asyncio.start_unix_server(lambda reader, writer: held.append(writer), path=str(silent))
@@ -343,6 +360,7 @@ async def test_silent_agent_times_out(cni_binary: Path, socket_dir: Path) -> Non
 
 
 async def test_an_agent_without_the_endpoint_is_an_invalid_reply(cni_binary: Path, socket_dir: Path) -> None:
+    """CNX18: An agent without the endpoint is an invalid reply."""
     socket_path = socket_dir / "old.sock"
     runner = await start_unix_server(web.Application(), socket_path=socket_path)
     try:
@@ -354,6 +372,7 @@ async def test_an_agent_without_the_endpoint_is_an_invalid_reply(cni_binary: Pat
 
 
 async def test_large_configuration(cni_binary: Path, agent_socket: Path, backend: MemoryBackend) -> None:
+    """CNX19: Large configuration."""
     padding = {"blob": "x" * (3 << 20), "list": list(range(20000))}
     run = await exec_plugin(cni_binary, pod_env("ADD"), netconf(socket=agent_socket, padding=padding))
     assert run.exit_code == 0
@@ -364,6 +383,7 @@ async def test_large_configuration(cni_binary: Path, agent_socket: Path, backend
 
 
 async def test_parallel_invocations(cni_binary: Path, agent_socket: Path, backend: MemoryBackend) -> None:
+    """CNX20: Parallel invocations."""
     config = netconf(socket=agent_socket)
     runs = await asyncio.gather(
         *(exec_plugin(cni_binary, pod_env("ADD", pod=f"p{i}", cid=f"c{i}"), config) for i in range(40))
@@ -374,6 +394,7 @@ async def test_parallel_invocations(cni_binary: Path, agent_socket: Path, backen
 
 
 async def test_raw_request_with_a_malformed_header_is_code_4(agent_socket: Path) -> None:
+    """CNX21: Raw request with a malformed header is code 4."""
     reader, writer = await asyncio.open_unix_connection(str(agent_socket))
     body = netconf()
     writer.write(
@@ -414,7 +435,7 @@ def test_c_json_scanner_agrees_with_python(
     indent: int | None,
     cut: int,
 ) -> None:
-    """VERSION echoes the scanned cniVersion: the C scanner must find it wherever Python's parser does."""
+    """CNX22: VERSION echoes the scanned cniVersion: the C scanner must find it wherever Python's parser does."""
     items = [(key, value) for key, value in others.items() if key != "cniVersion"]
     items.insert(min(position, len(items)), ("cniVersion", version))
     text = json.dumps(dict(items), ensure_ascii=ascii_only, indent=indent).encode()
@@ -426,6 +447,7 @@ def test_c_json_scanner_agrees_with_python(
 
 @pytest.mark.parametrize(("depth", "expected"), [(100, "0.4.0"), (100_000, "1.1.0")])
 def test_c_json_scanner_bounds_nesting(cni_binary: Path, depth: int, expected: str) -> None:
+    """CNX23: C JSON scanner bounds nesting."""
     stdin = b'{"deep": ' + b"[" * depth + b"]" * depth + b', "cniVersion": "0.4.0"}'
     assert _scanned_version(cni_binary, stdin) == expected  # too deep counts as malformed, never a crash
 

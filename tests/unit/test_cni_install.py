@@ -13,6 +13,7 @@ from spiderpool.agent.install_cni import cni_executable_path, install_cni, main
 
 
 def test_locator_finds_a_runnable_executable() -> None:
+    """CNI01: Locator finds a runnable executable."""
     path = cni_executable_path()
     assert path.name == "spiderpool"
     run = subprocess.run([path], env={"CNI_COMMAND": "VERSION"}, input=b"", capture_output=True, check=True)
@@ -20,6 +21,7 @@ def test_locator_finds_a_runnable_executable() -> None:
 
 
 def test_install_replaces_atomically_with_mode_0755(tmp_path: Path) -> None:
+    """CNI02: Install replaces atomically with mode 0755."""
     source = tmp_path / "built"
     source.write_bytes(b"#!/bin/sh\necho new\n")
     bin_dir = tmp_path / "opt-cni-bin"
@@ -39,12 +41,14 @@ def test_install_replaces_atomically_with_mode_0755(tmp_path: Path) -> None:
 
 
 def test_failed_copy_leaves_no_temporary(tmp_path: Path) -> None:
+    """CNI03: Failed copy leaves no temporary."""
     with pytest.raises(FileNotFoundError):
         install_cni(tmp_path, source=tmp_path / "missing")
     assert list(tmp_path.iterdir()) == []
 
 
 def test_cli_installs_the_built_executable(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """CNI04: CLI installs the built executable."""
     assert main([str(tmp_path)]) == 0
     installed = tmp_path / "spiderpool"
     assert capsys.readouterr().out.strip() == str(installed)
@@ -53,6 +57,7 @@ def test_cli_installs_the_built_executable(tmp_path: Path, capsys: pytest.Captur
 
 
 def test_cli_rejects_a_missing_directory(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """CNI05: CLI rejects a missing directory."""
     with pytest.raises(SystemExit) as exited:
         main([str(tmp_path / "nope")])
     assert exited.value.code == 2

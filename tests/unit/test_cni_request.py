@@ -54,6 +54,7 @@ def parse_error(config: dict[str, Any] | bytes | None = None, /, **env: str | No
 
 
 def test_add_request_carries_every_field() -> None:
+    """CNQ01: ADD request carries every field."""
     request = parse(
         netconf(ipam={"type": "spiderpool", "default_ipv4_ippool": ["v4-a", "v4-*"], "clean_gateway": True})
     )
@@ -106,12 +107,14 @@ ENV_ERRORS = [
 
 @pytest.mark.parametrize(("env", "message"), ENV_ERRORS)
 def test_environment_errors_are_code_4_naming_the_variable(env: dict[str, str | None], message: str) -> None:
+    """CNQ02: Environment errors are code 4 naming the variable."""
     error = parse_error(**env)
     assert error.code == CniCode.INVALID_ENVIRONMENT
     assert message in error.msg
 
 
 def test_environment_is_checked_before_stdin() -> None:
+    """CNQ03: Environment is checked before stdin."""
     error = parse_error(b"not json", container_id=None)
     assert error.code == CniCode.INVALID_ENVIRONMENT
 
@@ -127,6 +130,7 @@ def test_environment_is_checked_before_stdin() -> None:
     ],
 )
 def test_stdin_that_is_not_a_json_object_is_code_6(stdin: bytes, message: str) -> None:
+    """CNQ04: Stdin that is not a JSON object is code 6."""
     error = parse_error(stdin)
     assert error.code == CniCode.DECODING_FAILURE
     assert message in error.msg
@@ -146,6 +150,7 @@ def test_stdin_that_is_not_a_json_object_is_code_6(stdin: bytes, message: str) -
     ],
 )
 def test_unsupported_versions_are_code_1(command: str, version: Any, message: str) -> None:
+    """CNQ05: Unsupported versions are code 1."""
     error = parse_error(netconf(cniVersion=version, prevResult=PREV_RESULT), command=command)
     assert error.code == CniCode.INCOMPATIBLE_VERSION
     assert message in error.msg
@@ -153,6 +158,7 @@ def test_unsupported_versions_are_code_1(command: str, version: Any, message: st
 
 @pytest.mark.parametrize("version", ["0.3.0", "0.3.1", "0.4.0", "1.0.0", "1.1.0"])
 def test_every_supported_version_parses(version: str) -> None:
+    """CNQ06: Every supported version parses."""
     assert parse(netconf(cniVersion=version)).cni_version == version
 
 
@@ -215,12 +221,14 @@ IPAM_ERRORS = [
 
 @pytest.mark.parametrize(("fields", "message"), IPAM_ERRORS)
 def test_configuration_type_errors_are_code_7_naming_key_and_value(fields: dict[str, Any], message: str) -> None:
+    """CNQ07: Configuration type errors are code 7 naming key and value."""
     error = parse_error(netconf(**fields))
     assert error.code == CniCode.INVALID_CONFIG
     assert error.msg == message
 
 
 def test_ipam_block_defaults_and_upstream_doc_forms() -> None:
+    """CNQ08: Ipam block defaults and upstream doc forms."""
     assert parse(netconf(ipam=...)).ipam == IpamConfig()
     assert parse(netconf(ipam={"type": "spiderpool", "clean_gateway": None})).ipam.clean_gateway is False
     documented = {"type": "spiderpool", "log_level": "INFO", "log_file_max_size": "100M", "log_file_max_age": "30d"}
@@ -236,6 +244,7 @@ def test_ipam_block_defaults_and_upstream_doc_forms() -> None:
 
 
 def test_unknown_and_runtime_fields_are_tolerated() -> None:
+    """CNQ09: Unknown and runtime fields are tolerated."""
     config = netconf(runtimeConfig={"ips": ["10.0.0.9/24"]}, args={"cni": {"ips": ["10.0.0.9"]}}, mtu=9000)
     config["ipam"]["future_key"] = {"nested": [1, 2]}
     request = parse(config)
@@ -253,6 +262,7 @@ def test_unknown_and_runtime_fields_are_tolerated() -> None:
     ],
 )
 def test_pod_commands_need_the_pod_identity(command: str, args: str | None, missing: str) -> None:
+    """CNQ10: Pod commands need the pod identity."""
     error = parse_error(netconf(prevResult=PREV_RESULT), command=command, args=args)
     assert error.code == CniCode.INVALID_CONFIG
     assert error.msg.startswith(f"CNI_ARGS: {missing} required for {command}")
@@ -273,10 +283,12 @@ def test_pod_commands_need_the_pod_identity(command: str, args: str | None, miss
     ],
 )
 def test_cni_args_parsing(text: str | None, expected: K8sArgs) -> None:
+    """CNQ11: CNI args parsing."""
     assert parse_cni_args(text) == expected
 
 
 def test_del_and_gc_and_status_need_fewer_variables() -> None:
+    """CNQ12: DEL and GC and status need fewer variables."""
     delete = parse(command="DEL", netns=None)
     assert (delete.command, delete.netns) == (CniCommand.DEL, None)
     gc_config = netconf(**{"cni.dev/valid-attachments": []})
@@ -291,6 +303,7 @@ def gc_request(**fields: Any) -> CniRequest:
 
 
 def test_gc_valid_attachments_and_the_legacy_key() -> None:
+    """CNQ13: GC valid attachments and the legacy key."""
     kept = [{"containerID": "c1", "ifname": "eth0"}, {"containerID": "c2", "ifname": "net1"}]
     expected = (Attachment("c1", "eth0"), Attachment("c2", "net1"))
     assert gc_request(**{"cni.dev/valid-attachments": kept}).valid_attachments == expected
@@ -327,6 +340,7 @@ def test_gc_valid_attachments_and_the_legacy_key() -> None:
     ],
 )
 def test_gc_attachment_errors_are_code_7(fields: dict[str, Any], message: str) -> None:
+    """CNQ14: GC attachment errors are code 7."""
     with pytest.raises(CniError) as caught:
         gc_request(**fields)
     assert caught.value.code == CniCode.INVALID_CONFIG
@@ -334,6 +348,7 @@ def test_gc_attachment_errors_are_code_7(fields: dict[str, Any], message: str) -
 
 
 def test_check_reads_prev_result_addresses_with_their_interface() -> None:
+    """CNQ15: Check reads prev result addresses with their interface."""
     prev = {
         "interfaces": [{"name": "cni0"}, {"name": "eth0", "sandbox": "/var/run/netns/x"}],
         "ips": [
@@ -377,12 +392,14 @@ def test_check_reads_prev_result_addresses_with_their_interface() -> None:
     ],
 )
 def test_prev_result_errors_are_code_7(prev: Any, message: str) -> None:
+    """CNQ16: Prev result errors are code 7."""
     error = parse_error(netconf(prevResult=prev), command="CHECK")
     assert error.code == CniCode.INVALID_CONFIG
     assert message in error.msg
 
 
 def test_prev_result_is_ignored_outside_check() -> None:
+    """CNQ17: Prev result is ignored outside check."""
     assert parse(netconf(prevResult="garbage"), command="DEL").prev_result is None
 
 
@@ -397,10 +414,12 @@ def test_prev_result_is_ignored_outside_check() -> None:
     ],
 )
 def test_error_version(stdin: bytes, version: str) -> None:
+    """CNQ18: Error version."""
     assert error_version(stdin) == version
 
 
 def test_prev_result_addresses_keep_their_prefix() -> None:
+    """CNQ19: Prev result addresses keep their prefix."""
     request = parse(netconf(prevResult=PREV_RESULT), command="CHECK")
     assert request.prev_result is not None
     assert request.prev_result[0].address == ip_interface("10.6.0.5/16")

@@ -50,12 +50,14 @@ ROUTES_1_1 = [*PLAIN_ROUTES[:2], {"dst": "172.16.0.0/16", "gw": "10.6.0.254", "m
     ],
 )
 def test_result_shape_per_version(version: str, ips: list[Any], routes: list[Any]) -> None:
+    """CNR01: Result shape per version."""
     rendered = orjson.loads(format_result(DUAL_STACK, cni_version=version))
     assert rendered == {"cniVersion": version, "ips": ips, "routes": routes}
     assert "interfaces" not in rendered  # IPAM-style: the main plugin adds interfaces
 
 
 def test_optional_parts_are_omitted_and_dns_appears_when_set() -> None:
+    """CNR02: Optional parts are omitted and dns appears when set."""
     bare = IpamResult(ips=(IpConfig(ip_interface("192.168.7.9/24")),), routes=(Route(ip_network("10.0.0.0/8")),))
     assert orjson.loads(format_result(bare, cni_version="1.0.0")) == {
         "cniVersion": "1.0.0",
@@ -71,11 +73,13 @@ def test_optional_parts_are_omitted_and_dns_appears_when_set() -> None:
 
 
 def test_result_refuses_an_unsupported_version() -> None:
+    """CNR03: Result refuses an unsupported version."""
     with pytest.raises(ValueError, match=r"cni_version '0\.2\.0'"):
         format_result(DUAL_STACK, cni_version="0.2.0")
 
 
 def test_error_and_version_replies() -> None:
+    """CNR04: Error and version replies."""
     error = CniError(CniCode.INVALID_CONFIG, 'ipam.clean_gateway: expected a boolean, got "yes"', "see the docs")
     assert orjson.loads(format_error(error, cni_version="0.4.0")) == {
         "cniVersion": "0.4.0",
@@ -124,6 +128,7 @@ MACVLAN_PREV = {
     ],
 )
 def test_check_passes_when_prev_result_is_reserved(prev: dict[str, Any], held: IpamResult, ifname: str) -> None:
+    """CNR05: Check passes when prev result is reserved."""
     request = check_request(prev, ifname=ifname)
     verify_prev_result(request, held)  # raises on a mismatch
     assert request.prev_result is not None
@@ -155,6 +160,7 @@ def test_check_passes_when_prev_result_is_reserved(prev: dict[str, Any], held: I
     ],
 )
 def test_check_fails_with_a_precise_plugin_error(held: IpamResult, message: str) -> None:
+    """CNR06: Check fails with a precise plugin error."""
     with pytest.raises(CniError) as caught:
         verify_prev_result(check_request(MACVLAN_PREV), held)
     assert caught.value.code == CniCode.RESERVATION_MISMATCH

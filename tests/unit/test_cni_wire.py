@@ -22,12 +22,14 @@ from spiderpool.wire import CniPassthrough, WireError, decode_header_value, enco
     ],
 )
 def test_encoding_matches_the_c_side(value: str, encoded: str) -> None:
+    """CNW01: Encoding matches the c side."""
     assert encode_header_value(value) == encoded
     assert decode_header_value("X-Cni-Args", encoded) == value
 
 
 @given(st.text())
 def test_any_text_round_trips(value: str) -> None:
+    """CNW02: Any text round trips."""
     encoded = encode_header_value(value)
     assert all(0x21 <= ord(ch) < 0x7F for ch in encoded)
     assert decode_header_value("X-Cni-Netns", encoded) == value
@@ -43,6 +45,7 @@ def test_any_text_round_trips(value: str) -> None:
     ],
 )
 def test_malformed_values_name_the_variable(text: str, reason: str) -> None:
+    """CNW03: Malformed values name the variable."""
     with pytest.raises(WireError) as caught:
         decode_header_value("X-Cni-Ifname", text)
     assert caught.value.env_name == "CNI_IFNAME"
@@ -50,6 +53,7 @@ def test_malformed_values_name_the_variable(text: str, reason: str) -> None:
 
 
 def test_passthrough_round_trips_through_headers() -> None:
+    """CNW04: Passthrough round trips through headers."""
     original = CniPassthrough(
         command="ADD", container_id="c1", netns="/proc/1/ns/net", ifname="eth0", args=None, path="", stdin=b"{}"
     )

@@ -48,16 +48,19 @@ def _at(kind: str, path: str) -> dict[str, Any]:
 
 
 def test_files_on_disk_match_the_source() -> None:
+    """CS01: Files on disk match the source."""
     drifted = drifted_files(DEFAULT_CRD_DIR)
     assert drifted == [], f"stale CRD files {drifted}: run `python -m spiderpool.k8s.crd_schema --write`"
 
 
 def test_no_stray_crd_files_in_the_chart() -> None:
+    """CS02: No stray CRD files in the chart."""
     on_disk = {path.name for path in DEFAULT_CRD_DIR.glob("spiderpool.spidernet.io_*.yaml")}
     assert on_disk == set(expected_files())
 
 
 def test_check_detects_drift_and_write_repairs_it(tmp_path: Path) -> None:
+    """CS03: Check detects drift and write repairs it."""
     assert main(["--check", "--dir", str(tmp_path)]) == 1
     assert main(["--write", "--dir", str(tmp_path)]) == 0
     assert main(["--check", "--dir", str(tmp_path)]) == 0
@@ -67,6 +70,7 @@ def test_check_detects_drift_and_write_repairs_it(tmp_path: Path) -> None:
 
 
 def test_written_yaml_parses_back_to_the_source(tmp_path: Path) -> None:
+    """CS04: Written YAML parses back to the source."""
     crd_schema.write_files(tmp_path)
     for kind, crd in zip(KINDS, custom_resource_definitions(), strict=True):
         assert yaml.safe_load((tmp_path / kind.file_name).read_text()) == crd
@@ -74,6 +78,7 @@ def test_written_yaml_parses_back_to_the_source(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("kind", sorted(UPSTREAM_NAMES))
 def test_names_scope_and_subresources_follow_upstream(kind: str) -> None:
+    """CS05: Names scope and subresources follow upstream."""
     plural, short, scope, has_status = UPSTREAM_NAMES[kind]
     crd = _by_kind()[kind]
     spec = crd["spec"]
@@ -89,6 +94,7 @@ def test_names_scope_and_subresources_follow_upstream(kind: str) -> None:
 
 
 def test_ippool_printer_columns_follow_upstream() -> None:
+    """CS06: IPPool printer columns follow upstream."""
     columns = _by_kind()["SpiderIPPool"]["spec"]["versions"][0]["additionalPrinterColumns"]
     normal = [c["name"] for c in columns if "priority" not in c]
     wide = [c["name"] for c in columns if c.get("priority") == 10]
@@ -99,6 +105,7 @@ def test_ippool_printer_columns_follow_upstream() -> None:
 
 
 def test_ippool_spec_fields_enums_and_defaults() -> None:
+    """CS07: IPPool spec fields enums and defaults."""
     spec = _at("SpiderIPPool", "spec")
     assert spec["required"] == ["subnet"]
     assert "vlan" not in spec["properties"], "spec.vlan was removed upstream (938eeb7e)"
@@ -110,6 +117,7 @@ def test_ippool_spec_fields_enums_and_defaults() -> None:
 
 
 def test_status_formats_are_upstream_wire_formats() -> None:
+    """CS08: Status formats are upstream wire formats."""
     assert _at("SpiderIPPool", "status.allocatedIPs")["type"] == "string"  # JSON-encoded map, not an object
     assert _at("SpiderIPPool", "status.allocatedIPCount")["minimum"] == 0
     assert _at("SpiderSubnet", "status.controlledIPPools")["type"] == "string"
@@ -120,6 +128,7 @@ def test_status_formats_are_upstream_wire_formats() -> None:
 
 
 def test_multus_config_and_coordinator_enums_and_defaults() -> None:
+    """CS09: Multus config and coordinator enums and defaults."""
     cni_type = _at("SpiderMultusConfig", "spec.cniType")
     assert cni_type["enum"] == ["macvlan", "ipvlan", "vlan", "sriov", "ovs", "ib-sriov", "ipoib", "custom"]
     assert cni_type["default"] == "custom"
@@ -149,7 +158,7 @@ def _walk(node: dict[str, Any], path: str) -> Iterator[tuple[str, dict[str, Any]
 
 @pytest.mark.parametrize("kind", sorted(UPSTREAM_NAMES))
 def test_schemas_are_structural(kind: str) -> None:
-    """The apiextensions rules: every node typed, required names exist, defaults match their type and enum."""
+    """CS10: The apiextensions rules: every node typed, required names exist, defaults match their type and enum."""
     python_types = {"string": str, "integer": int, "boolean": bool, "object": dict, "array": list}
     for path, node in _walk(_root(kind), kind):
         assert node.get("type") in python_types, f"{path} has no valid type"

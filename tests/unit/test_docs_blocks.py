@@ -75,12 +75,14 @@ def documented_objects() -> list[tuple[CodeBlock, dict[str, object]]]:
 
 
 def test_code_blocks_are_found() -> None:
+    """DB01: Code blocks are found."""
     assert blocks_of("json"), "no ```json block found in the docs"
     assert len(blocks_of("yaml")) >= MIN_DOC_OBJECTS
 
 
 @pytest.mark.parametrize("block", blocks_of("json"), ids=lambda block: block.where)
 def test_every_json_block_parses(block: CodeBlock) -> None:
+    """DB02: Every JSON block parses."""
     try:
         document = orjson.loads(block.text)
     except orjson.JSONDecodeError as exc:
@@ -90,6 +92,7 @@ def test_every_json_block_parses(block: CodeBlock) -> None:
 
 @pytest.mark.parametrize("block", blocks_of("yaml"), ids=lambda block: block.where)
 def test_every_yaml_block_parses(block: CodeBlock) -> None:
+    """DB03: Every YAML block parses."""
     try:
         documents = [item for item in yaml.safe_load_all(block.text) if item is not None]
     except yaml.YAMLError as exc:
@@ -99,7 +102,7 @@ def test_every_yaml_block_parses(block: CodeBlock) -> None:
 
 
 def test_every_complete_yaml_object_is_a_spiderpool_object() -> None:
-    """A block that is not marked ``# fragment`` is applied by the integration test, so it must be whole."""
+    """DB04: A block that is not marked ``# fragment`` is applied by the integration test, so it must be whole."""
     problems = []
     for block, item in documented_objects():
         metadata = item.get("metadata")
@@ -114,7 +117,7 @@ def test_every_complete_yaml_object_is_a_spiderpool_object() -> None:
 
 
 def test_documented_object_names_are_unique_per_kind() -> None:
-    """Examples are created one after another on one API server: two of a kind with one name would clash."""
+    """DB05: Examples are created one after another on one API server: two of a kind with one name would clash."""
     seen: dict[tuple[object, object], str] = {}
     for block, item in documented_objects():
         metadata = item["metadata"]
@@ -139,6 +142,7 @@ def relative_links(document: Path) -> Iterator[tuple[int, str]]:
 
 
 def test_relative_links_point_at_existing_files() -> None:
+    """DB06: Relative links point at existing files."""
     broken = []
     for document in DOCUMENTS:
         for line, target in relative_links(document):
@@ -149,7 +153,7 @@ def test_relative_links_point_at_existing_files() -> None:
 
 
 def test_links_are_found() -> None:
-    """The link test must not pass because the pattern stopped matching."""
+    """DB07: The link test must not pass because the pattern stopped matching."""
     assert sum(1 for document in DOCUMENTS for _ in relative_links(document)) >= 10
 
 

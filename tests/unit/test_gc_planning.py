@@ -147,10 +147,12 @@ CASES: list[tuple[str, Holder, Observation, GcPolicy, GcDecision]] = [
 @pytest.mark.parametrize(("holder", "observation", "policy", "expected"),
                          [case[1:] for case in CASES], ids=[case[0] for case in CASES])
 def test_plan(holder: Holder, observation: Observation, policy: GcPolicy, expected: GcDecision) -> None:
+    """GP01: Plan."""
     assert plan(holder, observation, policy) == expected
 
 
 def test_hold_starts_now_when_first_seen() -> None:
+    """GP02: Hold starts now when first seen."""
     decision = plan(STS_HOLDER, seen(None, endpoint=EndpointSeen("uid-a", statefulset="db"),
                                      statefulset=StatefulSetSeen("db", replicas=0)), GcPolicy(statefulset_hold=15))
     assert decision == GcDecision(Verdict.TRACE, Reason.STATEFULSET_HOLD, until=NOW + 15)
@@ -160,10 +162,12 @@ def test_hold_starts_now_when_first_seen() -> None:
     ("db-0", "db", 0), ("db-12", "db", 12), ("my-db-3", "my-db", 3), ("db-x", "db", None), ("other-1", "db", None),
 ])
 def test_statefulset_ordinal(pod: str, statefulset: str, ordinal: int | None) -> None:
+    """GP03: StatefulSet ordinal."""
     assert statefulset_ordinal(pod, statefulset) == ordinal
 
 
 def test_wanted_by_statefulset_bounds() -> None:
+    """GP04: Wanted by StatefulSet bounds."""
     sts = StatefulSetSeen("db", replicas=2, ordinal_start=1)
     assert [wanted_by_statefulset(f"db-{n}", sts) for n in range(4)] == [False, True, True, False]
     assert not wanted_by_statefulset("db-1", None)

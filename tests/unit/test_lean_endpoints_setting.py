@@ -13,6 +13,7 @@ from spiderpool.core.allocations import PoolIPAllocation, encode_allocated_ips
 
 
 def test_the_key_defaults_to_upstreams_behaviour_and_reads_false(tmp_path: Path) -> None:
+    """LS01: The key defaults to upstreams behaviour and reads false."""
     assert ClusterSettings().enable_stateless_spider_endpoint is True
     assert parse_conf_yml("enableIPv4: true\n") == {"enable_ipv4": True}
     (tmp_path / "conf.yml").write_text("enableStatelessSpiderEndpoint: false\n")
@@ -20,6 +21,7 @@ def test_the_key_defaults_to_upstreams_behaviour_and_reads_false(tmp_path: Path)
 
 
 def test_a_non_boolean_value_is_refused_naming_the_key() -> None:
+    """LS02: A non boolean value is refused naming the key."""
     with pytest.raises(ConfigError, match=r"conf.yml: enableStatelessSpiderEndpoint: expected true or false, "
                                           r"got 'no thanks'"):
         parse_conf_yml("enableStatelessSpiderEndpoint: no thanks\n")
@@ -34,6 +36,7 @@ def _pod(name: str, uid: str, *, owner: str | None = None, annotations: dict[str
 
 
 def test_only_statefulset_kubevirt_and_ippools_pods_need_an_endpoint() -> None:
+    """LS03: Only StatefulSet kubevirt and IPPools pods need an endpoint."""
     assert needs_endpoint(_pod("a", "u", owner="StatefulSet"))
     assert needs_endpoint(_pod("a", "u", owner="VirtualMachineInstance"))
     assert needs_endpoint(_pod("a", "u", annotations={"ipam.spidernet.io/ippools": "[]"}))
@@ -42,6 +45,7 @@ def test_only_statefulset_kubevirt_and_ippools_pods_need_an_endpoint() -> None:
 
 
 def test_check_reports_a_missing_endpoint_only_for_pods_that_need_one() -> None:
+    """LS04: Check reports a missing endpoint only for pods that need one."""
     records = {"10.77.0.1": PoolIPAllocation("ns/lean", "u1"), "10.77.0.2": PoolIPAllocation("ns/db-0", "u2")}
     status = {"allocatedIPs": encode_allocated_ips(records), "allocatedIPCount": 2, "totalIPCount": 8}
     pool = {"metadata": {"name": "p"}, "status": status,

@@ -79,6 +79,7 @@ AUTO_LABELS = {LABEL_OWNER_APPLICATION_NAME: "web"}
     ],
 )
 def test_rejection_reasons(candidate: PoolView, version: int, reason_part: str | None) -> None:
+    """PF01: Rejection reasons."""
     reason = rejection_reason(candidate, version=version, context=context())
     if reason_part is None:
         assert reason is None
@@ -88,6 +89,7 @@ def test_rejection_reasons(candidate: PoolView, version: int, reason_part: str |
 
 
 def test_unknown_multus_network_rejects_only_pools_that_ask_for_one() -> None:
+    """PF02: Unknown multus network rejects only pools that ask for one."""
     assert rejection_reason(pool(), version=4, context=context(network=None)) is None
     reason = rejection_reason(pool(multusName=["macvlan"]), version=4, context=context(network=None))
     assert reason is not None
@@ -95,11 +97,13 @@ def test_unknown_multus_network_rejects_only_pools_that_ask_for_one() -> None:
 
 
 def test_the_first_failed_rule_is_reported() -> None:
+    """PF03: The first failed rule is reported."""
     reason = rejection_reason(pool(disable=True, nodeName=["nowhere"]), version=6, context=context())
     assert reason == "IPPool is disabled"
 
 
 def test_auto_pool_labels_of_a_core_and_a_grouped_controller() -> None:
+    """PF04: Auto pool labels of a core and a grouped controller."""
     assert auto_pool_affinity_labels(DEPLOYMENT) == {
         "ipam.spidernet.io/app-api-group": "apps",
         "ipam.spidernet.io/app-api-version": "v1",
@@ -113,6 +117,7 @@ def test_auto_pool_labels_of_a_core_and_a_grouped_controller() -> None:
 
 
 def test_priority_follows_upstream_key_order() -> None:
+    """PF05: Priority follows upstream key order."""
     plain = pool("plain")
     multus = pool("multus", multusName=["m"])
     ns_affinity = pool("ns-affinity", namespaceAffinity={"matchLabels": {"a": "b"}})
@@ -138,6 +143,7 @@ _FEATURES = st.fixed_dictionaries({}, optional={
 
 @given(st.lists(_FEATURES, max_size=12))
 def test_sort_is_stable_and_ordered(features: list[dict[str, Any]]) -> None:
+    """PF06: Sort is stable and ordered."""
     pools = [pool(f"pool-{index}", **spec) for index, spec in enumerate(features)]
     ordered = sort_by_priority(pools)
     keys = [priority_key(p.spec) for p in ordered]

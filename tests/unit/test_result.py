@@ -27,6 +27,7 @@ def address(text: str, version: int = 4) -> int:
 
 
 def test_address_carries_the_pool_prefix_and_gateway() -> None:
+    """RE01: Address carries the pool prefix and gateway."""
     result = assemble_result([AllocatedAddress("eth0", ETH0_V4, address("10.6.1.5"))])
     assert result.ips == (AssignedIP(version=4, address="10.6.1.5/16", nic="eth0", pool="v4", gateway="10.6.0.1"),)
     assert result.routes == (AssignedRoute("eth0", "172.18.42.0/24", "10.6.0.254"),
@@ -34,6 +35,7 @@ def test_address_carries_the_pool_prefix_and_gateway() -> None:
 
 
 def test_dual_stack_default_routes_per_family_and_clean_gateway() -> None:
+    """RE02: Dual stack default routes per family and clean gateway."""
     result = assemble_result([
         AllocatedAddress("eth0", ETH0_V4, address("10.6.1.5")),
         AllocatedAddress("eth0", ETH0_V6, address("fd00:10:6::3", 6)),
@@ -48,6 +50,7 @@ def test_dual_stack_default_routes_per_family_and_clean_gateway() -> None:
 
 
 def test_no_gateway_no_default_route() -> None:
+    """RE03: No gateway no default route."""
     result = assemble_result([AllocatedAddress("eth0", NO_GATEWAY, address("192.168.0.2"))])
     assert result.ips[0].gateway is None
     assert result.routes == ()
@@ -55,6 +58,7 @@ def test_no_gateway_no_default_route() -> None:
 
 
 def test_annotation_routes_go_to_the_nic_that_reaches_their_gateway() -> None:
+    """RE04: Annotation routes go to the NIC that reaches their gateway."""
     annotation_routes = parse_routes_annotation(
         '[{"dst": "10.100.0.0/16", "gw": "10.7.0.254"}, {"dst": "10.200.0.0/16", "gw": "10.6.0.253"},'
         ' {"dst": "fd99::/64", "gw": "fd00:10:6::1"}, {"dst": "10.250.0.0/16", "gw": "192.0.2.1"}]')
@@ -76,6 +80,7 @@ def test_annotation_routes_go_to_the_nic_that_reaches_their_gateway() -> None:
 
 
 def test_upstream_response_body_and_per_nic_view() -> None:
+    """RE05: Upstream response body and per NIC view."""
     result = assemble_result([
         AllocatedAddress("eth0", ETH0_V4, address("10.6.1.5")),
         AllocatedAddress("net1", NET1_V4, address("10.7.1.2"), vlan=30),
@@ -93,6 +98,7 @@ def test_upstream_response_body_and_per_nic_view() -> None:
 
 
 def test_routes_from_annotations() -> None:
+    """RE06: Routes from annotations."""
     assert routes_from_annotations({}) == ()
     assert len(routes_from_annotations({ROUTES: '[{"dst": "10.0.0.0/8", "gw": "10.6.0.1"}]'})) == 1
     with pytest.raises(AnnotationError) as caught:

@@ -99,12 +99,14 @@ def test_source_precedence_first_match_wins_without_merging(
     annotations: dict[str, str], ns_annotations: dict[str, str], cni: CniPoolDefaults | None, source: PoolSource,
     expected: dict[int, tuple[str, ...]],
 ) -> None:
+    """SE01: Source precedence first match wins without merging."""
     result = plan(request(annotations, ns_annotations=ns_annotations, cni=cni))
     assert result.source is source
     assert names(result) == expected
 
 
 def test_subnet_annotation_beats_every_pool_source() -> None:
+    """SE02: Subnet annotation beats every pool source."""
     annotations = {**SUBNET_ANNOTATION, **IPPOOLS_ANNOTATION, **IPPOOL_ANNOTATION}
     result = plan_pool_candidates(request(annotations), pools=POOLS, config=CONFIG)
     assert result == SubnetPlan(source=PoolSource.SUBNET, nic="eth0", clean_gateway=False,
@@ -113,6 +115,7 @@ def test_subnet_annotation_beats_every_pool_source() -> None:
 
 
 def test_subnets_beats_subnet_and_picks_the_nic() -> None:
+    """SE03: Subnets beats subnet and picks the NIC."""
     annotations = {**SUBNET_ANNOTATION, SUBNETS: '[{"interface": "eth0", "ipv4": ["a"]}, '
                                                  '{"interface": "net1", "ipv4": ["b"], "ipv6": ["c"]}]',
                    POOL_IP_NUMBER: "+2", POOL_RECLAIM: "false"}
@@ -127,6 +130,7 @@ def test_subnets_beats_subnet_and_picks_the_nic() -> None:
 
 
 def test_subnet_plan_continues_with_the_auto_pools() -> None:
+    """SE04: Subnet plan continues with the auto pools."""
     pools = {**POOLS, "auto4-web-eth0-abcde": view("auto4-web-eth0-abcde", ips=["10.0.0.5"])}
     subnet_plan = resolve_pool_names(request(SUBNET_ANNOTATION), pools=pools, config=CONFIG)
     assert isinstance(subnet_plan, SubnetPlan)
@@ -137,6 +141,7 @@ def test_subnet_plan_continues_with_the_auto_pools() -> None:
 
 
 def test_subnet_rules_as_upstream() -> None:
+    """SE05: Subnet rules as upstream."""
     with pytest.raises(PoolSelectionError, match="does not support a pod without a controller"):
         resolve_pool_names(request(SUBNET_ANNOTATION, controller=ORPHAN), pools=POOLS, config=CONFIG)
     third_party = TopController(kind="CloneSet", name="c", namespace="app", uid="u", api_version="apps.kruise.io/v1")
@@ -155,6 +160,7 @@ def test_subnet_rules_as_upstream() -> None:
 
 
 def test_subnet_feature_switches() -> None:
+    """SE06: Subnet feature switches."""
     annotations = {**SUBNET_ANNOTATION, **IPPOOL_ANNOTATION}
     off = SelectionConfig(enable_spider_subnet=False)
     assert plan(request(annotations), config=off).source is PoolSource.POD_IPPOOL
@@ -164,6 +170,7 @@ def test_subnet_feature_switches() -> None:
 
 
 def test_ippools_describes_every_nic() -> None:
+    """SE07: IPPools describes every NIC."""
     annotations = {IPPOOLS: '[{"interface": "eth0", "ipv4": ["v4-a"]}, '
                             '{"interface": "net1", "ipv4": ["v4-b"], "ipv6": ["v6-a"], "cleangateway": true}]'}
     result = plan(request(annotations, nic="net1"))
@@ -174,43 +181,51 @@ def test_ippools_describes_every_nic() -> None:
 
 
 def test_ippools_without_names_is_indexed() -> None:
+    """SE08: IPPools without names is indexed."""
     result = plan(request({IPPOOLS: '[{"ipv4": ["v4-a"]}, {"ipv4": ["v4-b"]}]'}))
     assert result.unnamed_nics
     assert [nic.nic for nic in result.nics] == ["0", "1"]
 
 
 def test_clean_gateway_comes_from_the_cni_configuration_for_single_nic_sources() -> None:
+    """SE09: Clean gateway comes from the CNI configuration for single NIC sources."""
     result = plan(request(IPPOOL_ANNOTATION, cni=CniPoolDefaults(clean_gateway=True)))
     assert result.nics[0].clean_gateway
 
 
 def test_wildcards_expand_against_pools_of_the_family() -> None:
+    """SE10: Wildcards expand against pools of the family."""
     result = plan(request({IPPOOL: '{"ipv4": ["v4-c", "v4-*", "*-a"], "ipv6": ["v6-?"]}'}))
     assert names(result) == {4: ("v4-c", "v4-a", "v4-b"), 6: ("v6-a", "v6-b")}
 
 
 def test_a_pattern_matching_nothing_is_reported() -> None:
+    """SE11: A pattern matching nothing is reported."""
     with pytest.raises(NoAvailablePoolError) as caught:
         plan(request({IPPOOL: '{"ipv4": ["nothing-*"]}'}))
     assert caught.value.rejections == (("nothing-*", "no IPv4 IPPool matches this pattern"),)
 
 
 def test_a_malformed_pattern_is_an_error() -> None:
+    """SE12: A malformed pattern is an error."""
     with pytest.raises(PoolSelectionError, match="bad IPv4 IPPool name pattern"):
         plan(request({IPPOOL: '{"ipv4": ["v4-[]a]"]}'}))
 
 
 def test_a_name_with_an_unclosed_bracket_is_a_plain_name_as_upstream() -> None:
+    """SE13: A name with an unclosed bracket is a plain name as upstream."""
     with pytest.raises(PoolSelectionError, match=r"IPPool v4-\[a- for interface eth0 does not exist"):
         plan(request({IPPOOL: '{"ipv4": ["v4-[a-"]}'}))
 
 
 def test_namespace_and_cni_defaults_take_wildcards() -> None:
+    """SE14: Namespace and CNI defaults take wildcards."""
     assert names(plan(request(ns_annotations={NS_DEFAULT_IPV4_POOL: '["v4-[ab]"]'}))) == {4: ("v4-a", "v4-b")}
     assert names(plan(request(cni=CniPoolDefaults(ipv6=("v6-*",))))) == {6: ("v6-a", "v6-b")}
 
 
 def test_disabled_families_are_dropped_silently() -> None:
+    """SE15: Disabled families are dropped silently."""
     result = plan(request(IPPOOL_ANNOTATION), config=SelectionConfig(enable_ipv6=False))
     assert names(result) == {4: ("v4-b",)}
     with pytest.raises(PoolSelectionError, match=r"only of disabled IP families \(IPv6\)"):
@@ -220,6 +235,7 @@ def test_disabled_families_are_dropped_silently() -> None:
 
 
 def test_duplicate_and_missing_pools_are_errors() -> None:
+    """SE16: Duplicate and missing pools are errors."""
     with pytest.raises(PoolSelectionError, match="v4-a is named twice for the IPv4 of interface eth0"):
         plan(request({IPPOOL: '{"ipv4": ["v4-a", "v4-b", "v4-a"]}'}))
     with pytest.raises(PoolSelectionError, match="IPv4 IPPool ghost for interface eth0 does not exist"):
@@ -227,12 +243,14 @@ def test_duplicate_and_missing_pools_are_errors() -> None:
 
 
 def test_no_rule_at_all() -> None:
+    """SE17: No rule at all."""
     without_defaults = {name: p for name, p in POOLS.items() if not p.spec.default}
     with pytest.raises(PoolSelectionError, match="no IPPool selection rule applies"):
         plan(request(), pools=without_defaults)
 
 
 def test_cluster_default_pools_are_sorted_by_name() -> None:
+    """SE18: Cluster default pools are sorted by name."""
     pools = {**POOLS, "a-default": view("a-default", default=True)}
     assert names(plan(request())) == {4: ("default-v4",), 6: ("default-v6",)}
     assert names(plan(request(), pools=pools))[4] == ("a-default", "default-v4")
@@ -245,12 +263,14 @@ def test_cluster_default_pools_are_sorted_by_name() -> None:
 )
 def test_malformed_annotations_name_the_annotation(annotations: dict[str, str], ns_annotations: dict[str, str],
                                                    annotation: str) -> None:
+    """SE19: Malformed annotations name the annotation."""
     with pytest.raises(AnnotationError) as caught:
         plan(request(annotations, ns_annotations=ns_annotations))
     assert caught.value.annotation == annotation
 
 
 def test_filtered_pools_are_listed_with_their_reasons() -> None:
+    """SE20: Filtered pools are listed with their reasons."""
     pools = {**POOLS, "off": view("off", disable=True), "elsewhere": view("elsewhere", nodeName=["worker-9"]),
              "six": v6("six")}
     with pytest.raises(NoAvailablePoolError) as caught:
@@ -264,6 +284,7 @@ def test_filtered_pools_are_listed_with_their_reasons() -> None:
 
 
 def test_candidates_keep_user_order_for_ties_and_put_affine_pools_first() -> None:
+    """SE21: Candidates keep user order for ties and put affine pools first."""
     pools = {**POOLS, "pinned": view("pinned", nodeName=["worker-1"]), "tied-1": view("tied-1"),
              "tied-2": view("tied-2")}
     result = plan(request({IPPOOL: '{"ipv4": ["tied-2", "v4-c", "pinned", "tied-1", "v4-a"]}'}), pools=pools)
@@ -275,6 +296,7 @@ def test_candidates_keep_user_order_for_ties_and_put_affine_pools_first() -> Non
 
 
 def test_multus_name_is_checked_per_nic() -> None:
+    """SE22: Multus name is checked per NIC."""
     pools = {
         "eth0-pool": view("eth0-pool", multusName=["kube-system/macvlan-conf-ens192"]),
         "net1-pool": view("net1-pool", subnet="10.7.0.0/16", multusName=["macvlan-conf-ens224"]),
@@ -291,11 +313,13 @@ def test_multus_name_is_checked_per_nic() -> None:
 
 
 def test_a_known_multus_network_of_the_current_nic_is_used() -> None:
+    """SE23: A known multus network of the current NIC is used."""
     pools = {"p": view("p", multusName=["ns/given"])}
     assert names(plan(request({IPPOOL: '{"ipv4": ["p"]}'}, multus_network="ns/given"), pools=pools)) == {4: ("p",)}
 
 
 def test_node_affinity_example_from_upstream() -> None:
+    """SE24: Node affinity example from upstream."""
     pools = {
         "master-ipv4-ippool": view("master-ipv4-ippool", subnet="172.18.41.0/24", ips=["172.18.41.40"],
                                    nodeAffinity={"matchExpressions": [{"key": "node-role.kubernetes.io/master",
@@ -313,6 +337,7 @@ def test_node_affinity_example_from_upstream() -> None:
 
 
 def test_pod_affinity_example_from_upstream() -> None:
+    """SE25: Pod affinity example from upstream."""
     pools = {"occupied-static-ipv4-ippool": view("occupied-static-ipv4-ippool", podAffinity={
         "matchLabels": {"app": "static"}})}
     annotations = {IPPOOL: '{"ipv4": ["occupied-static-ipv4-ippool"]}'}
@@ -323,6 +348,7 @@ def test_pod_affinity_example_from_upstream() -> None:
 
 
 def test_names_stage_is_reusable_on_its_own() -> None:
+    """SE26: Names stage is reusable on its own."""
     result = resolve_pool_names(request(IPPOOL_ANNOTATION), pools=POOLS, config=CONFIG)
     assert not isinstance(result, SubnetPlan)
     assert result.nics[0].pools == PoolNames(("v4-b",), ("v6-b",))

@@ -30,18 +30,21 @@ from spiderpool.core.specs import PoolView, parse_ippool_spec
 )
 def test_top_controller(controller: TopController, orphan: bool, third_party: bool,
                         group_version: tuple[str, str]) -> None:
+    """SET01: Top controller."""
     assert controller.is_orphan_pod is orphan
     assert controller.is_third_party is third_party
     assert controller.group_and_version == group_version
 
 
 def test_family_switches() -> None:
+    """SET02: Family switches."""
     config = SelectionConfig(enable_ipv4=False)
     assert not config.family_enabled(4)
     assert config.family_enabled(6)
 
 
 def test_subnet_plan_with_pools_keeps_nic_and_clean_gateway() -> None:
+    """SET03: Subnet plan with pools keeps NIC and clean gateway."""
     plan = SubnetPlan(source=PoolSource.SUBNETS, nic="net1", clean_gateway=True,
                       auto_pools=(AutoPoolRequest("net1", 6, "s6"),), ip_number=PoolIPNumber(1, True), reclaim=True)
     names = plan.with_pools({6: "auto6-app-net1-abcde"})
@@ -51,6 +54,7 @@ def test_subnet_plan_with_pools_keeps_nic_and_clean_gateway() -> None:
 
 
 def test_plan_lookups() -> None:
+    """SET04: Plan lookups."""
     pool = PoolView(name="p", spec=parse_ippool_spec({"subnet": "10.0.0.0/24"}))
     nic = NicCandidates(nic="eth0", clean_gateway=False, families=(FamilyCandidates(4, (pool,)),))
     plan = PoolPlan(source=PoolSource.POD_IPPOOL, nics=(nic,))

@@ -38,12 +38,14 @@ LABELS = {"app": "web", "tier": "front", "node-role.kubernetes.io/master": ""}
     ],
 )
 def test_matching_follows_kubernetes_semantics(raw: dict[str, object], matches: bool) -> None:
+    """SL01: Matching follows kubernetes semantics."""
     selector = parse_label_selector(raw, field="spec.podAffinity")
     assert selector is not None
     assert selector.matches(LABELS) is matches
 
 
 def test_absent_selector_parses_to_none() -> None:
+    """SL02: Absent selector parses to none."""
     assert parse_label_selector(None, field="f") is None
 
 
@@ -58,6 +60,7 @@ def test_absent_selector_parses_to_none() -> None:
     ],
 )
 def test_a_selector_kubernetes_would_refuse_raises_on_match(requirement: Requirement) -> None:
+    """SL03: A selector kubernetes would refuse raises on match."""
     with pytest.raises(ValueError, match="app"):
         LabelSelector(match_expressions=(requirement,)).matches(LABELS)
 
@@ -76,6 +79,7 @@ def test_a_selector_kubernetes_would_refuse_raises_on_match(requirement: Require
     ],
 )
 def test_parse_reports_each_malformed_field(raw: object, fields: tuple[str, ...]) -> None:
+    """SL04: Parse reports each malformed field."""
     with pytest.raises(InvalidSpec) as caught:
         parse_label_selector(raw, field="spec.nodeAffinity")
     assert caught.value.fields == fields
@@ -99,10 +103,12 @@ def test_parse_reports_each_malformed_field(raw: object, fields: tuple[str, ...]
     ],
 )
 def test_validate_label_selector(selector: LabelSelector, fields: tuple[str, ...]) -> None:
+    """SL05: Validate label selector."""
     assert tuple(error.field for error in validate_label_selector(selector, field="f")) == fields
 
 
 def test_to_dict_round_trips() -> None:
+    """SL06: To dict round trips."""
     raw = {"matchLabels": {"b": "2", "a": "1"},
            "matchExpressions": [{"key": "k", "operator": "In", "values": ["v"]}, {"key": "e", "operator": "Exists"}]}
     selector = parse_label_selector(raw, field="f")
@@ -114,6 +120,7 @@ def test_to_dict_round_trips() -> None:
 
 
 def test_selector_from_labels() -> None:
+    """SL07: Selector from labels."""
     selector = selector_from_labels({"b": "2", "a": "1"})
     assert selector.match_labels == (("a", "1"), ("b", "2"))
     assert selector.matches({"a": "1", "b": "2", "c": "3"})

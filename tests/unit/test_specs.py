@@ -21,6 +21,7 @@ from spiderpool.core.specs import (
 
 @pytest.mark.parametrize("obj", object_params("SpiderIPPool"))
 def test_every_upstream_format_ippool_parses_and_round_trips(obj: dict[str, Any]) -> None:
+    """SP01: Every upstream format IPPool parses and round trips."""
     pool = parse_ippool_object(obj)
     assert pool.name == obj["metadata"]["name"]
     assert pool.spec.ip_version in (4, 6)
@@ -32,6 +33,7 @@ def test_every_upstream_format_ippool_parses_and_round_trips(obj: dict[str, Any]
 
 @pytest.mark.parametrize("obj", object_params("SpiderSubnet"))
 def test_every_upstream_format_subnet_parses_and_round_trips(obj: dict[str, Any]) -> None:
+    """SP02: Every upstream format subnet parses and round trips."""
     spec = parse_subnet_spec(obj["spec"])
     assert spec.total_ip_count > 0
     assert parse_subnet_spec(spec.to_dict()) == spec
@@ -39,12 +41,14 @@ def test_every_upstream_format_subnet_parses_and_round_trips(obj: dict[str, Any]
 
 @pytest.mark.parametrize("obj", object_params("SpiderReservedIP"))
 def test_every_upstream_format_reservedip_parses(obj: dict[str, Any]) -> None:
+    """SP03: Every upstream format reservedip parses."""
     spec = parse_reservedip_spec(obj["spec"])
     assert spec.ip_version == 4
     assert parse_reservedip_spec(spec.to_dict()) == spec
 
 
 def test_ippool_fields_are_typed() -> None:
+    """SP04: IPPool fields are typed."""
     spec = parse_ippool_spec({
         "subnet": "172.18.41.0/24",
         "ips": ["172.18.41.40-172.18.41.50", "172.18.41.60"],
@@ -74,6 +78,7 @@ def test_ippool_fields_are_typed() -> None:
 
 
 def test_reserved_ips_are_not_subtracted_from_the_total() -> None:
+    """SP05: Reserved ips are not subtracted from the total."""
     spec = parse_ippool_spec({"subnet": "10.0.0.0/24", "ips": ["10.0.0.1-10.0.0.10"], "excludeIPs": ["10.0.0.1"]})
     assert spec.total_ip_count == 9
     assert spec.usable_ranges == [(parse_ip("10.0.0.2", version=4, field="f"), parse_ip("10.0.0.10", version=4,
@@ -81,6 +86,7 @@ def test_reserved_ips_are_not_subtracted_from_the_total() -> None:
 
 
 def test_ip_version_is_derived_from_the_subnet_or_checked_against_it() -> None:
+    """SP06: IP version is derived from the subnet or checked against it."""
     assert parse_ippool_spec({"subnet": "fd00::/64"}).ip_version == 6
     assert parse_ippool_spec({"subnet": "fd00::/64", "ipVersion": 6}).ip_version == 6
     with pytest.raises(InvalidSpec) as caught:
@@ -112,6 +118,7 @@ def test_ip_version_is_derived_from_the_subnet_or_checked_against_it() -> None:
     ],
 )
 def test_parse_reports_every_malformed_field(spec: object, fields: tuple[str, ...]) -> None:
+    """SP07: Parse reports every malformed field."""
     with pytest.raises(InvalidSpec) as caught:
         parse_ippool_spec(spec)
     assert sorted(caught.value.fields) == sorted(fields)
@@ -130,18 +137,21 @@ def test_parse_reports_every_malformed_field(spec: object, fields: tuple[str, ..
     ],
 )
 def test_reservedip_errors(spec: dict[str, object], fields: tuple[str, ...]) -> None:
+    """SP08: Reservedip errors."""
     with pytest.raises(InvalidSpec) as caught:
         parse_reservedip_spec(spec)
     assert caught.value.fields == fields
 
 
 def test_reservedip_version_from_first_item() -> None:
+    """SP09: Reservedip version from first item."""
     spec = parse_reservedip_spec({"ips": ["fd00::5-fd00::9", "fd00::1"]})
     assert spec.ip_version == 6
     assert spec.to_dict() == {"ipVersion": 6, "ips": ["fd00::1", "fd00::5-fd00::9"]}
 
 
 def test_subnet_spec_has_no_pool_only_fields() -> None:
+    """SP10: Subnet spec has no pool only fields."""
     spec = parse_subnet_spec({"subnet": "10.6.0.1/16", "ips": ["10.6.168.171-10.6.168.180"], "gateway": "10.6.0.1",
                               "nodeName": ["ignored"]})
     assert spec.to_dict() == {"ipVersion": 4, "subnet": "10.6.0.0/16", "ips": ["10.6.168.171-10.6.168.180"],
@@ -149,6 +159,7 @@ def test_subnet_spec_has_no_pool_only_fields() -> None:
 
 
 def test_parse_ippool_object_reads_metadata() -> None:
+    """SP11: Parse IPPool object reads metadata."""
     pool = parse_ippool_object({
         "metadata": {"name": "p", "labels": {"a": "b"}, "deletionTimestamp": "2024-01-01T00:00:00Z"},
         "spec": {"subnet": "10.0.0.0/24"},
@@ -162,6 +173,7 @@ def test_parse_ippool_object_reads_metadata() -> None:
 @given(st.lists(st.tuples(st.integers(1, 250), st.integers(0, 4)), max_size=8),
        st.lists(st.integers(1, 254), max_size=4))
 def test_to_dict_is_a_fixed_point(ranges: list[tuple[int, int]], excluded: list[int]) -> None:
+    """SP12: To dict is a fixed point."""
     raw = {
         "subnet": "10.1.0.0/24",
         "ips": [f"10.1.0.{first}-10.1.0.{min(first + size, 254)}" for first, size in ranges],

@@ -63,6 +63,7 @@ def pending(batch: list[Intent], loop: asyncio.AbstractEventLoop) -> list[Pendin
 @settings(max_examples=400, deadline=None)
 @given(start=pool_records(), batch=st.lists(intents, max_size=14))
 def test_plan_keeps_every_invariant(start: dict[str, PoolIPAllocation], batch: list[Intent]) -> None:
+    """STP01: Plan keeps every invariant."""
     before = dict(start)
     loop = asyncio.new_event_loop()
     try:
@@ -97,6 +98,7 @@ def test_plan_keeps_every_invariant(start: dict[str, PoolIPAllocation], batch: l
 
 @given(records=pool_records())
 def test_status_body_round_trips_and_keeps_count_equal_to_records(records: dict[str, PoolIPAllocation]) -> None:
+    """STP02: Status body round trips and keeps count equal to records."""
     stale: SpiderIPPool = {
         **POOL,
         "status": {"allocatedIPs": '{"10.9.9.9":{"pod":"a/b","podUid":"x"}}', "totalIPCount": 8},
@@ -113,6 +115,7 @@ def test_status_body_round_trips_and_keeps_count_equal_to_records(records: dict[
 
 
 def test_a_redecided_choice_is_kept_for_the_retry() -> None:
+    """STP03: A redecided choice is kept for the retry."""
     loop = asyncio.new_event_loop()
     try:
         batch = pending([AllocateIntent(pod="ns/a", pod_uid="ua", ip="10.0.0.1")], loop)

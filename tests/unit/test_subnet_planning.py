@@ -39,6 +39,7 @@ def ip(text: str) -> int:
 
 
 def test_desired_ip_count_fixed_flexible_and_default() -> None:
+    """SUP01: Desired IP count fixed flexible and default."""
     assert desired_ip_count(PoolIPNumber(count=5, flexible=False), replicas=3, default_flexible=1) == 5
     assert desired_ip_count(PoolIPNumber(count=2, flexible=True), replicas=3, default_flexible=1) == 5
     assert desired_ip_count(None, replicas=3, default_flexible=4) == 7
@@ -55,27 +56,32 @@ def test_desired_ip_count_fixed_flexible_and_default() -> None:
     ("CronJob", {"spec": {"jobTemplate": {"spec": {"parallelism": 3}}}}, 3),
 ])
 def test_app_replicas_per_kind(kind: str, obj: dict[str, object], expected: int) -> None:
+    """SUP02: App replicas per kind."""
     assert app_replicas(kind, obj) == expected
 
 
 def test_job_pod_count_never_below_one() -> None:
+    """SUP03: Job pod count never below one."""
     assert job_pod_count({}) == 1
     assert job_pod_count({"parallelism": 0}) == 1
     assert job_pod_count({"parallelism": 4, "completions": 0}) == 1
 
 
 def test_app_replicas_rejects_unknown_kind_naming_it() -> None:
+    """SUP04: App replicas rejects unknown kind naming it."""
     with pytest.raises(ValueError, match="'Pod'"):
         app_replicas("Pod", {})
 
 
 def test_plan_app_pools_dual_stack_with_flexible_default() -> None:
+    """SUP05: Plan app pools dual stack with flexible default."""
     annotations = {SUBNET: '{"ipv4": ["s4"], "ipv6": ["s6"]}'}
     wants = plan_app_pools(annotations, replicas=3, default_flexible=1)
     assert wants == (AutoPoolWant("s4", 4, "eth0", 4, True), AutoPoolWant("s6", 6, "eth0", 4, True))
 
 
 def test_plan_app_pools_multi_nic_fixed_count_no_reclaim_and_disabled_family() -> None:
+    """SUP06: Plan app pools multi NIC fixed count no reclaim and disabled family."""
     annotations = {
         SUBNETS: '[{"interface": "eth0", "ipv4": ["a"], "ipv6": ["a6"]}, {"interface": "net1", "ipv4": ["b"]}]',
         POOL_IP_NUMBER: "2",
@@ -86,18 +92,21 @@ def test_plan_app_pools_multi_nic_fixed_count_no_reclaim_and_disabled_family() -
 
 
 def test_plan_app_pools_without_annotation_and_with_bad_number() -> None:
+    """SUP07: Plan app pools without annotation and with bad number."""
     assert plan_app_pools({}, replicas=1, default_flexible=1) == ()
     with pytest.raises(AnnotationError, match=POOL_IP_NUMBER):
         plan_app_pools({SUBNET: '{"ipv4": ["s"]}', POOL_IP_NUMBER: "++1"}, replicas=1, default_flexible=1)
 
 
 def test_auto_pool_name_as_upstream() -> None:
+    """SUP08: Auto pool name as upstream."""
     assert auto_pool_name(version=4, app=APP, nic="ETH0") == "auto4-web-app-eth0-abcde"
     long_app = AppRef("apps/v1", "Deployment", "ns", "x" * 300, "a-b")
     assert len(auto_pool_name(version=6, app=long_app, nic="eth0")) == 253
 
 
 def test_auto_pool_labels_and_identity_ignore_uid() -> None:
+    """SUP09: Auto pool labels and identity ignore UID."""
     want = AutoPoolWant("s4", 4, "eth0", 3, False)
     labels = auto_pool_labels(app=APP, want=want)
     assert labels["ipam.spidernet.io/owner-application-gv"] == "apps_v1"
@@ -112,6 +121,7 @@ def test_auto_pool_labels_and_identity_ignore_uid() -> None:
 
 
 def test_controlled_pools_round_trip_and_count() -> None:
+    """SUP10: Controlled pools round trip and count."""
     pools = {
         "b": ControlledPool(ips=((ip("10.6.0.2"), ip("10.6.0.4")),), application="apps_v1_Deployment_ns_b"),
         "a": ControlledPool(ips=((ip("10.6.0.9"), ip("10.6.0.9")),)),
@@ -127,11 +137,13 @@ def test_controlled_pools_round_trip_and_count() -> None:
 
 @pytest.mark.parametrize("text", ["[1]", "{", '{"p": 3}', '{"p": {"ips": ["10.0.0.300"]}}'])
 def test_controlled_pools_decode_errors_name_the_field(text: str) -> None:
+    """SUP11: Controlled pools decode errors name the field."""
     with pytest.raises(InvalidSpec, match="controlledIPPools"):
         decode_controlled_pools(text, version=4)
 
 
 def test_free_ranges_excludes_every_taken_set() -> None:
+    """SUP12: Free ranges excludes every taken set."""
     usable = [(ip("10.0.0.1"), ip("10.0.0.10"))]
     free = free_ranges(usable, taken=[[(ip("10.0.0.1"), ip("10.0.0.2"))], [(ip("10.0.0.5"), ip("10.0.0.5"))]])
     assert free == [(ip("10.0.0.3"), ip("10.0.0.4")), (ip("10.0.0.6"), ip("10.0.0.10"))]
@@ -139,6 +151,7 @@ def test_free_ranges_excludes_every_taken_set() -> None:
 
 
 def test_plan_resize_grows_from_lowest_free() -> None:
+    """SUP13: Plan resize grows from lowest free."""
     current = [(ip("10.0.0.3"), ip("10.0.0.4"))]
     free = [(ip("10.0.0.1"), ip("10.0.0.2")), (ip("10.0.0.8"), ip("10.0.0.9"))]
     grown = plan_resize(pool="p", subnet="s", current=current, allocated=[], desired=5, free=free)
@@ -146,6 +159,7 @@ def test_plan_resize_grows_from_lowest_free() -> None:
 
 
 def test_plan_resize_shrinks_only_unallocated_lowest_first() -> None:
+    """SUP14: Plan resize shrinks only unallocated lowest first."""
     current = [(ip("10.0.0.1"), ip("10.0.0.5"))]
     shrunk = plan_resize(pool="p", subnet="s", current=current, allocated=[ip("10.0.0.1"), ip("10.0.0.4")],
                          desired=3, free=[])
@@ -153,6 +167,7 @@ def test_plan_resize_shrinks_only_unallocated_lowest_first() -> None:
 
 
 def test_plan_resize_errors_name_pool_and_subnet() -> None:
+    """SUP15: Plan resize errors name pool and subnet."""
     with pytest.raises(ResizeError, match="SpiderSubnet s has 1 free IPs, IPPool p needs 2 more"):
         plan_resize(pool="p", subnet="s", current=[], allocated=[], desired=2, free=[(1, 1)])
     with pytest.raises(ResizeError, match="IPPool p available free IPs are not enough"):
@@ -166,6 +181,7 @@ ranges = st.lists(st.tuples(st.integers(0, 200), st.integers(0, 20)), max_size=6
 @given(current=ranges, free_pool=ranges, allocated=st.sets(st.integers(0, 230)), desired=st.integers(0, 60))
 def test_plan_resize_properties(current: list[tuple[int, int]], free_pool: list[tuple[int, int]],
                                 allocated: set[int], desired: int) -> None:
+    """SUP16: Plan resize properties."""
     free = subtract_ranges(free_pool, current)
     held = [a for a in allocated if any(lo <= a <= hi for lo, hi in current)]
     try:

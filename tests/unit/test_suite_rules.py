@@ -19,8 +19,7 @@ _DOCS = _ROOT / "docs"
 _ID = r"[A-Z]{1,3}\d{2,3}"
 _ROW = re.compile(rf"^\|\s*({_ID})\s*\|")
 _DOCSTRING_ID = re.compile(rf"^({_ID})\b")
-# The suites whose tests are cases; tests/unit holds tests of the pure code, which carry IDs where a doc lists them.
-CASE_SUITES = ("integration", "e2e")
+CASE_SUITES = ("unit", "integration", "e2e")
 
 
 def documented_ids() -> dict[str, set[str]]:
@@ -56,8 +55,8 @@ def lacking_ids(directory: Path, known: set[str]) -> list[str]:
 
 @pytest.mark.parametrize("suite", CASE_SUITES)
 def test_r01_every_case_test_starts_with_a_documented_id(suite: str) -> None:
-    """R01: every test function of the integration and e2e suites has a docstring that starts with a case ID listed
-    in a case table of docs/; the failure names each test that lacks one."""
+    """R01: every test function of every suite has a docstring that starts with a case ID listed in a case table
+    of docs/; the failure names each test that lacks one."""
     problems = lacking_ids(_ROOT / "tests" / suite, set(documented_ids()))
     assert not problems, "tests without a documented case ID:\n" + "\n".join(problems)
 

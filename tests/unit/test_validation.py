@@ -22,6 +22,7 @@ from spiderpool.core.validation import (
 
 @pytest.mark.parametrize("obj", object_params("SpiderIPPool"))
 def test_every_upstream_format_ippool_validates(obj: dict[str, Any]) -> None:
+    """VA01: Every upstream format IPPool validates."""
     spec = validate_ippool_spec(obj["spec"], labels=obj["metadata"].get("labels"))
     # What the mutating webhook writes back must validate as well (canonical subnet, merged ranges).
     assert validate_ippool_spec(spec.to_dict()) == spec
@@ -29,12 +30,14 @@ def test_every_upstream_format_ippool_validates(obj: dict[str, Any]) -> None:
 
 @pytest.mark.parametrize("obj", object_params("SpiderSubnet"))
 def test_every_upstream_format_subnet_validates(obj: dict[str, Any]) -> None:
+    """VA02: Every upstream format subnet validates."""
     spec = validate_subnet_spec(obj["spec"])
     assert validate_subnet_spec(spec.to_dict()) == spec
 
 
 @pytest.mark.parametrize("obj", object_params("SpiderReservedIP"))
 def test_every_upstream_format_reservedip_validates(obj: dict[str, Any]) -> None:
+    """VA03: Every upstream format reservedip validates."""
     assert validate_reservedip_spec(obj["spec"]).ips
 
 
@@ -74,6 +77,7 @@ BASE = {"subnet": "10.0.0.0/24", "ips": ["10.0.0.10-10.0.0.20"]}
     ],
 )
 def test_ippool_rules_name_the_field_and_value(extra: dict[str, Any], expected: list[tuple[str, object]]) -> None:
+    """VA04: IPPool rules name the field and value."""
     assert _errors({**BASE, **extra}) == expected
 
 
@@ -89,10 +93,12 @@ def test_ippool_rules_name_the_field_and_value(extra: dict[str, Any], expected: 
     ],
 )
 def test_valid_ippools(extra: dict[str, Any]) -> None:
+    """VA05: Valid IPPools."""
     assert validate_ippool_spec({**BASE, **extra}).subnet.text == "10.0.0.0/24"
 
 
 def test_every_broken_rule_is_reported_at_once() -> None:
+    """VA06: Every broken rule is reported at once."""
     errors = _errors({"subnet": "10.0.0.0/24", "ips": ["10.0.1.1"], "gateway": "10.0.2.1",
                       "routes": [{"dst": "0.0.0.0/0", "gw": "10.0.3.1"}]})
     assert [field for field, _ in errors] == ["spec.ips[0]", "spec.gateway", "spec.routes[0].dst",
@@ -100,6 +106,7 @@ def test_every_broken_rule_is_reported_at_once() -> None:
 
 
 def test_disabled_family_is_rejected() -> None:
+    """VA07: Disabled family is rejected."""
     assert _errors({"subnet": "fd00::/64"}, enable_ipv6=False) == [("spec.ipVersion", 6)]
     with pytest.raises(InvalidSpec, match="IPv4 is disabled"):
         validate_subnet_spec({"subnet": "10.0.0.0/8"}, enable_ipv4=False)
@@ -112,6 +119,7 @@ AUTO_AFFINITY = dict(zip(AUTO_POOL_AFFINITY_KEYS, ("apps", "v1", "Deployment", "
 
 
 def test_auto_pool_affinity_may_only_hold_the_application_keys() -> None:
+    """VA08: Auto pool affinity may only hold the application keys."""
     assert is_auto_pool(AUTO_LABELS)
     assert validate_ippool_spec({**BASE, "podAffinity": {"matchLabels": AUTO_AFFINITY}}, labels=AUTO_LABELS)
     errors = _errors({**BASE, "podAffinity": {"matchLabels": {**AUTO_AFFINITY, "extra": "x"},
@@ -121,6 +129,7 @@ def test_auto_pool_affinity_may_only_hold_the_application_keys() -> None:
 
 
 def test_subnet_rules() -> None:
+    """VA09: Subnet rules."""
     with pytest.raises(InvalidSpec) as caught:
         validate_subnet_spec({"subnet": "10.6.0.0/16", "ips": ["10.7.0.1"], "gateway": "10.6.0.5",
                               "excludeIPs": ["10.8.0.1"]})
@@ -129,6 +138,7 @@ def test_subnet_rules() -> None:
 
 
 def test_update_keeps_version_and_subnet_and_every_allocated_ip() -> None:
+    """VA10: Update keeps version and subnet and every allocated IP."""
     old = parse_ippool_spec({"subnet": "10.0.0.0/24", "ips": ["10.0.0.1-10.0.0.10"]})
     shrunk = parse_ippool_spec({"subnet": "10.0.0.0/24", "ips": ["10.0.0.1-10.0.0.5"], "excludeIPs": ["10.0.0.2"]})
     validate_ippool_update(old, shrunk, allocated={"10.0.0.1": "ns/a", "10.0.0.5": "ns/b"})
@@ -147,6 +157,7 @@ def test_update_keeps_version_and_subnet_and_every_allocated_ip() -> None:
 
 
 def test_ranges_outside() -> None:
+    """VA11: Ranges outside."""
     ranges = parse_ip_ranges(["10.0.0.250-10.0.1.5", "10.0.3.1"], version=4, field="f")
     outside = ranges_outside(ranges, parse_cidr("10.0.0.0/24", field="f"))
     assert outside == parse_ip_ranges(["10.0.1.0-10.0.1.5", "10.0.3.1"], version=4, field="f")

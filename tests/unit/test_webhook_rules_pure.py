@@ -33,6 +33,7 @@ def _pool(name: str, subnet: str, *ips: str, allocated: dict[str, str] | None = 
 
 
 def test_peer_pools_identical_or_disjoint_subnets() -> None:
+    """WR01: Peer pools identical or disjoint subnets."""
     mine = parse_ippool_spec({"subnet": "10.0.1.0/24", "ips": ["10.0.1.5"]})
     errors = ippool_peer_errors("mine", mine, [_pool("wide", "10.0.0.0/16", "10.0.0.5"),
                                                 _pool("far", "10.9.0.0/16", "10.9.0.5")])
@@ -41,6 +42,7 @@ def test_peer_pools_identical_or_disjoint_subnets() -> None:
 
 
 def test_peer_pools_same_subnet_overlap_names_first_common_range() -> None:
+    """WR02: Peer pools same subnet overlap names first common range."""
     mine = parse_ippool_spec({"subnet": "10.0.0.0/24", "ips": ["10.0.0.10-10.0.0.20"], "excludeIPs": ["10.0.0.10"]})
     peers = [_pool("a", "10.0.0.0/24", "10.0.0.10"), _pool("b", "10.0.0.0/24", "10.0.0.18-10.0.0.30"),
              _pool("mine", "10.0.0.0/24", "10.0.0.10-10.0.0.20")]
@@ -49,6 +51,7 @@ def test_peer_pools_same_subnet_overlap_names_first_common_range() -> None:
 
 
 def test_pool_ips_must_come_from_its_subnet() -> None:
+    """WR03: Pool ips must come from its subnet."""
     owner = PeerSubnet(name="s", spec=parse_subnet_spec({"subnet": "10.0.0.0/24", "ips": ["10.0.0.10-10.0.0.50"]}))
     inside = parse_ippool_spec({"subnet": "10.0.0.0/24", "ips": ["10.0.0.10-10.0.0.20"]})
     outside = parse_ippool_spec({"subnet": "10.0.0.0/24", "ips": ["10.0.0.49-10.0.0.60"]})
@@ -57,6 +60,7 @@ def test_pool_ips_must_come_from_its_subnet() -> None:
 
 
 def test_subnets_never_overlap_and_keep_their_pools_ips() -> None:
+    """WR04: Subnets never overlap and keep their pools ips."""
     spec = parse_subnet_spec({"subnet": "10.0.0.0/24", "ips": ["10.0.0.15-10.0.0.50"]})
     peers = [PeerSubnet(name="same", spec=parse_subnet_spec({"subnet": "10.0.0.0/24"})),
              PeerSubnet(name="v6", spec=parse_subnet_spec({"subnet": "fd00::/64"}))]
@@ -67,6 +71,7 @@ def test_subnets_never_overlap_and_keep_their_pools_ips() -> None:
 
 
 def test_reserving_an_allocated_ip_names_pool_and_pod() -> None:
+    """WR05: Reserving an allocated IP names pool and pod."""
     spec = parse_reservedip_spec({"ips": ["10.0.0.1-10.0.0.9"]})
     pools = [_pool("p", "10.0.0.0/24", "10.0.0.1-10.0.0.20", allocated={"10.0.0.5": "ns/web", "10.0.0.15": "ns/x"})]
     errors = reserved_allocated_errors(spec, pools)
@@ -76,11 +81,13 @@ def test_reserving_an_allocated_ip_names_pool_and_pod() -> None:
 
 
 def test_terminating_spec_is_frozen() -> None:
+    """WR06: Terminating spec is frozen."""
     assert terminating_spec_errors({"a": 1}, {"a": 1}) == []
     assert [e.field for e in terminating_spec_errors({"a": 1}, {"a": 2})] == ["spec"]
 
 
 def test_mutate_ippool_adds_finalizer_label_canonical_spec_and_owner() -> None:
+    """WR07: Mutate IPPool adds finalizer label canonical spec and owner."""
     subnet = PeerSubnet(name="s", uid="uid-s", spec=parse_subnet_spec(
         {"subnet": "10.6.0.0/16", "gateway": "10.6.0.1", "routes": [{"dst": "10.7.0.0/16", "gw": "10.6.0.1"}]}))
     obj = {"metadata": {"name": "p"}, "spec": {"subnet": "10.6.0.1/16", "ips": ["10.6.0.20", "10.6.0.10-10.6.0.19"]}}
@@ -96,6 +103,7 @@ def test_mutate_ippool_adds_finalizer_label_canonical_spec_and_owner() -> None:
 
 
 def test_mutations_leave_unparseable_specs_to_validation() -> None:
+    """WR08: Mutations leave unparseable specs to validation."""
     broken = {"metadata": {"name": "x"}, "spec": {"subnet": "not-a-cidr"}}
     assert mutate_ippool(broken, subnets=[]) == []
     assert mutate_subnet(broken) == []
@@ -103,11 +111,13 @@ def test_mutations_leave_unparseable_specs_to_validation() -> None:
 
 
 def test_mutate_reservedip_sets_version_and_merges() -> None:
+    """WR09: Mutate reservedip sets version and merges."""
     ops = mutate_reservedip({"metadata": {"name": "r"}, "spec": {"ips": ["fd00::5", "fd00::3-fd00::4"]}})
     assert ops == [{"op": "add", "path": "/spec", "value": {"ipVersion": 6, "ips": ["fd00::3-fd00::5"]}}]
 
 
 def test_review_round_trip_carries_uid_message_and_patch() -> None:
+    """WR10: Review round trip carries UID message and patch."""
     request = parse_review({"request": {"uid": "u1", "kind": {"kind": "SpiderIPPool"}, "operation": "CREATE",
                                         "object": {"metadata": {"name": "p"}}}})
     assert (request.uid, request.kind, request.name) == ("u1", "SpiderIPPool", "p")
@@ -121,6 +131,7 @@ def test_review_round_trip_carries_uid_message_and_patch() -> None:
 
 
 def test_serving_certificate_verifies_against_its_ca(tmp_path: Path) -> None:
+    """WR11: Serving certificate verifies against its CA."""
     certificate = generate_serving_certificate(hosts=("127.0.0.1",))
     leaf = x509.load_pem_x509_certificate(certificate.cert_pem)
     sans = leaf.extensions.get_extension_for_class(x509.SubjectAlternativeName).value

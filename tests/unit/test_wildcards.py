@@ -55,12 +55,14 @@ from spiderpool.core.wildcards import BadPatternError, expand_pool_names, go_pat
     ],
 )
 def test_go_filepath_match(pattern: str, name: str, matches: bool) -> None:
+    """WI01: Go filepath match."""
     assert go_path_match(pattern, name) is matches
 
 
 @pytest.mark.parametrize("pattern", ["[]a]", "[-]", "[x-]", "[-x]", "\\", "[a-b-c]", "[", "[^", "[^bc", "a[",
                                      "[a", "a\\"])
 def test_malformed_patterns_are_errors_even_without_a_match(pattern: str) -> None:
+    """WI02: Malformed patterns are errors even without a match."""
     with pytest.raises(BadPatternError):
         go_path_match(pattern, "zzz")
 
@@ -68,16 +70,19 @@ def test_malformed_patterns_are_errors_even_without_a_match(pattern: str) -> Non
 @pytest.mark.parametrize(("name", "wildcard"), [("pool", False), ("p*", True), ("p?", True), ("p[ab]", True),
                                                 ("p[", False), ("p]", False), ("p\\x", False)])
 def test_has_wildcard_as_upstream(name: str, wildcard: bool) -> None:
+    """WI03: Has wildcard as upstream."""
     assert has_wildcard(name) is wildcard
 
 
 def test_expansion_keeps_user_order_and_sorts_each_pattern_matches() -> None:
+    """WI04: Expansion keeps user order and sorts each pattern matches."""
     pools = ["v4-b", "v4-a", "backup", "other"]
     assert expand_pool_names(["backup", "v4-*"], pools) == ["backup", "v4-a", "v4-b"]
     assert expand_pool_names(["v4-*", "backup"], pools) == ["v4-a", "v4-b", "backup"]
 
 
 def test_expansion_drops_repeats_from_patterns_but_keeps_names_written_twice() -> None:
+    """WI05: Expansion drops repeats from patterns but keeps names written twice."""
     pools = ["a1", "a2", "b1"]
     assert expand_pool_names(["a*", "a1", "*1"], pools) == ["a1", "a2", "b1"]
     assert expand_pool_names(["a1", "a*"], pools) == ["a1", "a2"]
@@ -88,5 +93,6 @@ def test_expansion_drops_repeats_from_patterns_but_keeps_names_written_twice() -
 
 @given(st.text(alphabet="abc-", max_size=8))
 def test_star_matches_any_name_without_separator(name: str) -> None:
+    """WI06: Star matches any name without separator."""
     assert go_path_match("*", name)
     assert go_path_match(name.replace("-", "?"), name)
