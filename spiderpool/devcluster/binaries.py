@@ -4,6 +4,12 @@ Resolution order for each binary: ``SPIDERPOOL_K8S_BIN_DIR``, then ``KUBEBUILDER
 kube-apiserver), then the cache, then a build from the Go module proxy into the cache.  The build happens in a
 scratch Go module that pins every ``k8s.io/*`` staging module to the release's ``v0.Y.Z`` (a dependency's own
 ``replace`` lines are ignored by Go, so they must be restated).
+
+Every Kubernetes binary is version-stamped (``-X k8s.io/component-base/version.*``, as the release build does): an
+unstamped kube-apiserver answers ``/version`` with ``v0.0.0-master`` and ``helm install`` refuses any chart with a
+``kubeVersion`` constraint.  Next to each cached binary, ``.<name>.build`` records the flags it was linked with; a
+cached binary whose record differs (or is missing: an older, unstamped build) is rebuilt, a relink once the Go build
+cache is warm.
 """
 
 from __future__ import annotations
@@ -24,10 +30,15 @@ from pathlib import Path
 
 K8S_VERSION = "v1.36.3"
 BINARIES = ("etcd", "kube-apiserver", "kube-controller-manager")
+# What a real node adds (spiderpool.devcluster.realnode): the kubelet, a scheduler, and kubectl for logs/exec.
+NODE_BINARIES = ("kubelet", "kube-scheduler", "kubectl")
 _PACKAGES = {
     "kube-apiserver": "k8s.io/kubernetes/cmd/kube-apiserver",
     "kube-controller-manager": "k8s.io/kubernetes/cmd/kube-controller-manager",
     "etcd": "go.etcd.io/etcd/server/v3",
+    "kubelet": "k8s.io/kubernetes/cmd/kubelet",
+    "kube-scheduler": "k8s.io/kubernetes/cmd/kube-scheduler",
+    "kubectl": "k8s.io/kubernetes/cmd/kubectl",
 }
 _STAGING = re.compile(r"^\s*(k8s\.io/[\w.\-/]+)\s+=>\s+\./staging/", re.MULTILINE)
 _GODEBUG = re.compile(r"^godebug\s.*$", re.MULTILINE)
@@ -61,11 +72,41 @@ def _candidate_dirs(version: str) -> Iterator[Path]:
     yield version_dir(version) / "bin"
 
 
+def ldflags(name: str, version: str = K8S_VERSION) -> str:
+    """The linker flags of ``name``: stripped, and for Kubernetes' own commands stamped with the release version."""
+    if not _PACKAGES[name].startswith("k8s.io/kubernetes/"):
+        return "-s -w"
+    major, minor = version.removeprefix("v").split(".")[:2]
+    stamps = {
+        "k8s.io/component-base/version.gitVersion": version,
+        "k8s.io/component-base/version.gitMajor": major,
+        "k8s.io/component-base/version.gitMinor": minor,
+        "k8s.io/component-base/version.gitTreeState": "clean",
+        "k8s.io/client-go/pkg/version.gitVersion": version,
+        "k8s.io/client-go/pkg/version.gitMajor": major,
+        "k8s.io/client-go/pkg/version.gitMinor": minor,
+    }
+    return " ".join(["-s -w", *(f"-X {var}={value}" for var, value in stamps.items())])
+
+
+def _build_record(out: Path, name: str) -> Path:
+    return out / f".{name}.build"
+
+
+def _cached_is_current(path: Path, name: str, version: str) -> bool:
+    record = _build_record(path.parent, name)
+    return record.is_file() and record.read_text() == ldflags(name, version)
+
+
 def find_binary(name: str, version: str = K8S_VERSION) -> Path | None:
+    cache = version_dir(version) / "bin"
     for directory in _candidate_dirs(version):
         path = directory / name
-        if path.is_file() and os.access(path, os.X_OK):
-            return path
+        if not (path.is_file() and os.access(path, os.X_OK)):
+            continue
+        if directory == cache and not _cached_is_current(path, name, version):
+            continue  # built with other flags (an unstamped build of an older checkout): rebuild
+        return path
     return None
 
 
@@ -142,8 +183,9 @@ def go_build_with_progress(cmd: Sequence[str], *, cwd: Path, label: str) -> None
     _log(f"{label}: built in {time.monotonic() - started:.0f}s")
 
 
-def _go_build(src: Path, out: Path, name: str) -> None:
-    cmd = ["go", "build", "-v", "-trimpath", "-ldflags=-s -w", "-o", str(out / name), _PACKAGES[name]]
+def _go_build(src: Path, out: Path, name: str, version: str) -> None:
+    flags = f"-ldflags={ldflags(name, version)}"
+    cmd = ["go", "build", "-v", "-trimpath", flags, "-o", str(out / name), _PACKAGES[name]]
     go_build_with_progress(cmd, cwd=src, label=name)
 
 
@@ -151,7 +193,7 @@ def build(names: Sequence[str], version: str = K8S_VERSION) -> None:
     root = version_dir(version)
     with build_lock(root):
         out = root / "bin"
-        todo = [n for n in names if not (out / n).is_file()]
+        todo = [n for n in names if not ((out / n).is_file() and _cached_is_current(out / n, n, version))]
         if not todo:
             return
         _log(f"building {', '.join(todo)} {version} into {out} (cold: 20-30 min on 2 cores; cached afterwards)")
@@ -162,9 +204,10 @@ def build(names: Sequence[str], version: str = K8S_VERSION) -> None:
         tmp = root / "bin.partial"
         tmp.mkdir(parents=True, exist_ok=True)
         for name in todo:
-            _go_build(src, tmp, name)
+            _go_build(src, tmp, name, version)
             out.mkdir(parents=True, exist_ok=True)
             os.replace(tmp / name, out / name)
+            _build_record(out, name).write_text(ldflags(name, version))
 
 
 def main(argv: Sequence[str] | None = None) -> int:
