@@ -12,12 +12,17 @@ import subprocess
 from pathlib import Path
 from typing import Final
 
+import pytest
+
 ROOT: Final = Path(__file__).resolve().parents[1]
 BUILD_DIR: Final = ROOT / "build" / "cni-sanitize"
 # The same two commands as the Makefile's cni-sanitize target.
 CONFIGURE: Final = ("cmake", "-S", str(ROOT / "cni"), "-B", str(BUILD_DIR), "-DSPIDERPOOL_CNI_SANITIZE=ON",
                     "-DCMAKE_BUILD_TYPE=Debug")
 BUILD: Final = ("cmake", "--build", str(BUILD_DIR))
+SANITIZED_BINARY: Final = BUILD_DIR / "spiderpool"
+# Where tests/conftest.py leaves the build's failure for the fuzz tests' fixture.
+BUILD_ERROR: Final = pytest.StashKey[str]()
 # Every finding ends the run with this status (besides the report on stderr), leaks included.
 SANITIZER_EXIT_CODE: Final = 86
 SANITIZER_ENV: Final = {
@@ -43,4 +48,4 @@ def build_sanitized_cni() -> Path:
                 raise SanitizedBuildError(f"{command[0]} not found (make setup installs it): {error}") from None
             except subprocess.CalledProcessError as error:
                 raise SanitizedBuildError(f"{' '.join(command)} failed:\n{error.stdout}{error.stderr}") from None
-    return BUILD_DIR / "spiderpool"
+    return SANITIZED_BINARY

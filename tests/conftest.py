@@ -18,6 +18,7 @@ from pathlib import Path
 
 import pytest
 from cni_build import CNI_BUILD_ERROR, rebuild_editable_cni
+from cni_sanitized import BUILD_ERROR as SANITIZED_BUILD_ERROR
 from cni_sanitized import SanitizedBuildError, build_sanitized_cni
 from kubernetes_asyncio import client as k8s_client
 
@@ -46,9 +47,10 @@ def pytest_collection_finish(session: pytest.Session) -> None:
     if session.config.option.collectonly:
         return
     if any(item.path.name == "test_cni_fuzz.py" for item in session.items):
-        # Outside any test's timeout too; a failure resurfaces, with the compiler's message, in the fuzz fixture.
-        with contextlib.suppress(SanitizedBuildError):
+        try:  # outside any test's timeout too; a failure resurfaces, with the compiler's message, in the fuzz fixture
             build_sanitized_cni()
+        except SanitizedBuildError as build_error:
+            session.config.stash[SANITIZED_BUILD_ERROR] = str(build_error)
     if any(_runs_the_cni_executable(item) for item in session.items):
         error = rebuild_editable_cni()  # here, not in a unit test: tests run the current C code, unit tests never build
         if error is not None:

@@ -24,7 +24,7 @@ from typing import Any, Final
 
 import orjson
 import pytest
-from cni_sanitized import SANITIZER_ENV, SanitizedBuildError, build_sanitized_cni
+from cni_sanitized import BUILD_ERROR, SANITIZED_BINARY, SANITIZER_ENV
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -32,8 +32,10 @@ from spiderpool.agent.cni_endpoint import make_cni_app, start_unix_server
 from spiderpool.core.cni_types import Attachment, CniCode, CniRequest, IpamResult, IpConfig, Route
 from spiderpool.wire import AGENT_TIMEOUT_MS_ENV, MAX_STDIN_BYTES, SOCKET_PATH_ENV
 
-# A safety net against a hang, never a measure: a healthy run takes milliseconds.
+# Safety nets against a hang, never measures: a healthy run takes milliseconds, 150 of them a few seconds (more on
+# a loaded machine, hence more than the unit tests' 30 s).
 HANG_TIMEOUT: Final = 60
+FUZZ_TIMEOUT: Final = 180
 VERSIONS: Final = ("0.3.0", "0.3.1", "0.4.0", "1.0.0", "1.1.0")
 COMMANDS: Final = ("ADD", "DEL", "CHECK", "GC", "STATUS", "VERSION")
 CODES: Final = frozenset(int(code) for code in CniCode)
@@ -67,11 +69,14 @@ class FixedBackend:
 
 
 @pytest.fixture(scope="module")
-def sanitized_cni() -> Path:
-    try:
-        return build_sanitized_cni()  # built after collection already (tests/conftest.py): instant here
-    except SanitizedBuildError as error:
+def sanitized_cni(request: pytest.FixtureRequest) -> Path:
+    """Built right after collection by tests/conftest.py (unit tests never build)."""
+    error = request.config.stash.get(BUILD_ERROR, None)
+    if error is not None:
         pytest.fail(f"the sanitized CNI executable could not be built: {error}", pytrace=False)
+    if not SANITIZED_BINARY.is_file():
+        pytest.fail(f"{SANITIZED_BINARY} is missing: `make cni-sanitize` builds it", pytrace=False)
+    return SANITIZED_BINARY
 
 
 @pytest.fixture(scope="module")
@@ -195,6 +200,7 @@ def pod_env(command: str, socket: Path | None) -> dict[bytes, bytes]:
     return env
 
 
+@pytest.mark.timeout(FUZZ_TIMEOUT)
 @FUZZ_SETTINGS
 @given(data=st.data())
 def test_h05_hostile_configuration_on_stdin(sanitized_cni: Path, agent_socket: Path, data: st.DataObject) -> None:
@@ -229,6 +235,7 @@ def hostile_env(socket: Path) -> st.SearchStrategy[dict[bytes, bytes]]:
     return st.fixed_dictionaries(fields).map(lambda env: {k: v for k, v in env.items() if v is not None})
 
 
+@pytest.mark.timeout(FUZZ_TIMEOUT)
 @FUZZ_SETTINGS
 @given(data=st.data())
 def test_h06_hostile_environment(sanitized_cni: Path, agent_socket: Path, data: st.DataObject) -> None:
