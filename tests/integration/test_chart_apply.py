@@ -189,6 +189,8 @@ async def test_rbac_grants_each_component_only_what_it_calls(applier: Applier, h
         assert await _allowed(api, agent, verb="update", group=spider, resource="spiderippools", subresource="status")
         assert await _allowed(api, agent, verb="create", group=spider, resource="spiderendpoints", namespace="ns1")
         assert await _allowed(api, agent, verb="watch", group="batch", resource="jobs")
+        assert await _allowed(api, agent, verb="create", resource="events", namespace="default")  # pool overlaps
+        assert not await _allowed(api, agent, verb="delete", resource="events", namespace="default")
         assert not await _allowed(api, agent, verb="update", group=spider, resource="spiderippools")
         assert not await _allowed(api, agent, verb="delete", resource="pods", namespace="ns1")
         assert not await _allowed(api, agent, verb="get", resource="secrets", namespace=namespace)

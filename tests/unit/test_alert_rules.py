@@ -46,6 +46,12 @@ def _pool(allocated: int, total: int, pool: str = "p1") -> dict[str, str]:
     }
 
 
+def _overlap(addresses: str) -> dict[str, str]:
+    # Every agent reports the same decision: the rule must not add them up.
+    return {f'spiderpool_ippool_overlap_addresses{{pool="young",owner="old",instance="{node}"}}': addresses
+            for node in ("n1:5711", "n2:5711")}
+
+
 def _durations(*, slow: bool) -> dict[str, str]:
     counts = {"0.01": "0x30" if slow else "0+10x30", "1": "0x30" if slow else "0+10x30", "3": "0+10x30",
               "+Inf": "0+10x30"}
@@ -63,6 +69,9 @@ CASES = (
               {"pool": "p1", "severity": "warning"}, "SpiderIPPool p1 is 95% allocated"),
     AlertCase("SpiderpoolIPPoolExhausted", _pool(100, 100), _pool(99, 100) | _pool(0, 0, "empty"), "5m",
               {"pool": "p1", "severity": "critical"}, "SpiderIPPool p1 has no free address"),
+    AlertCase("SpiderpoolIPPoolOverlap", _overlap("5x10"), _overlap("5 5 0x10"), "8m",
+              {"pool": "young", "owner": "old", "severity": "warning"},
+              "5 addresses of SpiderIPPool young belong to the older pool old"),
     AlertCase("SpiderpoolIPAllocationFailures",
               {'spiderpool_ipam_allocation_counts_total{instance="n1:5711"}': "0+10x30",
                'spiderpool_ipam_allocation_failure_counts_total{instance="n1:5711"}': "0+1x30"},
