@@ -12,7 +12,17 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
-from agent_support import AgentLauncher, Cluster, cni_request, eventually, netconf, run_plugin, running_agent, span
+from agent_support import (
+    AgentLauncher,
+    Cluster,
+    cni_request,
+    eventually,
+    netconf,
+    run_plugin,
+    running_agent,
+    span,
+    unique,
+)
 from kubernetes_asyncio.client import V1Pod
 
 from spiderpool.agent.daemon import OVERLAP_REASON, Agent
@@ -47,11 +57,15 @@ async def test_pv01_overlapping_pools_never_give_one_address_to_two_pods(
     cluster: Cluster, control_plane: ControlPlane, socket_dir: Path
 ) -> None:
     """PV01: two SpiderIPPools list 10.193.0.45-49 both (created directly, no webhook); two nodes' agents serve 14
-    concurrent ADDs, one node from the older pool only, the other from the newer pool first: every ADD succeeds
-    and no address is given twice; the newer pool serves only what it alone lists; both agents export
+    concurrent ADDs, one node from the older pool only, the other from the newer pool first (which is older is
+    read from the objects: created in one second, the name decides): every ADD succeeds and no address is given
+    twice; the newer pool serves only what it alone lists; both agents export
     spiderpool_ippool_overlap_addresses = 5 for the newer pool, and one Warning Event on it names the owner."""
-    first = await cluster.pool(subnet="10.193.0.0/24", ips=[span("10.193.0.40", 10)], gateway="10.193.0.1")
-    second = await cluster.pool(subnet="10.193.0.0/24", ips=[span("10.193.0.45", 10)], gateway="10.193.0.1")
+    tag = unique("pv01")
+    first = await cluster.pool(subnet="10.193.0.0/24", ips=[span("10.193.0.40", 10)], gateway="10.193.0.1",
+                               name=f"{tag}-a")
+    second = await cluster.pool(subnet="10.193.0.0/24", ips=[span("10.193.0.45", 10)], gateway="10.193.0.1",
+                                name=f"{tag}-b")
     older, newer = await _older_first(cluster, first, second)
     node_1, node_2 = await cluster.node(), await cluster.node()
     pods_1 = [await cluster.pod(node_1) for _ in range(6)]
@@ -63,13 +77,15 @@ async def test_pv01_overlapping_pools_never_give_one_address_to_two_pods(
         duplicates = {ip: n for ip, n in Counter(got).items() if n > 1}
         assert not duplicates, f"addresses given to two live pods: {duplicates}"
         served_by_newer = set(await cluster.records(newer))
-        assert served_by_newer == {f"10.193.0.{last}" for last in range(50, 55)}
+        alone = range(50, 55) if newer == second else range(40, 45)  # what the newer pool lists and the older not
+        assert served_by_newer == {f"10.193.0.{last}" for last in alone}
         assert not served_by_newer & set(await cluster.records(older))
         for agent in (agent_1, agent_2):
             sample = agent.metrics.registry.get_sample_value
             assert sample(OVERLAP, {"pool": newer, "owner": older}) == 5
             assert sample(OVERLAP, {"pool": older, "owner": newer}) is None
         messages = await _wait_for_events(cluster, newer)
+        assert (older, newer) == (first, second)  # created first, and first by name within one second
         assert len(messages) == 1, messages  # both agents decided alike and wrote the same Event
         assert f"5 addresses (10.193.0.45-10.193.0.49) belong to the older SpiderIPPool {older}" in messages[0]
         assert await _overlap_events(cluster, older) == []
