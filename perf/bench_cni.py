@@ -8,8 +8,9 @@
    once (straight to the executable: the IPAM cost, not the namespace plumbing): time until all are allocated,
    API-server writes per pod (``apiserver_request_total`` write verbs on spiderippools and spiderendpoints, status
    included, every code), then every pod terminating and DEL'd: time until all are released.  Run twice, on fresh
-   nodes, pool and pods: the default (a SpiderEndpoint per pod, as upstream) and the lean mode
-   (``enableStatelessSpiderEndpoint: false`` in the agents' ``conf.yml``: pool records only).
+   nodes, pool and pods: the full mode (``enableStatelessSpiderEndpoint: true`` in the agents' ``conf.yml``: a
+   SpiderEndpoint per pod, as upstream) and the lean mode (``false``, the default: pool records only).  Steps 1-2 run
+   the agents' defaults.
 
     python perf/bench_cni.py [--json] [--samples 200] [--churn-pods 1000] [--churn-nodes 10]
 
@@ -52,6 +53,7 @@ TARGETS = {
     "writes_per_pod_churn_lean": ("<=", 0.3),
 }
 LEAN_CONF = "enableStatelessSpiderEndpoint: false\n"
+FULL_CONF = "enableStatelessSpiderEndpoint: true\n"
 NAMESPACE = "bench"
 STEPS: tuple[tuple[str, str | None], ...] = (("ADD+DEL", None), ("  ADD", "add_only"), ("  DEL", "del_only"))
 WARMUP = 5  # ADD+DEL pairs per path run before the measured samples
@@ -166,11 +168,11 @@ def phase_writes(delta: RequestCounts, pods: int) -> dict[str, Any]:
     }
 
 
-async def lean_node(bed: Testbed, name: str) -> SimulatedNode:
-    """A node whose agent reads a ``conf.yml`` of ``enableStatelessSpiderEndpoint: false``."""
-    conf_dir = bed.run_dir / "conf-lean"
+async def configured_node(bed: Testbed, name: str, *, lean: bool) -> SimulatedNode:
+    """A node whose agent reads a ``conf.yml`` of ``enableStatelessSpiderEndpoint: false`` (lean) or ``true``."""
+    conf_dir = bed.run_dir / ("conf-lean" if lean else "conf-full")
     conf_dir.mkdir(exist_ok=True)
-    (conf_dir / "conf.yml").write_text(LEAN_CONF)
+    (conf_dir / "conf.yml").write_text(LEAN_CONF if lean else FULL_CONF)
     node = await bed.add_node(name, start_agent=False)
     assert node.agent is not None
     node.agent = AgentProcess(replace(node.agent.options, config_dir=conf_dir))
@@ -179,9 +181,9 @@ async def lean_node(bed: Testbed, name: str) -> SimulatedNode:
 
 
 async def churn_nodes(bed: Testbed, count: int, *, lean: bool) -> list[SimulatedNode]:
-    if lean:
-        return list(await asyncio.gather(*(lean_node(bed, f"{bed.prefix}-lean{i}") for i in range(count))))
-    return list(await asyncio.gather(*(bed.add_node(f"{bed.prefix}-churn{i}") for i in range(count))))
+    tag = "lean" if lean else "churn"
+    return list(await asyncio.gather(*(configured_node(bed, f"{bed.prefix}-{tag}{i}", lean=lean)
+                                       for i in range(count))))
 
 
 async def verify_allocated(bed: Testbed, pool: str, pods: Sequence[SimulatedPod], *, lean: bool) -> dict[str, Any]:
@@ -254,7 +256,7 @@ async def bench_churn(bed: Testbed, *, pods: int, nodes: int, lean: bool = False
     total = allocate.writes["writes"] + release.writes["writes"]
     pool_total = allocate.writes["pool_writes"] + release.writes["pool_writes"]
     return {
-        "mode": "lean (enableStatelessSpiderEndpoint: false)" if lean else "default (a SpiderEndpoint per pod)",
+        "mode": "lean (enableStatelessSpiderEndpoint: false)" if lean else "full (a SpiderEndpoint per pod)",
         "pods": pods,
         "nodes": nodes,
         "pool_size": pods,
@@ -379,7 +381,7 @@ def main(argv: list[str] | None = None) -> int:
         "add_del": "ADD, then the pod is set terminating (untimed API call), then DEL; ours on a fresh pod each sample",
         "macvlan": "Debian macvlan in the node's namespace (nsenter), pod namespace with IPv6 DAD off",
         "churn": "every ADD at once, straight to the executable (no pod namespaces); apiserver_request_total writes; "
-                 "default mode, then lean mode on fresh nodes, pool and pods",
+                 "full mode, then lean mode (the default) on fresh nodes, pool and pods",
         "parameters": vars(options) | {"output": str(options.output)},
     }
     document["wall_seconds"] = round(time.perf_counter() - started, 1)

@@ -38,8 +38,9 @@ class ClusterSettings:
     enable_spider_subnet: bool = True
     enable_auto_pool: bool = True
     default_flexible_ip_number: int = 1
-    # Ours, not upstream's: false writes a SpiderEndpoint only for pods that need one (see agent.assignment).
-    enable_stateless_spider_endpoint: bool = True
+    # Ours, not upstream's: false (the default) writes a SpiderEndpoint only for pods that need one (see
+    # agent.assignment); true writes one for every pod, as upstream does.
+    enable_stateless_spider_endpoint: bool = False
     cluster_network: str | None = None
     agent_namespace: str = "kube-system"
 

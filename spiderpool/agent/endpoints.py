@@ -1,8 +1,13 @@
 """SpiderEndpoint: the per-pod index of addresses, written after the pool records, in upstream's shape.
 
-``status.current {uid, node, ips[]}``, ``status.ownerControllerType/Name``, finalizer ``spiderpool.spidernet.io``,
-an ownerReference to the Pod unless the pod belongs to a StatefulSet (whose endpoint outlives the pod), and one
-annotation upstream does not have: ``ipam.spidernet.io/container-id`` (the sandbox of the last ADD, for CNI GC).
+``status.current {uid, node, ips[]}``, ``status.ownerControllerType/Name``, an ownerReference to the Pod unless the
+pod belongs to a StatefulSet (whose endpoint outlives the pod), and one annotation upstream does not have:
+``ipam.spidernet.io/container-id`` (the sandbox of the last ADD, for CNI GC).
+
+Unlike upstream, no finalizer ``spiderpool.spidernet.io``: it protects nothing here (the pool records are the truth
+and every release is by pod UID), and dropping it saves a write per pod (create + delete, not create + finalizer
+removal + delete).  Endpoints written by upstream still carry it: the next write of such an endpoint drops it, and
+removing one drops it before the delete, so switching from upstream leaves nothing stuck.
 
 Reads prefer the watch cache, but an endpoint this agent has just written is served from its own copy until the
 watch catches up (a second NIC's ADD follows the first within milliseconds).  Writes are compare-and-swap: a lost
@@ -62,7 +67,6 @@ def new_endpoint(pod: PodView, *, node: str, container_id: str, entries: Sequenc
     meta: ObjectMeta = {
         "name": pod.name,
         "namespace": pod.namespace,
-        "finalizers": [FINALIZER],
         "annotations": {CONTAINER_ID_ANNOTATION: container_id},
     }
     if controller.kind != STATEFULSET:
@@ -86,7 +90,11 @@ def merged_endpoint(current: SpiderEndpoint, pod: PodView, *, node: str, contain
     fresh = new_endpoint(pod, node=node, container_id=container_id, entries=[*kept, *entries])
     meta: ObjectMeta = {**current["metadata"]}
     meta["annotations"] = {**(meta.get("annotations") or {}), CONTAINER_ID_ANNOTATION: container_id}
-    meta["finalizers"] = sorted({*(meta.get("finalizers") or ()), FINALIZER})
+    finalizers = [name for name in meta.get("finalizers") or () if name != FINALIZER]  # upstream's: nothing to guard
+    if finalizers:
+        meta["finalizers"] = finalizers
+    else:
+        meta.pop("finalizers", None)
     return cast(SpiderEndpoint, {**current, "metadata": meta, "status": fresh["status"]})
 
 
@@ -167,7 +175,8 @@ class EndpointBook:
             return None
 
     async def remove(self, endpoint: SpiderEndpoint) -> None:
-        """Drop the finalizer and delete the endpoint (only this very object: preconditioned on its UID)."""
+        """Delete the endpoint (only this very object: preconditioned on its UID), first dropping upstream's finalizer
+        when it has one."""
         meta = endpoint["metadata"]
         namespace, name = meta["namespace"], meta["name"]
         current: SpiderEndpoint | None = endpoint

@@ -54,14 +54,17 @@ class Testbed:
         plugin_dir: Path = DEBIAN_CNI_DIR,
         agent_args: Sequence[str] = (),
         log_dir: Path | None = None,
+        conf_yml: str | None = None,
     ) -> None:
         """``log_dir``: where the agents' logs go, to outlive the testbed (default: its run directory, removed on
-        close)."""
+        close); ``conf_yml``: the agents' ``spiderpool-conf`` (``conf.yml`` text; default: none, the agent's
+        defaults)."""
         self.kubeconfig = kubeconfig
         self._masters = tuple(masters)
         self._plugin_dir = plugin_dir
         self._agent_args = tuple(agent_args)
         self._log_dir = log_dir
+        self._conf_yml = conf_yml
         self.nodes: dict[str, SimulatedNode] = {}
         self.pods: dict[str, SimulatedPod] = {}  # by "namespace/name"
         self._claim: Claim | None = None
@@ -83,6 +86,9 @@ class Testbed:
             for plugin in sorted(self._plugin_dir.iterdir()):
                 (self.cni_bin_dir / plugin.name).symlink_to(plugin)
             install_cni(self.cni_bin_dir)
+            if self._conf_yml is not None:
+                self.conf_dir.mkdir()
+                (self.conf_dir / "conf.yml").write_text(self._conf_yml)
             self._fabric = build_fabric(prefix=self.prefix, masters=self._masters)
             self._api = make_api_client(kubeconfig=self.kubeconfig)
             self._objects = (CoreObjects(self._api), SpiderStores(self._api))
@@ -146,6 +152,11 @@ class Testbed:
         return self._claim.run_dir
 
     @property
+    def conf_dir(self) -> Path:
+        """The agents' ``--config-dir`` when the testbed was given a ``conf_yml``."""
+        return self.run_dir / "conf"
+
+    @property
     def core(self) -> CoreObjects:
         """Namespaces, Nodes, Pods and manifests on the testbed's API client."""
         if self._objects is None:
@@ -195,6 +206,7 @@ class Testbed:
                 kubeconfig=self.kubeconfig,
                 socket_path=node.socket_path,
                 log_path=(self._log_dir or self.run_dir) / f"agent-{name}.log",
+                config_dir=self.conf_dir if self._conf_yml is not None else None,
                 extra_args=self._agent_args,
             )
         )

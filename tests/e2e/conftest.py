@@ -31,8 +31,13 @@ def e2e_ready(control_plane: ControlPlane) -> ControlPlane:
 @pytest.fixture
 async def bed(e2e_ready: ControlPlane, tmp_path: Path) -> AsyncIterator[Testbed]:
     """A started testbed without nodes; closed (everything it made removed) after the test.  The agents' logs stay
-    in the test's ``tmp_path`` for a post-mortem."""
-    async with Testbed(kubeconfig=e2e_ready.kubeconfig, log_dir=tmp_path) as testbed:
+    in the test's ``tmp_path`` for a post-mortem.
+
+    Its agents run the full mode (``enableStatelessSpiderEndpoint: true``): these cases check and audit every pod's
+    SpiderEndpoint.  The default lean mode has its own cases (LE* in the integration suite).
+    """
+    async with Testbed(kubeconfig=e2e_ready.kubeconfig, log_dir=tmp_path,
+                       conf_yml="enableStatelessSpiderEndpoint: true\n") as testbed:
         yield testbed
 
 

@@ -20,10 +20,15 @@ async def cluster(api: ApiClient) -> Cluster:
 
 @pytest.fixture
 def node_agent(control_plane: ControlPlane, socket_dir: Path) -> AgentLauncher:
-    """``async with node_agent(node, *pools) as agent``: a node's in-process agent that has seen ``pools``."""
+    """``async with node_agent(node, *pools) as agent``: a node's in-process agent that has seen ``pools``.
+
+    It runs the full mode (``enableStatelessSpiderEndpoint: true``, a SpiderEndpoint for every pod): these cases check
+    the endpoints; the default lean mode has its own cases (``test_agent_lean_endpoints.py``).
+    """
 
     def launch(node: str, *pools: str, socket: str = "a.sock",
                writer_linger: float = 0.0) -> AbstractAsyncContextManager[Agent]:
-        return running_agent(control_plane, node, socket_dir / socket, pools=pools, writer_linger=writer_linger)
+        return running_agent(control_plane, node, socket_dir / socket, pools=pools, writer_linger=writer_linger,
+                             enable_stateless_spider_endpoint=True)
 
     return launch

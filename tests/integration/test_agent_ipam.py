@@ -11,7 +11,7 @@ from ipaddress import ip_address, ip_interface, ip_network
 import pytest
 from agent_support import AgentLauncher, Cluster, cni_request, span
 
-from spiderpool.agent.endpoints import CONTAINER_ID_ANNOTATION, FINALIZER
+from spiderpool.agent.endpoints import CONTAINER_ID_ANNOTATION
 from spiderpool.agent.ipam_errors import IpamCode
 from spiderpool.core.cni_types import CniError, IpConfig, Route
 
@@ -37,7 +37,7 @@ async def test_ipv4_add_records_the_address_then_writes_the_endpoint(
         "10.71.0.10": (f"default/{pod.metadata.name}", pod.metadata.uid)}
     endpoint = await cluster.endpoint(pod.metadata.name)
     assert endpoint is not None
-    assert endpoint["metadata"]["finalizers"] == [FINALIZER]
+    assert "finalizers" not in endpoint["metadata"], "no finalizer: it would cost a write per pod and guard nothing"
     assert endpoint["metadata"]["annotations"][CONTAINER_ID_ANNOTATION] == f"c-{pod.metadata.uid}"
     assert endpoint["metadata"]["ownerReferences"] == [
         {"apiVersion": "v1", "kind": "Pod", "name": pod.metadata.name, "uid": pod.metadata.uid}]

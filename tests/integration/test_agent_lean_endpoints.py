@@ -1,4 +1,4 @@
-"""The agent with ``enableStatelessSpiderEndpoint: false``: pool records only, endpoints just for pods that need them.
+"""The agent's default, ``enableStatelessSpiderEndpoint: false``: pool records only, endpoints for pods that need them.
 
 A lean pod (not a StatefulSet or kubevirt pod, not an ``ippools`` pod) gets no SpiderEndpoint: repeated ADD returns
 the same address from its records, DEL releases every record of its UID (twice is harmless), DEL of an alive pod
@@ -7,19 +7,24 @@ keeps it, and CNI GC releases it once the pod will not run again.  StatefulSet a
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from contextlib import AbstractAsyncContextManager
+import asyncio
+from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from pathlib import Path
 from typing import Any
 
 import orjson
 import pytest
 from agent_support import NAMESPACE, Cluster, cni_request, eventually, running_agent, span, unique
-from kubernetes_asyncio.client import AppsV1Api, V1OwnerReference
+from kubernetes_asyncio.client import ApiClient, AppsV1Api, V1OwnerReference
 
 from spiderpool.agent.daemon import Agent
+from spiderpool.agent.endpoints import FINALIZER
+from spiderpool.core.allocations import decode_allocated_ips
 from spiderpool.core.cni_types import Attachment
 from spiderpool.devcluster.cluster import ControlPlane
+from spiderpool.k8s.crd_schema import ENDPOINT, IPPOOL
+from spiderpool.k8s.watch_cache import WatchCache, WatchEvent, custom_object_source
 
 pytestmark = pytest.mark.integration
 
@@ -28,11 +33,10 @@ LeanAgent = Callable[..., AbstractAsyncContextManager[Agent]]
 
 @pytest.fixture
 def lean_agent(control_plane: ControlPlane, socket_dir: Path) -> LeanAgent:
-    """``async with lean_agent(node, *pools) as agent``: a node's agent with stateless endpoints disabled."""
+    """``async with lean_agent(node, *pools) as agent``: a node's agent with the default settings (lean endpoints)."""
 
     def launch(node: str, *pools: str) -> AbstractAsyncContextManager[Agent]:
-        return running_agent(control_plane, node, socket_dir / "lean.sock", pools=pools,
-                             enable_stateless_spider_endpoint=False)
+        return running_agent(control_plane, node, socket_dir / "lean.sock", pools=pools)
 
     return launch
 
@@ -130,7 +134,8 @@ async def test_a_pod_with_an_endpoint_keeps_it_and_del_removes_it(
     node = await cluster.node()
     pool = await cluster.pool(subnet="10.189.0.0/24", ips=[span("10.189.0.2", 4)])
     pod = await cluster.pod(node)
-    async with running_agent(control_plane, node, socket_dir / "full.sock", pools=[pool]) as agent:
+    async with running_agent(control_plane, node, socket_dir / "full.sock", pools=[pool],
+                             enable_stateless_spider_endpoint=True) as agent:
         first = await agent.service.add(cni_request("ADD", pod, default_ipv4_ippool=[pool]))
     assert await cluster.endpoint(pod.metadata.name) is not None
     async with lean_agent(node, pool) as agent:
@@ -167,3 +172,83 @@ async def _until_evicted_seen(agent: Agent, name: str) -> None:
         return pod is not None and pod.get("status", {}).get("reason") == "Evicted"
 
     await eventually(seen)
+
+
+async def test_an_upstream_endpoint_with_its_finalizer_is_removed_by_del(
+    cluster: Cluster, control_plane: ControlPlane, socket_dir: Path, lean_agent: LeanAgent
+) -> None:
+    """LE06: An endpoint upstream wrote (with its finalizer) is removed by the default agent's DEL, nothing stuck."""
+    node = await cluster.node()
+    pool = await cluster.pool(subnet="10.96.0.0/24", ips=[span("10.96.0.2", 4)])
+    pod = await cluster.pod(node)
+    async with running_agent(control_plane, node, socket_dir / "full.sock", pools=[pool],
+                             enable_stateless_spider_endpoint=True) as agent:
+        await agent.service.add(cni_request("ADD", pod, default_ipv4_ippool=[pool]))
+    written = await cluster.endpoint(pod.metadata.name)
+    assert written is not None
+    assert "finalizers" not in written["metadata"]
+    # What upstream's agent would have left: the same endpoint, with its finalizer.
+    await cluster.stores.endpoints.replace({**written, "metadata": {**written["metadata"], "finalizers": [FINALIZER]}})
+    async with lean_agent(node, pool) as agent:
+        await cluster.terminate(pod.metadata.name)
+        await agent.service.delete(cni_request("DEL", pod, default_ipv4_ippool=[pool]))
+    assert await cluster.records(pool) == {}
+    assert await cluster.endpoint(pod.metadata.name) is None, "the finalizer was dropped and the endpoint deleted"
+    await cluster.force_delete(pod.metadata.name)
+
+
+@asynccontextmanager
+async def watched_writes(api: ApiClient) -> AsyncIterator[tuple[list[str], WatchCache[Any], WatchCache[Any]]]:
+    """Every change of a SpiderIPPool or SpiderEndpoint from now on (``"ADDED endpoints/default/x"``): one per write."""
+    seen: list[str] = []
+    pools: WatchCache[Any] = WatchCache(custom_object_source(api, IPPOOL), name="ippools")
+    endpoints: WatchCache[Any] = WatchCache(custom_object_source(api, ENDPOINT), name="endpoints")
+
+    def record(kind: str) -> Callable[[WatchEvent[Any]], None]:
+        def handle(event: WatchEvent[Any]) -> None:
+            meta = event.object["metadata"]
+            seen.append(f"{event.type} {kind}/{meta.get('namespace', '')}/{meta['name']}".replace("//", "/"))
+        return handle
+
+    async with pools, endpoints:
+        pools.add_handler(record("pools"))
+        endpoints.add_handler(record("endpoints"))
+        yield seen, pools, endpoints
+
+
+async def _lifecycle(cluster: Cluster, agent: Agent, pool: str, node: str,
+                     caches: tuple[list[str], WatchCache[Any], WatchCache[Any]]) -> list[str]:
+    """ADD, terminate, DEL of one fresh pod: the pool and endpoint writes it took, once the watch has seen the end."""
+    seen, pools, endpoints = caches
+    pod = await cluster.pod(node)
+    start = len(seen)
+    await agent.service.add(cni_request("ADD", pod, default_ipv4_ippool=[pool]))
+    await cluster.terminate(pod.metadata.name)
+    await agent.service.delete(cni_request("DEL", pod, default_ipv4_ippool=[pool]))
+
+    def released(cache: WatchCache[Any]) -> bool:
+        return not decode_allocated_ips((cache.get(pool) or {}).get("status", {}).get("allocatedIPs"))
+
+    async with asyncio.timeout(10):
+        await pools.wait_until(released)
+        await endpoints.wait_until(lambda cache: cache.get(pod.metadata.name, namespace=NAMESPACE) is None)
+    await cluster.force_delete(pod.metadata.name)
+    return [change for change in seen[start:] if pool in change or pod.metadata.name in change]
+
+
+async def test_writes_per_pod_lifecycle_lean_and_full(
+    cluster: Cluster, api: ApiClient, control_plane: ControlPlane, socket_dir: Path, lean_agent: LeanAgent
+) -> None:
+    """LE07: One pod's ADD and DEL cost 2 writes by default (its pool record in, out) and 4 in the full mode (the
+    endpoint's create and delete; upstream's finalizer made it 5), counted as the watch's change events."""
+    node = await cluster.node()
+    pool = await cluster.pool(subnet="10.98.0.0/24", ips=[span("10.98.0.2", 4)])
+    async with watched_writes(api) as caches:
+        async with lean_agent(node, pool) as agent:
+            lean = await _lifecycle(cluster, agent, pool, node, caches)
+        async with running_agent(control_plane, node, socket_dir / "full.sock", pools=[pool],
+                                 enable_stateless_spider_endpoint=True) as agent:
+            full = await _lifecycle(cluster, agent, pool, node, caches)
+    assert lean == [f"MODIFIED pools/{pool}"] * 2, lean
+    kinds = sorted(change.split("/")[0] for change in full)
+    assert kinds == ["ADDED endpoints", "DELETED endpoints", "MODIFIED pools", "MODIFIED pools"], full

@@ -65,7 +65,9 @@ class Scene:
         return await self.core.create_pod(body)
 
     async def allocate(self, pod: Pod, *, ip: str | None = None, endpoint: bool = True,
-                       statefulset: str | None = None) -> str:
+                       statefulset: str | None = None, finalizer: bool = True) -> str:
+        """The pod's record, and its endpoint in upstream's shape (with upstream's finalizer unless ``finalizer``
+        is False: the agent's own endpoints have none)."""
         meta = pod["metadata"]
         if ip is None:
             ip = f"10.77.{self._next // 250}.{self._next % 250 + 1}"
@@ -77,7 +79,7 @@ class Scene:
                            "ownerControllerType": "StatefulSet" if statefulset else "Pod",
                            "ownerControllerName": statefulset or meta["name"]}
             body: SpiderEndpoint = {"metadata": {"name": meta["name"], "namespace": meta["namespace"],
-                                                 "finalizers": [FINALIZER]}, "status": status}
+                                                 "finalizers": [FINALIZER] if finalizer else []}, "status": status}
             await self.stores.endpoints.create(body)
         return ip
 
@@ -147,6 +149,25 @@ async def test_g01_deleted_pod_released_and_live_pod_kept(api: ApiClient, scene:
         assert (await scene.records())[live_ip] == live["metadata"]["uid"]
         assert await scene.endpoint("live") is not None
         assert await scene.endpoint("doomed") is None
+
+
+async def test_g14_endpoint_without_finalizer_released_and_deleted(api: ApiClient, scene: Scene) -> None:
+    """G14: The agent's endpoints have no finalizer: a gone pod's record is released and its endpoint deleted all the
+    same, next to one with upstream's finalizer (dropped, then deleted)."""
+    ours, upstreams = await scene.pod("ours"), await scene.pod("upstreams")
+    ours_ip = await scene.allocate(ours, finalizer=False)
+    upstreams_ip = await scene.allocate(upstreams)
+    written = await scene.endpoint("ours")
+    assert written is not None
+    assert not written["metadata"].get("finalizers")
+    async with collector(api):
+        for name in ("ours", "upstreams"):
+            await scene.core.delete_pod(name, namespace=scene.namespace)
+        await until_records(scene, lambda records: not {ours_ip, upstreams_ip} & set(records))
+        deadline = time.monotonic() + 10
+        while await scene.endpoint("ours") is not None or await scene.endpoint("upstreams") is not None:
+            assert time.monotonic() < deadline, "an endpoint of a gone pod was left behind"
+            await asyncio.sleep(0.1)
 
 
 async def test_g01_startup_scan_releases_what_leaked_while_no_leader(api: ApiClient, scene: Scene) -> None:

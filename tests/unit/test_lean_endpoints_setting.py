@@ -12,12 +12,13 @@ from spiderpool.cluster_config import ClusterSettings, ConfigError, load_cluster
 from spiderpool.core.allocations import PoolIPAllocation, encode_allocated_ips
 
 
-def test_the_key_defaults_to_upstreams_behaviour_and_reads_false(tmp_path: Path) -> None:
-    """LS01: The key defaults to upstreams behaviour and reads false."""
-    assert ClusterSettings().enable_stateless_spider_endpoint is True
+def test_the_key_defaults_to_lean_endpoints_and_reads_true(tmp_path: Path) -> None:
+    """LS01: The key defaults to lean endpoints (false) and reads true (the full mode)."""
+    assert ClusterSettings().enable_stateless_spider_endpoint is False
+    assert load_cluster_settings(None, {}).enable_stateless_spider_endpoint is False
     assert parse_conf_yml("enableIPv4: true\n") == {"enable_ipv4": True}
-    (tmp_path / "conf.yml").write_text("enableStatelessSpiderEndpoint: false\n")
-    assert load_cluster_settings(tmp_path, {}).enable_stateless_spider_endpoint is False
+    (tmp_path / "conf.yml").write_text("enableStatelessSpiderEndpoint: true\n")
+    assert load_cluster_settings(tmp_path, {}).enable_stateless_spider_endpoint is True
 
 
 def test_a_non_boolean_value_is_refused_naming_the_key() -> None:
