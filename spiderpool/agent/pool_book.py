@@ -31,7 +31,7 @@ from spiderpool.core.addressing import IPRange, merge_ranges
 from spiderpool.core.allocations import AllocationsFormatError, PoolIPAllocation, decode_allocated_ips
 from spiderpool.core.allocator import AllocatorError, PoolAllocator, format_address, parse_address
 from spiderpool.core.errors import InvalidSpec
-from spiderpool.core.pool_overlap import Loss
+from spiderpool.core.pool_overlap import Loss, held_ranges
 from spiderpool.core.specs import PoolView, ReservedIPSpec, parse_reservedip_spec
 from spiderpool.core.validation import validate_ippool_object
 from spiderpool.k8s.bodies import SpiderIPPool, SpiderReservedIP
@@ -274,18 +274,36 @@ class PoolBook:
         self._track_overlaps(name, view, created=str(meta.get("creationTimestamp") or ""))
 
     def _track_overlaps(self, name: str, view: PoolView | None, *, created: str) -> None:
-        for changed in self._overlaps.update(name, view, created=created):
-            entry = self._pools.get(changed)
+        changed, lost = self._overlaps.update(name, view, created=created)
+        for pool in changed:
+            entry = self._pools.get(pool)
             if entry is None:
                 continue
-            if entry.allocator is not None:
-                entry.allocator.set_reserved(self._blocked_in(changed, entry.allocator.version))
-            if self._on_overlap is not None and entry.newest is not None:
-                self._on_overlap(entry.newest, self._overlaps.losses(changed))
+            self._reblock_pool(pool, entry)
+            if pool in lost and self._on_overlap is not None and entry.newest is not None:
+                self._on_overlap(entry.newest, self._overlaps.losses(pool))
+
+    def _reblock_peers(self, name: str) -> None:
+        """``name``'s records changed: every pool sharing addresses with it blocks what it now holds."""
+        for peer in self._overlaps.peers(name):
+            entry = self._pools.get(peer)
+            if entry is not None:
+                self._reblock_pool(peer, entry)
+
+    def _reblock_pool(self, name: str, entry: _Pool) -> None:
+        if entry.allocator is not None:
+            entry.allocator.set_reserved(self._blocked_in(name, entry.allocator.version))
 
     def _blocked_in(self, name: str, version: int) -> list[IPRange]:
-        """What the pool's allocator must not hand out besides excludeIPs: reserved IPs and overlap losses."""
-        return merge_ranges([*self._blocked[version], *self._overlaps.blocked(name)])
+        """What the pool's allocator must not hand out besides excludeIPs: reserved IPs, what older overlapping
+        pools own, and what overlapping pools hold records of."""
+        held = [address for peer in self._overlaps.peers(name) for text in self._records_in(peer)
+                for family, address in (parse_address(text),) if family == version]
+        return merge_ranges([*self._blocked[version], *self._overlaps.blocked(name), *held_ranges(held)])
+
+    def _records_in(self, pool: str) -> Iterator[str]:
+        entry = self._pools.get(pool)
+        return iter(entry.records) if entry is not None else iter(())
 
     def _rebuild(self, name: str, entry: _Pool, view: PoolView) -> None:
         version = view.spec.ip_version
@@ -312,6 +330,8 @@ class PoolBook:
                 self._put(name, entry, ip, record)
                 self._mark(entry, ip)
                 entry.inflight.discard(ip)
+        if previous.keys() != fresh.keys():
+            self._reblock_peers(name)
 
     def on_reserved_event(self, event: WatchEvent[SpiderReservedIP]) -> None:
         name = event.object["metadata"]["name"]

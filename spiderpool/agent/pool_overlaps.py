@@ -2,7 +2,7 @@
 
 The decision is the pure one of :mod:`spiderpool.core.pool_overlap` (the oldest pool owns it), made over every pool
 whose spec passed validation; this module keeps the candidates, re-plans when one of them changes, and says which
-pools' blocked ranges changed so the book can re-block their allocators (and report the loss).
+pools' losses or peers changed so the book can re-block their allocators (and report the loss).
 """
 
 from __future__ import annotations
@@ -22,29 +22,36 @@ class OverlapTracker:
         self._candidates: dict[str, OverlapCandidate] = {}
         self._plan = OverlapPlan()
 
-    def update(self, name: str, view: PoolView | None, *, created: str) -> list[str]:
-        """Pool ``name`` is now ``view`` (None: gone or invalid); the pools whose losses changed, sorted."""
+    def update(self, name: str, view: PoolView | None, *, created: str) -> tuple[list[str], set[str]]:
+        """Pool ``name`` is now ``view`` (None: gone or invalid); the pools whose losses or peers changed (to
+        re-block, sorted), and those whose losses changed (to report)."""
         candidate = None if view is None else OverlapCandidate(name=name, created=created, spec=view.spec)
         if self._candidates.get(name) == candidate:
-            return []
+            return [], set()
         if candidate is None:
             del self._candidates[name]
         else:
             self._candidates[name] = candidate
         before, self._plan = self._plan, plan_overlap_owners(self._candidates.values())
-        changed = sorted(pool for pool in {*before.losses, *self._plan.losses}
-                         if before.losses.get(pool) != self._plan.losses.get(pool))
-        for pool in changed:
+        lost = {pool for pool in {*before.losses, *self._plan.losses}
+                if before.losses.get(pool) != self._plan.losses.get(pool)}
+        changed = sorted(lost | {pool for pool in {*before.peers, *self._plan.peers}
+                                 if before.peers.get(pool) != self._plan.peers.get(pool)})
+        for pool in sorted(lost):
             losses = self._plan.losses.get(pool, ())
             if losses:
                 log.warning("SpiderIPPool %s overlaps older pools: %s; those addresses are not handed out from it",
                             pool, "; ".join(loss.describe() for loss in losses))
             else:
                 log.info("SpiderIPPool %s no longer loses addresses to an overlapping pool", pool)
-        return changed
+        return changed, lost
 
     def blocked(self, name: str) -> list[IPRange]:
         return self._plan.blocked(name)
+
+    def peers(self, name: str) -> tuple[str, ...]:
+        """The pools that share an address with ``name`` (whose records it must not hand out)."""
+        return self._plan.peers.get(name, ())
 
     def losses(self, name: str) -> tuple[Loss, ...]:
         return self._plan.losses.get(name, ())

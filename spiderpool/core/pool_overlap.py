@@ -6,6 +6,12 @@ address to two pods.  The rule: an address that the usable ranges (``ips - exclu
 version contain belongs to the oldest of them (``metadata.creationTimestamp``, then the name as tie-break); every
 other pool loses it and its allocator blocks it.  Nothing here depends on the order the pools were seen in or on
 which agent decides, so two agents that know the same pools decide the same.
+
+Ownership alone cannot undo the past: when the owner changes (an older pool's ranges grow over a newer one's, an
+invalid older pool is fixed, two pools created in one second arrive in the other order), the losing pool may hold
+records of addresses the owner now serves.  So every pool also blocks the addresses its overlapping peers hold
+records of (``OverlapPlan.peers`` and :func:`held_ranges`): an address is handed out again only once no pool
+records it.
 """
 
 from __future__ import annotations
@@ -55,9 +61,11 @@ class Loss:
 
 @dataclass(frozen=True, slots=True)
 class OverlapPlan:
-    """Per pool that loses addresses, what it loses to which owner (pools that lose nothing are absent)."""
+    """Per pool that loses addresses, what it loses to which owner (pools that lose nothing are absent); per pool
+    that shares an address with others, those others (``peers``, both ways, sorted)."""
 
     losses: Mapping[str, tuple[Loss, ...]] = field(default_factory=dict)
+    peers: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
 
     def blocked(self, pool: str) -> list[IPRange]:
         """The ranges ``pool``'s allocator must not hand out, merged."""
@@ -84,18 +92,27 @@ def plan_overlap_owners(pools: Iterable[OverlapCandidate]) -> OverlapPlan:
         raise ValueError(f"pool names must be unique, got {sorted(names)}")
     usable = [merge_ranges(candidate.spec.usable_ranges) for candidate in ordered]
     losses: dict[str, tuple[Loss, ...]] = {}
+    peers: dict[str, set[str]] = {}
     for rank, older_ranks in _older_neighbours(ordered, usable).items():
-        version = ordered[rank].spec.ip_version
+        version, name = ordered[rank].spec.ip_version, ordered[rank].name
         remaining = usable[rank]
         lost: list[Loss] = []
         for older in sorted(older_ranks):
+            if intersect_ranges(usable[rank], usable[older]):
+                peers.setdefault(name, set()).add(ordered[older].name)
+                peers.setdefault(ordered[older].name, set()).add(name)
             common = intersect_ranges(remaining, usable[older])
             if common:
                 lost.append(Loss(owner=ordered[older].name, ranges=tuple(common), version=version))
                 remaining = subtract_ranges(remaining, common)
         if lost:
-            losses[ordered[rank].name] = tuple(lost)
-    return OverlapPlan(losses=losses)
+            losses[name] = tuple(lost)
+    return OverlapPlan(losses=losses, peers={name: tuple(sorted(names)) for name, names in peers.items()})
+
+
+def held_ranges(held: Iterable[int]) -> list[IPRange]:
+    """Addresses (of one family) that peers hold records of, as the merged ranges an allocator blocks."""
+    return merge_ranges((address, address) for address in held)
 
 
 def _older_neighbours(ordered: Sequence[OverlapCandidate], usable: Sequence[list[IPRange]]) -> dict[int, set[int]]:

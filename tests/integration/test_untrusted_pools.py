@@ -131,3 +131,34 @@ async def test_pv02_an_invalid_pool_is_refused_with_its_reason(cluster: Cluster,
         await cluster.stores.ippools.replace(fixed)
         await eventually(lambda: agent.book.view(bad_gateway) is not None)
         assert await _add(agent, pods[3], [bad_gateway]) == "10.194.1.10"
+
+
+async def test_pv04_an_owner_that_grows_over_held_addresses_does_not_hand_them_out(
+    cluster: Cluster, node_agent: AgentLauncher
+) -> None:
+    """PV04: the older pool is edited (no webhook) to list the addresses the newer pool's pods already hold: it
+    becomes their owner, yet hands out only what no pool records (the newer pool's held addresses stay with their
+    pods); once such a pod is released, the owner hands its address out."""
+    tag = unique("pv04")
+    older = await cluster.pool(subnet="10.184.0.0/24", ips=[span("10.184.0.40", 5)], name=f"{tag}-a")
+    newer = await cluster.pool(subnet="10.184.0.0/24", ips=[span("10.184.0.45", 5)], name=f"{tag}-b")
+    node = await cluster.node()
+    held = [await cluster.pod(node) for _ in range(2)]
+    takers = [await cluster.pod(node) for _ in range(8)]
+    late = await cluster.pod(node)
+    async with node_agent(node, older, newer) as agent:
+        assert [await _add(agent, pod, [newer]) for pod in held] == ["10.184.0.45", "10.184.0.46"]
+        grown = await cluster.stores.ippools.get(older)
+        grown["spec"]["ips"] = [span("10.184.0.40", 10)]
+        await cluster.stores.ippools.replace(grown)
+        await eventually(lambda: agent.metrics.registry.get_sample_value(
+            OVERLAP, {"pool": newer, "owner": older}) == 5)
+        got = [await _add(agent, pod, [older]) for pod in takers]
+        assert got == [f"10.184.0.{last}" for last in (40, 41, 42, 43, 44, 47, 48, 49)]
+        with pytest.raises(CniError):
+            await _add(agent, late, [older])
+        await cluster.terminate(held[0].metadata.name)
+        await agent.service.delete(cni_request("DEL", held[0], default_ipv4_ippool=[newer]))
+        await eventually(lambda: agent.book.record(newer, "10.184.0.45") is None)
+        assert await _add(agent, late, [older]) == "10.184.0.45"
+    assert not set(await cluster.records(older)) & set(await cluster.records(newer))

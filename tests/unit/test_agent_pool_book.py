@@ -193,3 +193,17 @@ def test_pv03_the_book_blocks_what_an_older_pool_owns_and_refuses_invalid_pools(
     assert "pool outside is invalid" in reason
     assert "spec.ips[0]" in reason
     assert "outside spec.subnet 10.0.0.0/24" in reason
+
+
+def test_pv05_an_owner_does_not_hand_out_what_a_peer_still_records() -> None:
+    """PV05: the older pool grows over addresses the newer pool's pods hold: it owns them now, but hands each out
+    only once the newer pool's record of it is gone (ownership alone would give it to a second pod)."""
+    book = PoolBook()
+    feed = Feed(book)
+    feed.pool(_created(pool("old", ["10.0.0.1"]), "2026-01-01T00:00:00Z"))
+    feed.pool(_created(pool("new", ["10.0.0.2-10.0.0.3"], {"10.0.0.2": "u1"}), "2026-01-02T00:00:00Z"))
+    feed.pool(_created(pool("old", ["10.0.0.1-10.0.0.3"]), "2026-01-01T00:00:00Z"))
+    assert [book.choose("old", f"v{i}") for i in range(3)] == ["10.0.0.1", "10.0.0.3", None]
+    assert book.choose("new", "u2") is None
+    feed.pool(_created(pool("new", ["10.0.0.2-10.0.0.3"]), "2026-01-02T00:00:00Z"))
+    assert book.choose("old", "v3") == "10.0.0.2"

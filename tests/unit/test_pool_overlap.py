@@ -10,7 +10,7 @@ import pytest
 
 from spiderpool.core.addressing import parse_ip_text
 from spiderpool.core.errors import InvalidSpec
-from spiderpool.core.pool_overlap import OverlapCandidate, plan_overlap_owners
+from spiderpool.core.pool_overlap import OverlapCandidate, held_ranges, plan_overlap_owners
 from spiderpool.core.specs import parse_ippool_spec
 from spiderpool.core.validation import validate_ippool_object
 
@@ -122,3 +122,17 @@ def test_ov06_the_agent_validates_a_whole_pool_with_the_webhook_rules() -> None:
     good = validate_ippool_object({"metadata": {"name": "good", "labels": {"a": "b"}},
                                    "spec": {"subnet": "192.0.2.0/24", "ips": ["192.0.2.10"], "gateway": "192.0.2.1"}})
     assert (good.name, dict(good.labels), good.spec.total_ip_count) == ("good", {"a": "b"}, 1)
+
+
+def test_ov07_peers_are_the_pools_that_share_an_address() -> None:
+    """OV07: every pool that shares a usable address with another lists it as a peer, both ways (the owner too: it
+    must not hand out what a peer still records); pools that only touch each other's hull or exclude the shared
+    address are no peers."""
+    plan = plan_overlap_owners([
+        candidate("a", "2026-01-01T00:00:00Z", ["192.0.2.10-192.0.2.20"]),
+        candidate("b", "2026-01-02T00:00:00Z", ["192.0.2.20-192.0.2.30"]),
+        candidate("c", "2026-01-03T00:00:00Z", ["192.0.2.5", "192.0.2.40"], excludeIPs=[]),
+        candidate("d", "2026-01-04T00:00:00Z", ["192.0.2.25-192.0.2.26"], excludeIPs=["192.0.2.25-192.0.2.26"]),
+    ])
+    assert dict(plan.peers) == {"a": ("b",), "b": ("a",)}
+    assert held_ranges([ip("192.0.2.3"), ip("192.0.2.1"), ip("192.0.2.2")]) == [(ip("192.0.2.1"), ip("192.0.2.3"))]
