@@ -23,6 +23,7 @@ from spiderpool.agent.allocation import RecordAllocator
 from spiderpool.agent.cni_endpoint import make_cni_app, start_unix_server
 from spiderpool.agent.config import AgentConfig
 from spiderpool.agent.context import IpamContext
+from spiderpool.agent.coordinator_api import add_coordinator_route
 from spiderpool.agent.endpoints import EndpointBook
 from spiderpool.agent.health import Readiness, make_health_app
 from spiderpool.agent.ipam import IpamService
@@ -32,11 +33,19 @@ from spiderpool.agent.pods import PodLookup
 from spiderpool.agent.pool_book import PoolBook
 from spiderpool.agent.upstream_api import add_upstream_routes
 from spiderpool.core.pool_overlap import Loss
-from spiderpool.k8s.bodies import Namespace, Node, Pod, SpiderEndpoint, SpiderIPPool, SpiderReservedIP
+from spiderpool.k8s.bodies import (
+    Namespace,
+    Node,
+    Pod,
+    SpiderCoordinator,
+    SpiderEndpoint,
+    SpiderIPPool,
+    SpiderReservedIP,
+)
 from spiderpool.k8s.client import make_api_client
 from spiderpool.k8s.events import EventRecorder
 from spiderpool.k8s.status_writer import PoolStatusWriter
-from spiderpool.k8s.store import ENDPOINT, IPPOOL, RESERVED_IP, SpiderStores
+from spiderpool.k8s.store import ENDPOINT, IPPOOL, RESERVED_IP, CustomObjectStore, SpiderStores
 from spiderpool.k8s.watch_cache import WatchCache, custom_object_source, namespace_source, pod_source
 from spiderpool.k8s.workloads import WorkloadReader, single_node_source
 
@@ -65,6 +74,7 @@ class Agent:
         self._probe: asyncio.Task[None] | None = None
         self._service: IpamService | None = None
         self._pools: WatchCache[SpiderIPPool] | None = None
+        self._coordinators: CustomObjectStore[SpiderCoordinator] | None = None
         self._events: EventRecorder | None = None
         self._notices: set[asyncio.Task[None]] = set()
         self.book = PoolBook(enable_ipv4=config.cluster.enable_ipv4, enable_ipv6=config.cluster.enable_ipv6,
@@ -129,6 +139,7 @@ class Agent:
             pool_store=stores.ippools, statefulset_hold=self.config.statefulset_hold,
         )
         self._service = IpamService(context, metrics=self.metrics, readiness=self.readiness)
+        self._coordinators = stores.coordinators
         self.metrics.watch(writer_stats=lambda: writer.stats, pool_usage=self.book.usage, overlaps=self.book.overlaps)
         return [reserved, pools, endpoints, pods, namespaces, nodes]
 
@@ -160,6 +171,8 @@ class Agent:
     async def _serve(self) -> None:
         socket_app = make_cni_app(self.service)
         add_upstream_routes(socket_app, self.service)
+        if self._coordinators is not None:
+            add_coordinator_route(socket_app, self._coordinators, self.service.context.pods)
         self._socket_runner = await start_unix_server(socket_app, socket_path=Path(self.config.socket_path))
         for port, app in ((self.config.health_port, make_health_app(self.readiness)),
                           (self.config.metrics_port, make_metrics_app(self.metrics))):

@@ -16,9 +16,11 @@ from aiohttp import web
 from spiderpool.cluster_config import load_cluster_settings
 from spiderpool.controller.certificates import generate_serving_certificate
 from spiderpool.controller.context import ClusterFlags, ControllerContext, LeaderComponent
+from spiderpool.controller.coordinator import CoordinatorStatusController
 from spiderpool.controller.gc.collector import LeakCollector
 from spiderpool.controller.health import ControllerHealth, make_health_app, make_metrics_app
 from spiderpool.controller.leader import LeaderElector
+from spiderpool.controller.multus_configs import MultusConfigController
 from spiderpool.controller.pool_lifecycle import PoolLifecycle
 from spiderpool.controller.settings import gc_settings_from_env, leader_settings_from_env
 from spiderpool.controller.subnets.controller import SubnetController
@@ -30,6 +32,7 @@ from spiderpool.k8s.admission_registration import WebhookConfigurations
 from spiderpool.k8s.client import make_api_client
 from spiderpool.k8s.core_objects import CoreObjects
 from spiderpool.k8s.leases import LeaseStore
+from spiderpool.k8s.network_attachments import NetworkAttachments
 from spiderpool.k8s.store import SpiderStores
 
 log = logging.getLogger(__name__)
@@ -55,8 +58,10 @@ def cluster_flags(config_dir: Path | None) -> ClusterFlags:
 
 
 def leader_components(ctx: ControllerContext) -> list[LeaderComponent]:
-    """What runs on the Lease holder only: leak collection, pool lifecycle, subnets and their auto pools."""
-    return [LeakCollector(ctx), PoolLifecycle(ctx), SubnetController(ctx)]
+    """What runs on the Lease holder only: leak collection, pool lifecycle, subnets and their auto pools, the
+    NetworkAttachmentDefinitions of SpiderMultusConfigs and the SpiderCoordinator status."""
+    return [LeakCollector(ctx), PoolLifecycle(ctx), SubnetController(ctx), MultusConfigController(ctx),
+            CoordinatorStatusController(ctx)]
 
 
 async def run_components(components: Sequence[LeaderComponent]) -> None:
@@ -109,7 +114,7 @@ class Controller:
         host = self.options.webhook_host
         cert_file, key_file, ca_pem = self._tls(stack, host)
         deps = WebhookDeps(stores=ctx.stores, ledger=AdmissionLedger(LeaseStore(ctx.api, namespace=namespace)),
-                           cluster=ctx.cluster)
+                           cluster=ctx.cluster, nads=NetworkAttachments(ctx.api))
         runner, port = await start_site(make_webhook_app(deps, ctx.metrics), host=host, port=self.options.webhook_port,
                                         ssl_context=server_ssl_context(cert_file=cert_file, key_file=key_file))
         stack.push_async_callback(runner.cleanup)

@@ -12,7 +12,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from spiderpool.devcluster.rest import ApiServerRest, Response
-from spiderpool.k8s.crd_schema import custom_resource_definitions
+from spiderpool.k8s.crd_schema import definitions_to_install
 
 _CRD_PATH = "/apis/apiextensions.k8s.io/v1/customresourcedefinitions"
 
@@ -25,7 +25,7 @@ def install_crds(
     rest: ApiServerRest, *, timeout: float = 60.0, crds: Sequence[Mapping[str, Any]] | None = None
 ) -> list[str]:
     """Create or update every CRD, wait until all are Established and served; returns their names."""
-    definitions = list(crds) if crds is not None else custom_resource_definitions()
+    definitions = list(crds) if crds is not None else definitions_to_install()
     for crd in definitions:
         _create_or_replace(rest, crd)
     deadline = time.monotonic() + timeout

@@ -117,6 +117,46 @@ def custom_resource_definitions() -> list[Schema]:
     ]
 
 
+NAD_GROUP = "k8s.cni.cncf.io"
+NAD_VERSION = "v1"
+NAD_PLURAL = "network-attachment-definitions"
+NAD_CRD_NAME = f"{NAD_PLURAL}.{NAD_GROUP}"
+
+
+def network_attachment_crd() -> Schema:
+    """The NetworkAttachmentDefinition CRD as the Network Plumbing WG publishes it (v1, ``spec.config`` a string)."""
+    schema = {
+        "type": "object",
+        "description": "NetworkAttachmentDefinition is a CRD schema specified by the Network Plumbing Working Group "
+                       "to express the intent for attaching pods to one or more logical or physical networks.",
+        "properties": {
+            "apiVersion": {"type": "string"},
+            "kind": {"type": "string"},
+            "metadata": {"type": "object"},
+            "spec": {"type": "object", "properties": {"config": {"type": "string"}}},
+        },
+    }
+    return {
+        "apiVersion": "apiextensions.k8s.io/v1",
+        "kind": "CustomResourceDefinition",
+        "metadata": {"name": NAD_CRD_NAME},
+        "spec": {
+            "group": NAD_GROUP,
+            "scope": "Namespaced",
+            "names": {"plural": NAD_PLURAL, "singular": "network-attachment-definition",
+                      "kind": "NetworkAttachmentDefinition", "shortNames": ["net-attach-def"]},
+            "versions": [{"name": NAD_VERSION, "served": True, "storage": True,
+                          "schema": {"openAPIV3Schema": schema}}],
+        },
+    }
+
+
+def definitions_to_install() -> list[Schema]:
+    """What the installers put into a cluster by default: the project's CRDs and Multus' NAD CRD (which the chart
+    installs when ``multus.multusCNI.install`` is set)."""
+    return [*custom_resource_definitions(), network_attachment_crd()]
+
+
 def render_yaml(crd: Mapping[str, Any]) -> str:
     """The file text of one CRD: deterministic (key order as built), so the drift test can compare bytes."""
     return _HEADER + yaml.safe_dump(dict(crd), sort_keys=False, width=120, default_flow_style=False)

@@ -11,7 +11,7 @@ from typing import Any
 from kubernetes_asyncio import client as k8s_client
 from kubernetes_asyncio.client.exceptions import ApiException
 
-from spiderpool.k8s.crd_schema import custom_resource_definitions
+from spiderpool.k8s.crd_schema import definitions_to_install
 
 _CONFLICT_RETRIES = 5
 _POLL_INTERVAL = 0.1
@@ -27,11 +27,12 @@ async def install_crds(
     timeout: float = 60,  # noqa: ASYNC109 - the deadline spans many requests; the signature others code against
     crds: Sequence[Mapping[str, Any]] | None = None,
 ) -> None:
-    """Create or update ``crds`` (default: every project CRD) and wait until each is Established and served."""
+    """Create or update ``crds`` (default: every project CRD and the NAD CRD); wait until each is Established and
+    served."""
     # Bodies go out as plain dicts and come back as raw JSON (_preload_content=False); the generated signatures only
     # know model objects, hence Any.
     extensions: Any = k8s_client.ApiextensionsV1Api(api)
-    definitions = list(crds) if crds is not None else custom_resource_definitions()
+    definitions = list(crds) if crds is not None else definitions_to_install()
     for crd in definitions:
         await _create_or_replace(extensions, crd)
     deadline = time.monotonic() + timeout

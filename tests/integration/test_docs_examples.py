@@ -19,9 +19,9 @@ from typing import Any
 import pytest
 import yaml
 from kubernetes_asyncio.client import ApiClient
+from structural_defaults import apply_defaults, crd_schema
 
 from spiderpool.k8s.core_objects import CoreObjects, route_of
-from spiderpool.k8s.crd_schema import custom_resource_definitions
 from spiderpool.k8s.store import NotFound
 
 pytestmark = pytest.mark.integration
@@ -76,15 +76,6 @@ def doc_examples() -> list[DocExample]:
 EXAMPLES = doc_examples()
 
 
-def spec_defaults(kind: str) -> dict[str, Any]:
-    """The top-level ``spec`` defaults the CRD schema of ``kind`` declares (the API server fills them in)."""
-    for crd in custom_resource_definitions():
-        if crd["spec"]["names"]["kind"] == kind:
-            schema = crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"].get("spec", {})
-            return {key: field["default"] for key, field in schema.get("properties", {}).items() if "default" in field}
-    raise AssertionError(f"kind: {kind!r} is not one of the project's CRDs")
-
-
 def test_the_docs_show_enough_examples() -> None:
     """DE01: The docs show enough examples."""
     assert len(EXAMPLES) >= MIN_DOC_OBJECTS, [example.label for example in EXAMPLES]
@@ -103,7 +94,8 @@ async def test_doc_example_is_accepted_and_reads_back(api: ApiClient, example: D
     try:
         stored = await objects.get(route, name, namespace=namespace)
         assert stored["metadata"]["uid"] == created["metadata"]["uid"]
-        expected = spec_defaults(route.kind) | example.body.get("spec", {})
+        # the spec with every default the CRD schema declares, nested ones too (the API server fills them in)
+        expected = apply_defaults(example.body, crd_schema(route.kind)).get("spec")
         assert stored.get("spec") == expected, f"{example.where}: the API server changed the spec"
         for key in ("labels", "annotations"):
             written = example.body["metadata"].get(key) or {}

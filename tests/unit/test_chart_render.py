@@ -14,8 +14,10 @@ import yaml
 from spiderpool.agent.config import DEFAULT_HEALTH_PORT
 from spiderpool.cluster_config import parse_conf_yml
 from spiderpool.controller.webhook_registration import webhook_configurations
+from spiderpool.core.coordinator_spec import coordinator_spec_errors
 from spiderpool.devcluster.binaries import BuildError
 from spiderpool.devcluster.helm import ensure_helm, render_chart, run_helm
+from spiderpool.k8s.crd_schema import NAD_CRD_NAME, network_attachment_crd
 
 CHART = Path(__file__).resolve().parents[2] / "charts" / "spiderpool"
 NAMESPACE = "spiderpool-system"
@@ -31,6 +33,8 @@ NON_DEFAULT = {
     "prometheusRule": {"install": True},
     "grafanaDashboard": {"install": True},
     "global": {"imageRegistryOverride": "registry.local:5000"},
+    "multus": {"multusCNI": {"install": True}},
+    "coordinator": {"podCIDRType": "calico", "podMACPrefix": "0a:1b", "hostRuleTable": 600},
 }
 
 
@@ -269,3 +273,26 @@ def test_h13_security_context_values_are_honoured(helm: Path, tmp_path: Path) ->
     assert pods["Deployment"]["securityContext"]["fsGroup"] == 10001
     for container in _containers(pods["DaemonSet"]):
         assert container["securityContext"]["capabilities"] == {"add": ["NET_ADMIN"], "drop": ["ALL"]}
+
+
+def test_scc05_default_coordinator_from_values(default_objects: list[dict[str, Any]],
+                                               custom_objects: list[dict[str, Any]]) -> None:
+    """SCC05: the chart creates the default SpiderCoordinator from coordinator.* (upstream's defaults), a spec the
+    SpiderCoordinator webhook admits."""
+    spec = _one(default_objects, "SpiderCoordinator", "default")["spec"]
+    assert spec == {"mode": "auto", "podCIDRType": "auto", "tunePodRoutes": True, "hijackCIDR": ["169.254.0.0/16"],
+                    "policyRoutes": [], "podMACPrefix": "", "podDefaultRouteNIC": "", "hostRuleTable": 500,
+                    "podRPFilter": 0, "txQueueLen": 0, "vethLinkAddress": "", "vethMTU": 1500}
+    assert coordinator_spec_errors(spec, require_optional=True) == []
+    custom = _one(custom_objects, "SpiderCoordinator", "default")["spec"]
+    assert (custom["podCIDRType"], custom["podMACPrefix"], custom["hostRuleTable"]) == ("calico", "0a:1b", 600)
+
+
+def test_smc06_multus_install_adds_the_nad_crd(default_objects: list[dict[str, Any]],
+                                               custom_objects: list[dict[str, Any]]) -> None:
+    """SMC06: multus.multusCNI.install renders the NetworkAttachmentDefinition CRD the code installs (kept on
+    uninstall); without it, none."""
+    assert not [o for o in default_objects if o["metadata"]["name"] == NAD_CRD_NAME]
+    crd = _one(custom_objects, "CustomResourceDefinition", NAD_CRD_NAME)
+    assert crd["metadata"]["annotations"] == {"helm.sh/resource-policy": "keep"}
+    assert crd["spec"] == network_attachment_crd()["spec"]

@@ -1,0 +1,53 @@
+"""Upstream's ``GET /v1/coordinator/config`` on the agent's unix socket: what upstream's ``coordinator`` plugin reads.
+
+The body (``{"podName", "podNamespace"}``) names the pod; the answer is ``models.CoordinatorConfig`` built from the
+first SpiderCoordinator, which must be ``Synced``, with the pod's ``ipam.spidernet.io/default-route-nic``
+annotation overriding ``podDefaultRouteNIC``. Failures are upstream's: HTTP 500 with a JSON string.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+from aiohttp import web
+
+from spiderpool.agent.pods import PodLookup
+from spiderpool.core.coordinator_config import CoordinatorNotReady, coordinator_config, ready_coordinator
+from spiderpool.k8s.bodies import SpiderCoordinator
+from spiderpool.k8s.store import CustomObjectStore, StoreError
+
+
+def _error(message: str) -> web.Response:
+    return web.Response(status=500, body=orjson.dumps(message), content_type="application/json")
+
+
+class CoordinatorApi:
+    def __init__(self, coordinators: CustomObjectStore[SpiderCoordinator], pods: PodLookup) -> None:
+        self._coordinators = coordinators
+        self._pods = pods
+
+    async def config(self, request: web.Request) -> web.Response:
+        try:
+            body: Any = orjson.loads(await request.read() or b"{}")
+        except orjson.JSONDecodeError as error:
+            return web.Response(status=400, body=orjson.dumps(f"request body is not valid JSON: {error}"),
+                                content_type="application/json")
+        body = body if isinstance(body, dict) else {}
+        namespace, name = str(body.get("podNamespace") or ""), str(body.get("podName") or "")
+        try:
+            listed = await self._coordinators.list()
+            coordinator = ready_coordinator([dict(item) for item in listed.items])
+            pod = await self._pods.for_release(namespace, name) if name else None
+        except (StoreError, CoordinatorNotReady) as error:
+            return _error(str(error))
+        if pod is None:
+            return _error(f"failed to get pod {namespace}/{name}")
+        annotations = pod["metadata"].get("annotations") or {}
+        return web.Response(body=orjson.dumps(coordinator_config(coordinator, annotations)),
+                            content_type="application/json")
+
+
+def add_coordinator_route(app: web.Application, coordinators: CustomObjectStore[SpiderCoordinator],
+                          pods: PodLookup) -> None:
+    app.router.add_get("/v1/coordinator/config", CoordinatorApi(coordinators, pods).config)
