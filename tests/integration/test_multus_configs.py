@@ -91,7 +91,7 @@ async def nad_matching(api: ApiClient, smc: dict[str, Any]) -> dict[str, Any] | 
                                                             namespace=smc["metadata"]["namespace"])
     want = render_network_attachment(fresh)
     nad = await NetworkAttachments(api).get(want.name, namespace=want.namespace)
-    if nad is None or nad["spec"].get("config") != want.config or nad["metadata"].get("annotations") != dict(
+    if nad is None or nad["spec"].get("config") != want.config or (nad["metadata"].get("annotations") or {}) != dict(
             want.annotations):
         return None
     owners = nad["metadata"].get("ownerReferences") or []
