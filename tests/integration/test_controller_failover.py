@@ -114,8 +114,8 @@ async def test_f03_two_registered_replicas_admit_one_of_twenty_overlapping_pools
                                   register="replica") for i in range(2)]
     configurations = WebhookConfigurations(api)
     try:
-        for replica in replicas:
-            replica.start()
+        for replica in replicas:  # "registered" is logged once both configurations are written
+            replica.start(wait_for=f"spiderpool-controller-{replica.identity} registered at")
         for replica in replicas:
             await configurations.get("ValidatingWebhookConfiguration", f"spiderpool-controller-{replica.identity}")
         stores = SpiderStores(api)
@@ -153,7 +153,7 @@ async def test_f04_serves_a_provided_certificate_and_registers_its_ca(
     replica = ControllerProcess(control_plane, identity="c04", namespace=namespace, log_dir=tmp_path,
                                 register="replica", extra_args=tls_args)
     try:
-        replica.start()
+        replica.start(wait_for="spiderpool-controller-c04 registered at")
         configurations = WebhookConfigurations(api)
         found = await configurations.get("MutatingWebhookConfiguration", "spiderpool-controller-c04")
         assert base64.b64decode(found["webhooks"][0]["clientConfig"]["caBundle"]) == certificate.ca_pem
