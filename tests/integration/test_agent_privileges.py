@@ -60,7 +60,7 @@ async def test_h14_agent_installs_and_serves_without_any_capability(
     assert os.access(bin_dir / "spiderpool", os.X_OK)
 
     node = await cluster.node()
-    pool = await cluster.pool(subnet="10.97.0.0/24", ips=[span("10.97.0.2", 2)], gateway="10.97.0.1")
+    pool = await cluster.pool(subnet="10.183.0.0/24", ips=[span("10.183.0.2", 2)], gateway="10.183.0.1")
     pod = await cluster.pod(node)
     options = AgentOptions(node_name=node, kubeconfig=control_plane.kubeconfig, socket_path=socket_dir / "agent.sock",
                            log_path=tmp_path / "agent.log")
@@ -81,7 +81,7 @@ async def test_h14_agent_installs_and_serves_without_any_capability(
                            "default_ipv4_ippool": [pool]}}
         added = await exec_plugin(bin_dir / "spiderpool", env, orjson.dumps(config))
         assert added.exit_code == 0, added.stdout + added.stderr + agent.log_tail().encode()
-        assert added.json()["ips"] == [{"address": "10.97.0.2/24", "gateway": "10.97.0.1"}]
+        assert added.json()["ips"] == [{"address": "10.183.0.2/24", "gateway": "10.183.0.1"}]
     finally:
         await asyncio.to_thread(agent.stop, grace=10.0)
         await cluster.force_delete(pod.metadata.name)
