@@ -15,6 +15,9 @@ from spiderpool.agent.config import DEFAULT_HEALTH_PORT
 from spiderpool.cluster_config import parse_conf_yml
 from spiderpool.controller.webhook_registration import webhook_configurations
 from spiderpool.core.coordinator_spec import coordinator_spec_errors
+from spiderpool.core.multus_admission import multus_config_errors
+from spiderpool.core.multus_defaults import default_multus_config
+from spiderpool.core.multus_render import render_network_attachment
 from spiderpool.devcluster.binaries import BuildError
 from spiderpool.devcluster.helm import ensure_helm, render_chart, run_helm
 from spiderpool.k8s.crd_schema import NAD_CRD_NAME, network_attachment_crd
@@ -33,7 +36,7 @@ NON_DEFAULT = {
     "prometheusRule": {"install": True},
     "grafanaDashboard": {"install": True},
     "global": {"imageRegistryOverride": "registry.local:5000"},
-    "multus": {"multusCNI": {"install": True}},
+    "multus": {"multusCNI": {"install": True, "defaultCniCRName": "k8s-pod-network"}},
     "coordinator": {"podCIDRType": "calico", "podMACPrefix": "0a:1b", "hostRuleTable": 600},
 }
 
@@ -296,3 +299,18 @@ def test_smc06_multus_install_adds_the_nad_crd(default_objects: list[dict[str, A
     crd = _one(custom_objects, "CustomResourceDefinition", NAD_CRD_NAME)
     assert crd["metadata"]["annotations"] == {"helm.sh/resource-policy": "keep"}
     assert crd["spec"] == network_attachment_crd()["spec"]
+
+
+def test_smc07_default_multus_config_of_the_cluster_network(default_objects: list[dict[str, Any]],
+                                                            custom_objects: list[dict[str, Any]]) -> None:
+    """SMC07: with multus.multusCNI.defaultCniCRName the chart creates the cluster network's SpiderMultusConfig as
+    upstream's spiderpool-init does (custom, no coordinator; Calico's legacy name kept as the NAD's name); its NAD
+    has no config; without the value, none."""
+    assert not [o for o in default_objects if o["kind"] == "SpiderMultusConfig"]
+    smc = _one(custom_objects, "SpiderMultusConfig", "calico")
+    assert smc["metadata"]["namespace"] == NAMESPACE
+    assert smc["metadata"]["annotations"] == {"multus.spidernet.io/cr-name": "k8s-pod-network"}
+    assert smc["spec"] == {"cniType": "custom", "enableCoordinator": False}
+    nad = render_network_attachment(default_multus_config(smc))
+    assert (nad.name, nad.config) == ("k8s-pod-network", "")
+    assert multus_config_errors(default_multus_config(smc)) == []
