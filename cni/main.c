@@ -160,11 +160,8 @@ static long agent_timeout_ms(void) {
 static int report_agent_failure(const char *command, const char *version, enum agent_status status, const char *why) {
     const char *msg =
         status == AGENT_UNREACHABLE ? "spiderpool agent unreachable" : "invalid reply from spiderpool agent";
-    if (strcmp(command, "DEL") == 0) {
-        /* DEL never blocks pod deletion (upstream behaviour); the controller's GC reclaims. */
-        fprintf(stderr, "spiderpool: DEL treated as done: %s: %s\n", msg, why);
-        return 0;
-    }
+    /* DEL too: nothing confirmed the release, so the runtime must retry it (upstream's executable also exits
+     * non-zero when its agent health check fails); leak collection stays the backstop for a DEL never retried. */
     int code = strcmp(command, "STATUS") == 0 ? CODE_NOT_AVAILABLE : CODE_TRY_AGAIN_LATER;
     return print_error(version, code, msg, why);
 }

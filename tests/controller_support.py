@@ -17,7 +17,7 @@ from spiderpool.k8s.client import ApiClient
 from spiderpool.k8s.store import NotFound
 
 LEASE = "spiderpool-controller-leases"
-_LEADER_LINE = re.compile(r"^LEADER (START|STOP) ([0-9.]+) (\S+)$", re.MULTILINE)
+_LEADER_LINE = re.compile(r"LEADER (START|STOP) ([0-9.]+) (\S+)$", re.MULTILINE)
 
 
 class ControllerProcess:

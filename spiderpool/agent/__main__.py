@@ -1,7 +1,8 @@
 """``spiderpool-agent`` / ``python -m spiderpool.agent``: ``[run] FLAGS`` serves this node; ``install-cni DIR``.
 
 Logs go to stderr.  SIGTERM and SIGINT stop the agent gracefully (requests in flight and queued status writes
-finish); exit status 0 after a graceful stop, 2 for a configuration error, 1 when the agent could not start.
+finish); exit status 0 after a graceful stop, 2 for a configuration error, 1 when the agent could not start (e.g.
+another agent serves the same socket path: a one-line message says so).
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from collections.abc import Sequence
 from spiderpool.agent import install_cni
 from spiderpool.agent.config import AgentConfig, load_agent_config, run_argument_parser
 from spiderpool.agent.daemon import Agent
+from spiderpool.agent.socket_claim import SocketInUse
 from spiderpool.cluster_config import ConfigError
 
 log = logging.getLogger("spiderpool.agent")
@@ -37,6 +39,9 @@ async def _run(config: AgentConfig) -> int:
     agent = Agent(config)
     try:
         await agent.start()
+    except SocketInUse as error:
+        log.error("spiderpool agent of node %s not started: %s", config.node_name, error)
+        return 1
     except Exception:
         log.exception("spiderpool agent of node %s could not start", config.node_name)
         return 1

@@ -1,9 +1,10 @@
 """``Agent``: one node's spiderpool agent, started and stopped on the running event loop.
 
-Start order: the unix socket first (so the CNI executable meets "not ready, try again" rather than "unreachable"),
-the health and metrics listeners, then the watch caches; the agent is ready once every cache has synced.  Stop
-order: not ready, stop accepting and finish the requests in flight, drain the status writer (every queued record is
-written or failed), then the caches and the API client.  Tests run several agents in one process; ``__main__``
+Start order: the lock of the socket path (one agent per path, see ``socket_claim``), the unix socket (so the CNI
+executable meets "not ready, try again" rather than "unreachable"), the health and metrics listeners, then the watch
+caches; the agent is ready once every cache has synced.  Stop order: not ready, stop accepting and finish the
+requests in flight, the socket path's lock, drain the status writer (every queued record is written or failed), then
+the caches and the API client.  Tests run several agents in one process; ``__main__``
 runs one until SIGTERM.
 """
 
@@ -31,6 +32,7 @@ from spiderpool.agent.metrics import AgentMetrics, make_metrics_app
 from spiderpool.agent.owners import OwnerResolver
 from spiderpool.agent.pods import PodLookup
 from spiderpool.agent.pool_book import PoolBook
+from spiderpool.agent.socket_claim import SocketClaim
 from spiderpool.agent.upstream_api import add_upstream_routes
 from spiderpool.core.pool_overlap import Loss
 from spiderpool.k8s.bodies import (
@@ -70,6 +72,7 @@ class Agent:
         self._caches: list[WatchCache[Any]] = []
         self._runners: list[web.AppRunner] = []
         self._socket_runner: web.AppRunner | None = None
+        self._socket_claim: SocketClaim | None = None
         self._writer: PoolStatusWriter | None = None
         self._probe: asyncio.Task[None] | None = None
         self._service: IpamService | None = None
@@ -173,7 +176,10 @@ class Agent:
         add_upstream_routes(socket_app, self.service)
         if self._coordinators is not None:
             add_coordinator_route(socket_app, self._coordinators, self.service.context.pods)
-        self._socket_runner = await start_unix_server(socket_app, socket_path=Path(self.config.socket_path))
+        claim = self._socket_claim = SocketClaim.take(Path(self.config.socket_path))  # before the stale socket goes
+        self._socket_runner = await start_unix_server(socket_app, socket_path=claim.socket_path)
+        claim.bound()
+        self.readiness.socket = claim
         for port, app in ((self.config.health_port, make_health_app(self.readiness)),
                           (self.config.metrics_port, make_metrics_app(self.metrics))):
             if port:
@@ -204,6 +210,9 @@ class Agent:
         if self._socket_runner is not None:
             await self._socket_runner.cleanup()
             self._socket_runner = None
+        if self._socket_claim is not None:
+            self._socket_claim.release()  # only now may another agent take the path
+            self._socket_claim = None
         if self._writer is not None:
             await self._writer.close()
         for task in list(self._notices):

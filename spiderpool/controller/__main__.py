@@ -9,7 +9,7 @@ import signal
 import sys
 from pathlib import Path
 
-from spiderpool.controller.daemon import Controller, ControllerOptions
+from spiderpool.controller.daemon import Controller, ControllerFailed, ControllerOptions
 from spiderpool.controller.settings import (
     DEFAULT_HEALTH_PORT,
     DEFAULT_METRICS_PORT,
@@ -77,6 +77,9 @@ def main(argv: list[str] | None = None) -> int:
     except (SettingsError, ValueError) as error:
         print(f"spiderpool-controller: {error}", file=sys.stderr)
         return 2
+    except ControllerFailed as error:
+        print(f"spiderpool-controller: {error}", file=sys.stderr)
+        return 1
     return 0
 
 

@@ -1,4 +1,9 @@
-"""The spiderpool-controller process: webhooks on every replica, leader components on the Lease holder only."""
+"""The spiderpool-controller process: webhooks on every replica, leader work on the Lease holder only.
+
+The leader's work (webhook registration in ``leader`` mode, leak collection, pool lifecycle, subnets) runs
+supervised (``supervision``): a unit that fails is restarted with backoff and readiness says so meanwhile; one that
+stays down steps the elector down.  The elector itself is watched: if it ever stops, the process ends with an error.
+"""
 
 from __future__ import annotations
 
@@ -6,9 +11,10 @@ import asyncio
 import logging
 import os
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Callable
 from contextlib import AsyncExitStack, suppress
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 from aiohttp import web
@@ -24,6 +30,7 @@ from spiderpool.controller.multus_configs import MultusConfigController
 from spiderpool.controller.pool_lifecycle import PoolLifecycle
 from spiderpool.controller.settings import gc_settings_from_env, leader_settings_from_env
 from spiderpool.controller.subnets.controller import SubnetController
+from spiderpool.controller.supervision import Backoff, Ready, Unit, run_supervised
 from spiderpool.controller.webhook_registration import DEFAULT_NAME, WebhookRegistration
 from spiderpool.controller.webhook_server import make_webhook_app, server_ssl_context, start_site
 from spiderpool.controller.webhooks.deps import WebhookDeps
@@ -57,31 +64,42 @@ def cluster_flags(config_dir: Path | None) -> ClusterFlags:
     return load_cluster_settings(config_dir, os.environ)
 
 
-def leader_components(ctx: ControllerContext) -> list[LeaderComponent]:
-    """What runs on the Lease holder only: leak collection, pool lifecycle, subnets and their auto pools, the
-    NetworkAttachmentDefinitions of SpiderMultusConfigs and the SpiderCoordinator status."""
-    return [LeakCollector(ctx), PoolLifecycle(ctx), SubnetController(ctx), MultusConfigController(ctx),
-            CoordinatorStatusController(ctx)]
+def leader_units(ctx: ControllerContext, registration: WebhookRegistration | None) -> list[Unit]:
+    """What runs on the Lease holder only: the webhook registration (``leader`` mode), leak collection, pool
+    lifecycle, subnets and their auto pools, the NetworkAttachmentDefinitions of SpiderMultusConfigs and the
+    SpiderCoordinator status.  Every (re)start of a component runs a fresh instance."""
+    factories: list[tuple[str, Callable[[], LeaderComponent]]] = [
+        (LeakCollector.name, lambda: LeakCollector(ctx)), (PoolLifecycle.name, lambda: PoolLifecycle(ctx)),
+        (SubnetController.name, lambda: SubnetController(ctx)),
+        (MultusConfigController.name, lambda: MultusConfigController(ctx)),
+        (CoordinatorStatusController.name, lambda: CoordinatorStatusController(ctx))]
+    units = [Unit(name, partial(_run_component, make)) for name, make in factories]
+    if registration is not None:
+        units.insert(0, Unit("webhook-registration", partial(_hold_registration, registration)))
+    return units
 
 
-async def run_components(components: Sequence[LeaderComponent]) -> None:
-    """Run every component until cancelled; one that fails is logged and the others go on."""
-    async with asyncio.TaskGroup() as group:
-        for component in components:
-            group.create_task(_guarded(component), name=f"leader-{component.name}")
+async def _run_component(make: Callable[[], LeaderComponent], ready: Ready) -> None:
+    component = make()
+    ready()
+    await component.run()
 
 
-async def _guarded(component: LeaderComponent) -> None:
-    try:
-        await component.run()
-    except Exception:
-        log.exception("leader component %s failed", component.name)
+async def _hold_registration(registration: WebhookRegistration, ready: Ready) -> None:
+    await registration.register()
+    ready()
+    await asyncio.Event().wait()
+
+
+class ControllerFailed(RuntimeError):
+    """The elector stopped: this replica can neither lead nor follow (the process exits 1)."""
 
 
 class Controller:
-    def __init__(self, options: ControllerOptions) -> None:
+    def __init__(self, options: ControllerOptions, *, backoff: Backoff | None = None) -> None:
         self.options = options
         self.health = ControllerHealth()
+        self.backoff = backoff or Backoff()
 
     async def run(self, stop: asyncio.Event) -> None:
         async with AsyncExitStack() as stack:
@@ -91,23 +109,41 @@ class Controller:
                                     gc=gc_settings_from_env(), cluster=cluster_flags(self.options.config_dir))
             settings = leader_settings_from_env()
             registration = await self._serve(stack, ctx, namespace=settings.namespace, identity=settings.identity)
-            elector = LeaderElector(LeaseStore(api, namespace=settings.namespace), settings,
-                                    on_change=lambda leading: ctx.metrics.is_leader.set(int(leading)))
-            leading = asyncio.create_task(elector.run(lambda: self._lead(ctx, registration)), name="elector")
-            self.health.started = True
-            await stop.wait()
+            elector = self.health.elector = LeaderElector(
+                LeaseStore(api, namespace=settings.namespace), settings,
+                on_change=lambda leading: ctx.metrics.is_leader.set(int(leading)))
+            self._watch_work(ctx)
+            leader_registration = registration if self.options.register_webhooks == "leader" else None
+            units = partial(leader_units, ctx, leader_registration)
+            leading = asyncio.create_task(elector.run(
+                lambda: run_supervised(units(), self.health.work, backoff=self.backoff,
+                                       give_up_after=settings.renew_deadline)), name="elector")
+            stopping = asyncio.create_task(stop.wait(), name="stop-signal")
+            await asyncio.wait({leading, stopping}, return_when=asyncio.FIRST_COMPLETED)
+            stopping.cancel()
+            failure = await self._end_election(leading)
+            if registration is not None:
+                await registration.unregister()
+            if failure is not None:
+                raise ControllerFailed(self.health.failed) from failure
+
+    async def _end_election(self, leading: asyncio.Task[None]) -> BaseException | None:
+        """Stop the elector (releasing the Lease); what ended it when it stopped by itself, else None."""
+        if not leading.done():
             self.health.stopping = True
             leading.cancel()
             with suppress(asyncio.CancelledError):
                 await leading
-            if registration is not None:
-                await registration.unregister()
+            return None
+        failure = leading.exception() or RuntimeError("the elector returned")
+        self.health.failed = f"leader election stopped: {failure!r}"
+        log.error("%s; exiting", self.health.failed)
+        return failure
 
-    async def _lead(self, ctx: ControllerContext, registration: WebhookRegistration | None) -> None:
-        if registration is not None and self.options.register_webhooks == "leader":
-            await registration.register()
-        await run_components(leader_components(ctx))
-        await asyncio.Event().wait()  # hold leadership even when no component is installed
+    def _watch_work(self, ctx: ControllerContext) -> None:
+        work = self.health.work
+        work.on_change = lambda name, up: ctx.metrics.component_up.labels(component=name).set(int(up))
+        work.on_failure = lambda name: ctx.metrics.component_failures.labels(component=name).inc()
 
     async def _serve(self, stack: AsyncExitStack, ctx: ControllerContext, *, namespace: str, identity: str
                      ) -> WebhookRegistration | None:
@@ -123,8 +159,7 @@ class Controller:
                                  (make_metrics_app(ctx.metrics), self.options.metrics_port)):
             if port_option:
                 await self._start_plain(stack, app, port=port_option)
-        log.info("webhook server on https://%s:%d", host, port)
-        print(f"WEBHOOK https://{host}:{port}", flush=True)
+        log.info("WEBHOOK https://%s:%d", host, port)
         mode = self.options.register_webhooks
         if mode == "none":
             return None

@@ -2,27 +2,42 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import orjson
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
+from spiderpool.controller.leader import LeaderElector
 from spiderpool.controller.metrics import ControllerMetrics
+from spiderpool.controller.supervision import WorkStates
 
 
 @dataclass(slots=True)
 class ControllerHealth:
+    """Ready: serving webhooks, the API server reachable for the Lease, and, on the leader, every unit of the
+    leader's work up (see ``supervision``); a stopped elector fails liveness too."""
+
     started: bool = False
     webhook_serving: bool = False
     stopping: bool = False
+    elector: LeaderElector | None = None
+    work: WorkStates = field(default_factory=WorkStates)
+    failed: str | None = None
 
     def problem(self) -> str | None:
         if self.stopping:
             return "the controller is stopping"
+        if self.failed is not None:
+            return self.failed
         if not self.webhook_serving:
             return "the webhook server is not serving yet"
-        return None
+        if self.elector is not None and self.elector.problem is not None:
+            return self.elector.problem
+        return self.work.problem()
+
+    def alive(self) -> bool:
+        return not self.stopping and self.failed is None
 
 
 def _answer(ok: bool, reason: str | None) -> web.Response:
@@ -39,7 +54,7 @@ def make_health_app(health: ControllerHealth) -> web.Application:
         return _answer(problem is None, problem)
 
     async def liveness(_: web.Request) -> web.Response:
-        return _answer(not health.stopping, "the controller is stopping")
+        return _answer(health.alive(), health.failed or "the controller is stopping")
 
     app = web.Application()
     app.router.add_get("/v1/runtime/startup", startup)

@@ -5,8 +5,12 @@
 - Renew every ``retry_period``; when no renew has succeeded for ``renew_deadline`` (< ``lease_duration``), step
   down: the leader's work is cancelled and awaited *before* any other replica can consider the Lease expired.
 - Graceful exit releases the Lease (holder empty, duration 1 s) so another replica takes over at once.
+- The leader's work failing (``lead()`` raising or returning; see ``supervision``) is a step down too: the Lease is
+  released and, after two retry periods (another replica may take it meanwhile), this replica competes again.
+  Nothing the work does ends the elector.
 
-Leadership intervals are logged as ``LEADER START <epoch>`` / ``LEADER STOP <epoch>`` lines (tests check them).
+Leadership intervals are logged (stderr, INFO) as ``LEADER START <epoch> <id>`` / ``LEADER STOP <epoch> <id>``
+(tests check them); ``problem`` says why the last request to the API server failed, None once one succeeds.
 """
 
 from __future__ import annotations
@@ -16,13 +20,12 @@ import logging
 import math
 import time
 from collections.abc import Callable, Coroutine
-from contextlib import suppress
-from typing import Any
+from typing import Any, Protocol
 
 import aiohttp
 
 from spiderpool.controller.settings import LeaderSettings
-from spiderpool.k8s.leases import AlreadyExists, Conflict, LeaseStore, NotFound, micro_time
+from spiderpool.k8s.leases import AlreadyExists, Conflict, NotFound, micro_time
 from spiderpool.k8s.store import StoreError
 
 log = logging.getLogger(__name__)
@@ -30,8 +33,19 @@ log = logging.getLogger(__name__)
 _REQUEST_ERRORS = (StoreError, aiohttp.ClientError, asyncio.TimeoutError, OSError)
 
 
+class Leases(Protocol):
+    """What the elector needs of ``LeaseStore`` (tests give it an in-memory one)."""
+
+    async def get(self, name: str) -> dict[str, Any]: ...
+
+    async def create(self, name: str, *, spec: dict[str, Any], annotations: dict[str, str] | None = None
+                     ) -> dict[str, Any]: ...
+
+    async def replace(self, lease: dict[str, Any]) -> dict[str, Any]: ...
+
+
 class LeaderElector:
-    def __init__(self, leases: LeaseStore, settings: LeaderSettings,
+    def __init__(self, leases: Leases, settings: LeaderSettings,
                  *, on_change: Callable[[bool], None] | None = None) -> None:
         if not settings.renew_deadline < settings.lease_duration:
             raise ValueError(f"renew_deadline: must be below lease_duration {settings.lease_duration}, "
@@ -42,6 +56,7 @@ class LeaderElector:
         self._observed: tuple[str, str, str] = ("", "", "")
         self._observed_at = 0.0
         self.is_leader = False
+        self.problem: str | None = None
 
     @property
     def identity(self) -> str:
@@ -88,10 +103,14 @@ class LeaderElector:
     async def _attempt(self, *, deadline: float) -> bool:
         try:
             async with asyncio.timeout(max(deadline, 0.05)):
-                return await self.try_acquire_or_renew()
+                held = await self.try_acquire_or_renew()
         except _REQUEST_ERRORS as error:
-            log.warning("leader election %s: %s", self._settings.lease_name, error or type(error).__name__)
+            reason = str(error) or type(error).__name__
+            log.warning("leader election %s: %s", self._settings.lease_name, reason)
+            self.problem = f"the Lease {self._settings.lease_name} cannot be read or written: {reason}"
             return False
+        self.problem = None
+        return held
 
     async def _acquire(self) -> None:
         while True:
@@ -113,37 +132,50 @@ class LeaderElector:
 
     def _set_leader(self, leading: bool) -> None:
         self.is_leader = leading
-        print(f"LEADER {'START' if leading else 'STOP'} {time.time():.3f} {self.identity}", flush=True)
+        log.info("LEADER %s %.3f %s", "START" if leading else "STOP", time.time(), self.identity)
         self._on_change(leading)
 
     async def run(self, lead: Callable[[], Coroutine[object, object, None]]) -> None:
-        """Forever: acquire, run ``lead()`` while we hold the Lease, cancel it on loss; release when cancelled."""
+        """Forever: acquire, run ``lead()`` while we hold the Lease, cancel it on loss, step down when it fails;
+        release when cancelled."""
         try:
             while True:
                 await self._acquire()
                 self._set_leader(True)
-                work = asyncio.create_task(lead(), name="leader-work")
-                keeper = asyncio.create_task(self._keep(), name="lease-keeper")
-                try:
-                    await asyncio.wait({work, keeper}, return_when=asyncio.FIRST_COMPLETED)
-                finally:
-                    for task in (keeper, work):
-                        task.cancel()
-                        with suppress(asyncio.CancelledError):
-                            await task
-                    self._set_leader(False)
+                failure = await self._lead_once(lead)
+                if failure is not None:
+                    log.error("leader election: the leader's work failed (%s); stepping down", failure)
+                    await self.release()
+                    await asyncio.sleep(2 * self._settings.retry_period)
         finally:
             await asyncio.shield(self.release())
+
+    async def _lead_once(self, lead: Callable[[], Coroutine[object, object, None]]) -> BaseException | None:
+        """Run ``lead()`` while the Lease is kept; why the work failed, or None when the Lease was lost."""
+        work = asyncio.create_task(lead(), name="leader-work")
+        keeper = asyncio.create_task(self._keep(), name="lease-keeper")
+        try:
+            done, _ = await asyncio.wait({work, keeper}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for task in (keeper, work):
+                task.cancel()
+            await asyncio.gather(keeper, work, return_exceptions=True)
+            self._set_leader(False)
+        if work not in done:
+            return None
+        return work.exception() or RuntimeError("the leader's work returned")
 
     async def release(self) -> None:
         """Hand the Lease back if we still hold it: holder empty, so the next replica need not wait it out."""
         try:
-            lease = await self._leases.get(self._settings.lease_name)
-            spec = lease.get("spec") or {}
-            if spec.get("holderIdentity") != self.identity:
-                return
-            released = {**spec, "holderIdentity": "", "leaseDurationSeconds": 1, "renewTime": micro_time()}
-            await self._leases.replace({**lease, "spec": released})
+            async with asyncio.timeout(self._settings.renew_deadline):
+                lease = await self._leases.get(self._settings.lease_name)
+                spec = lease.get("spec") or {}
+                if spec.get("holderIdentity") != self.identity:
+                    return
+                released = {**spec, "holderIdentity": "", "leaseDurationSeconds": 1, "renewTime": micro_time()}
+                await self._leases.replace({**lease, "spec": released})
             log.info("leader election: released %s", self._settings.lease_name)
         except _REQUEST_ERRORS as error:
-            log.warning("leader election: release of %s failed: %s", self._settings.lease_name, error)
+            log.warning("leader election: release of %s failed: %s", self._settings.lease_name,
+                        str(error) or type(error).__name__)

@@ -37,3 +37,9 @@ class ControllerMetrics:
                                         ["kind", "operation", "allowed"], registry=r)
         self.is_leader = Gauge("spiderpool_controller_is_leader", "1 while this replica holds the lease",
                                registry=r)
+        self.component_up = Gauge("spiderpool_controller_component_up",
+                                  "1 while a unit of the leader's work runs here; 0 while it is down, restarting or "
+                                  "not running on this replica", ["component"], registry=r)
+        self.component_failures = Counter("spiderpool_controller_component_failures",
+                                          "Failures of a unit of the leader's work (each followed by a restart)",
+                                          ["component"], registry=r)

@@ -93,6 +93,14 @@ class ApiServer:
         if self.process is not None:
             self.process.stop()
 
+    def kill(self) -> None:
+        """SIGKILL: no graceful shutdown, open connections reset (``start`` brings it back on the same port)."""
+        if self.process is not None:
+            self.process.kill()
+
+    def running(self) -> bool:
+        return self.process is not None and self.process.running()
+
 
 def fully_serving(rest: ApiServerRest) -> bool:
     """``/readyz`` answers 200 and so do the lists of every custom resource."""

@@ -175,6 +175,17 @@ class ControlPlane:
         apiserver.stop()
         apiserver.start(admin_token=self.token)
 
+    def kill_apiserver(self) -> None:
+        """SIGKILL kube-apiserver, as a crash would (fault injection); ``start_apiserver`` brings it back."""
+        self._running_apiserver().kill()
+
+    def start_apiserver(self) -> None:
+        """Start a stopped or killed kube-apiserver again on its port; returns once it serves every CRD; no-op if it
+        runs."""
+        apiserver = self._running_apiserver()
+        if not apiserver.running():
+            apiserver.start(admin_token=self.token)
+
     def start_controller_manager(self) -> None:
         """Start kube-controller-manager unless it runs already; returns once its controllers act."""
         if self._controller_manager is not None and self._controller_manager.running():

@@ -105,6 +105,14 @@ class ManagedProcess:
         # Sweep whatever the child forked and left behind; the group id stays ours while any member lives.
         _signal_group(popen.pid, signal.SIGKILL)
 
+    def kill(self) -> None:
+        """SIGKILL the process group at once (a crash, not a shutdown) and reap it; idempotent."""
+        popen = self._popen
+        if popen is None:
+            return
+        _signal_group(popen.pid, signal.SIGKILL)
+        popen.wait()
+
     def log_tail(self, lines: int = 30) -> str:
         try:
             text = self.log_path.read_text(errors="replace")

@@ -29,7 +29,7 @@ from spiderpool.k8s.store import NotFound, StoreError
 
 POOL_CIDR_LABEL: Final = "ipam.spidernet.io/ippool-cidr"
 WEBHOOK_CONFIGURATION: Final = "spiderpool-controller"  # the name a leader registers under (``leader`` mode)
-_WEBHOOK_LINE: Final = re.compile(r"^WEBHOOK (https://\S+)$", re.MULTILINE)
+_WEBHOOK_LINE: Final = re.compile(r"WEBHOOK (https://\S+)$", re.MULTILINE)
 _LEADER_LINE: Final = "LEADER START"
 _DRY_RUN_POOLS: Final = "/apis/spiderpool.spidernet.io/v2beta1/spiderippools?dryRun=All"
 # A block no test or demo uses, so the probe never collides with a real pool.

@@ -6,6 +6,7 @@ Debian's macvlan does not speak, so they exec our ``spiderpool`` executable dire
 
 from __future__ import annotations
 
+import asyncio
 import copy
 
 import pytest
@@ -84,6 +85,33 @@ async def test_c03_del_of_a_live_pod_keeps_its_address(bed: Testbed, namespace: 
     assert readded.ok, readded.describe()
     assert [str(a) for a in interface(pod).addresses] == ["10.250.33.10/24"]
     assert await records_of(bed, pool) == {"10.250.33.10": PoolIPAllocation(pod.key, pod.uid)}
+
+
+async def test_dl02_del_with_the_agent_down_fails_until_the_agent_is_back(
+        bed: Testbed, namespace: str, pools: Pools) -> None:
+    """DL02: DEL through macvlan while the node's agent is stopped fails with CNI code 11 ("try again later") and
+    keeps the record, so the runtime retries it; the DEL retried once the agent is back releases the address."""
+    pool = unique("dl02-v4")
+    await pools.create(pool, subnet="10.250.37.0/24", ips=["10.250.37.10-10.250.37.19"])
+    node = await bed.add_node(unique(f"{bed.prefix}-dl02"))
+    assert node.agent is not None
+    config = bed.macvlan(node, network="dl02-net", default_ipv4_ippool=[pool])
+    pod = await bed.create_pod(node, name="del-later", namespace=namespace)
+    assert (await bed.cni.add(pod, config)).ok
+    await bed.terminate_pod(pod)
+
+    await asyncio.to_thread(node.agent.stop)
+    refused = await bed.cni.delete(pod, config)
+    kept = await records_of(bed, pool)
+    await asyncio.to_thread(node.agent.start)
+    retried = await bed.cni.delete(pod, config)
+
+    assert refused.exit_code != 0, refused.describe()
+    assert refused.json()["code"] == 11, refused.describe()
+    assert refused.json()["msg"] == "spiderpool agent unreachable", refused.describe()
+    assert kept == {"10.250.37.10": PoolIPAllocation(pod.key, pod.uid)}
+    assert retried.ok, retried.describe()
+    assert await records_of(bed, pool) == {}
 
 
 async def test_c04_check_verifies_the_reservation(bed: Testbed, namespace: str, pools: Pools) -> None:

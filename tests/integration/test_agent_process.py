@@ -9,6 +9,7 @@ import sys
 from collections.abc import Iterator
 from pathlib import Path
 
+import aiohttp
 import pytest
 from agent_support import AgentLauncher, Cluster, cni_request, netconf, run_plugin, span
 from cni_process import PluginRun
@@ -16,6 +17,7 @@ from kubernetes_asyncio.client import V1Pod
 
 from spiderpool.core.cni_types import CniError
 from spiderpool.devcluster.cluster import ControlPlane
+from spiderpool.devcluster.ports import free_port
 
 pytestmark = pytest.mark.integration
 
@@ -23,17 +25,30 @@ pytestmark = pytest.mark.integration
 class AgentProcess:
     """``python -m spiderpool.agent run`` for one node, its log in ``log``."""
 
-    def __init__(self, control_plane: ControlPlane, node: str, socket: Path, config_dir: Path) -> None:
+    def __init__(self, control_plane: ControlPlane, node: str, socket: Path, config_dir: Path,
+                 *, health_port: int = 0) -> None:
         self.argv = [sys.executable, "-m", "spiderpool.agent", "run", "--kubeconfig", str(control_plane.kubeconfig),
                      "--node-name", node, "--socket", str(socket), "--config-dir", str(config_dir),
-                     "--health-port", "0", "--metrics-port", "0", "--log-level", "debug"]
+                     "--health-port", str(health_port), "--metrics-port", "0", "--log-level", "debug"]
         self.socket = socket
+        self.health_port = health_port
         self.log = config_dir / "agent.log"
         self.process: asyncio.subprocess.Process | None = None
 
-    async def start(self) -> None:
+    async def launch(self) -> asyncio.subprocess.Process:
         with self.log.open("ab") as log:
             self.process = await asyncio.create_subprocess_exec(*self.argv, stdout=log, stderr=log)
+        return self.process
+
+    async def readiness(self) -> tuple[int, str]:
+        """Status and body of the TCP readiness probe (what the kubelet sees)."""
+        url = f"http://127.0.0.1:{self.health_port}/v1/runtime/readiness"
+        async with aiohttp.ClientSession() as session, session.get(url) as response:
+            return response.status, await response.text()
+
+    async def start(self) -> None:
+        await self.launch()
+        assert self.process is not None
         config = netconf(self.socket, version="1.1.0")
         for _ in range(600):
             if (await run_plugin("STATUS", config)).exit_code == 0:
@@ -135,3 +150,37 @@ async def test_two_nodes_racing_on_one_small_pool_never_share_an_address(
     assert len({record.pod_uid for record in records.values()}) == 40
     assert {record.pod_uid for record in records.values()} <= {pod.metadata.uid for pod in all_pods}
     assert conflicts >= 1  # the two nodes really raced for the same addresses
+
+
+async def test_as01_a_second_agent_on_the_same_socket_refuses_to_start(
+    control_plane: ControlPlane, cluster: Cluster, socket_dir: Path, processes: list[AgentProcess]
+) -> None:
+    """AS01: a second agent process started on the socket path of a running one exits 1 naming the path (it used to
+    unlink the first one's socket and bind its own); the first keeps serving CNI and stays Ready; once its socket
+    file is removed behind its back, the first one's readiness probe says so instead of answering 200."""
+    node = await cluster.node()
+    socket = socket_dir / "agent.sock"
+    (socket_dir / "first").mkdir()
+    (socket_dir / "second").mkdir()
+    first = AgentProcess(control_plane, node, socket, socket_dir / "first", health_port=free_port())
+    second = AgentProcess(control_plane, node, socket, socket_dir / "second", health_port=free_port())
+    processes.extend([first, second])
+    await first.start()
+
+    rival = await second.launch()
+    for _ in range(1200):  # 60 s as a safety net: it either exits or (the old behaviour) becomes ready
+        if rival.returncode is not None or "ready on" in second.log.read_text():
+            break
+        await asyncio.sleep(0.05)
+    status_after = await run_plugin("STATUS", netconf(socket, version="1.1.0"))
+    ready_after = await first.readiness()
+    socket.unlink()
+    ready_without_socket = await first.readiness()
+
+    assert rival.returncode == 1, second.log.read_text()[-2000:]
+    assert first.process is not None
+    assert f"{socket} is in use by another spiderpool agent (pid {first.process.pid})" in second.log.read_text()
+    assert status_after.exit_code == 0, status_after.stdout  # the first agent still answers on the path
+    assert ready_after == (200, '"ok"')
+    assert ready_without_socket[0] == 500
+    assert f"the CNI socket {socket} has been removed" in ready_without_socket[1]

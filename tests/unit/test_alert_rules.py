@@ -100,6 +100,11 @@ CASES = (
               "10m", {"severity": "critical"}, "No spiderpool-controller replica is up"),
     AlertCase("SpiderpoolControllerNoLeader", _controller("1x10", "0x10"), _controller("1x10", "0 0 0 1x10"), "10m",
               {"severity": "warning"}, "spiderpool-controller replicas are up but none holds the leader lease"),
+    AlertCase("SpiderpoolControllerWorkFailing",
+              {'spiderpool_controller_component_failures_total{component="gc",instance="c1:5721"}': "0+1x30"},
+              {'spiderpool_controller_component_failures_total{component="gc",instance="c1:5721"}': "0 1 2x30"},
+              "20m", {"component": "gc", "severity": "warning"},
+              "spiderpool-controller leader work gc keeps failing"),
 )
 
 

@@ -236,14 +236,21 @@ async def test_agent_absent_is_try_again_later(cni_binary: Path, socket_dir: Pat
     assert b"spiderpool agent unreachable" in run.stderr
 
 
-async def test_agent_absent_status_is_50_and_del_succeeds(cni_binary: Path, socket_dir: Path) -> None:
-    """CNX08: Agent absent status is 50 and DEL succeeds."""
-    config = netconf("1.1.0", socket=socket_dir / "absent.sock")
+async def test_agent_absent_status_is_50_and_del_is_try_again_later(cni_binary: Path, socket_dir: Path) -> None:
+    """CNX08: with the agent unreachable STATUS fails with 50 and DEL fails with 11 ("try again later"), so the
+    runtime retries the DEL instead of forgetting an address nobody released."""
+    missing = socket_dir / "absent.sock"
+    config = netconf("1.1.0", socket=missing)
     status = await exec_plugin(cni_binary, {"CNI_COMMAND": "STATUS"}, config)
     assert (status.exit_code, status.json()["code"]) == (1, CniCode.NOT_AVAILABLE)
     deleted = await exec_plugin(cni_binary, pod_env("DEL"), config)
-    assert (deleted.exit_code, deleted.stdout) == (0, b"")
-    assert b"DEL treated as done" in deleted.stderr
+    assert deleted.exit_code == 1
+    assert deleted.json() == {
+        "cniVersion": "1.1.0",
+        "code": CniCode.TRY_AGAIN_LATER,
+        "msg": "spiderpool agent unreachable",
+        "details": f"connect {missing}: No such file or directory",
+    }
 
 
 async def test_refused_connection_is_unreachable(cni_binary: Path, socket_dir: Path) -> None:
