@@ -78,41 +78,45 @@ async def test_sv07_apiserver_killed_right_after_the_leader_starts_its_work(
     probes = Probes(health=free_port(), metrics=free_port())
     replica = ControllerProcess(control_plane, identity="sv07", namespace=namespace, log_dir=tmp_path,
                                 extra_args=["--health-port", str(probes.health), "--metrics-port", str(probes.metrics)])
+    fresh = make_api_client(kubeconfig=control_plane.kubeconfig)  # connects only once the API server is back
     try:
         replica.start(wait_for="LEADER START")
-        await asyncio.to_thread(control_plane.kill_apiserver)
-        await until(lambda: "LEADER STOP" in replica.log(), within=20, what="the leader steps down")
-        stepped_down = len(replica.log())
-        readiness_while_down = [await probes.readiness()]
-        # Sample on until the elector has failed to reach the API server three more times after stepping down.
-        for _ in range(400):
-            if replica.log()[stepped_down:].count("leader election spiderpool-controller-leases:") >= 3:
-                break
-            readiness_while_down.append(await probes.readiness())
-            await asyncio.sleep(0.05)
-        leader_while_down, units_while_down = await probes.is_leader(), await probes.units_up()
-    finally:
-        await asyncio.to_thread(control_plane.start_apiserver)
-    fresh = make_api_client(kubeconfig=control_plane.kubeconfig)  # no pooled connection to the killed server
-    try:
+        readiness, leader_while_down, units_while_down = await _while_the_apiserver_is_down(
+            control_plane, replica, probes)
+        assert all(status != 200 for status, _ in readiness), readiness
+        assert any("cannot be read or written" in body for _, body in readiness), readiness
+        assert leader_while_down == 0
+        assert units_while_down == dict.fromkeys(UNITS, 0.0)
+
         await until(lambda: replica.log().count("LEADER START") >= 2, within=30, what="leadership re-acquired")
         await wait_for_registration(fresh, wait_seconds=30)
         await wait_for_admission(control_plane.kubeconfig, within=30)
         await until(lambda: _all_up(probes), within=30, what="every unit of the leader's work up")
         await until(lambda: _ready(probes), within=30, what="readiness 200")
-        released = await _leak_is_collected(fresh)
-        leader_after = await probes.is_leader()
+        assert await _leak_is_collected(fresh)
+        assert await probes.is_leader() == 1
     finally:
         replica.process.stop(grace=10.0)
         await close_api_client(fresh)
 
-    assert len(readiness_while_down) >= 1
-    assert all(status != 200 for status, _ in readiness_while_down), readiness_while_down
-    assert any("cannot be read or written" in body for _, body in readiness_while_down), readiness_while_down
-    assert leader_while_down == 0
-    assert units_while_down == dict.fromkeys(UNITS, 0.0)
-    assert released
-    assert leader_after == 1
+
+async def _while_the_apiserver_is_down(control_plane: ControlPlane, replica: ControllerProcess, probes: Probes
+                                       ) -> tuple[list[tuple[int, str]], float, dict[str, float]]:
+    """Kill kube-apiserver; once the leader has stepped down, sample its readiness until its elector has failed to
+    reach the Lease three more times; read its metrics; start kube-apiserver again (whatever happened)."""
+    try:
+        await asyncio.to_thread(control_plane.kill_apiserver)
+        await until(lambda: "LEADER STOP" in replica.log(), within=20, what="the leader steps down")
+        stepped_down = len(replica.log())
+        readiness = [await probes.readiness()]
+        for _ in range(400):
+            if replica.log()[stepped_down:].count("leader election spiderpool-controller-leases:") >= 3:
+                break
+            readiness.append(await probes.readiness())
+            await asyncio.sleep(0.05)
+        return readiness, await probes.is_leader(), await probes.units_up()
+    finally:
+        await asyncio.to_thread(control_plane.start_apiserver)
 
 
 async def _all_up(probes: Probes) -> bool:
