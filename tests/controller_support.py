@@ -18,6 +18,7 @@ from spiderpool.k8s.store import NotFound
 
 LEASE = "spiderpool-controller-leases"
 _LEADER_LINE = re.compile(r"LEADER (START|STOP) ([0-9.]+) (\S+)$", re.MULTILINE)
+_WEBHOOK_LINE = re.compile(r"WEBHOOK (https://\S+)$", re.MULTILINE)
 
 
 class ControllerProcess:
@@ -40,6 +41,13 @@ class ControllerProcess:
     def start(self, *, wait_for: str = "WEBHOOK https://") -> None:
         self.process.start()
         self.process.wait_until(lambda: wait_for in self.log(), timeout=30.0, interval=0.05)
+
+    def webhook_url(self) -> str:
+        """Where this replica serves its webhooks (its ``WEBHOOK https://...`` log line)."""
+        found = _WEBHOOK_LINE.findall(self.log())
+        if not found:
+            raise AssertionError(f"controller {self.identity} has not logged its webhook URL yet")
+        return str(found[-1])
 
     def leader_intervals(self, *, killed_at: float | None = None) -> list[tuple[float, float]]:
         intervals, start = [], None

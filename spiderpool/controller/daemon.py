@@ -159,15 +159,15 @@ class Controller:
                                  (make_metrics_app(ctx.metrics), self.options.metrics_port)):
             if port_option:
                 await self._start_plain(stack, app, port=port_option)
-        log.info("WEBHOOK https://%s:%d", host, port)
         mode = self.options.register_webhooks
-        if mode == "none":
-            return None
-        name = DEFAULT_NAME if mode == "leader" else f"{DEFAULT_NAME}-{identity}"
-        registration = WebhookRegistration(WebhookConfigurations(ctx.api), name=name,
-                                           base_url=f"https://{host}:{port}", ca_pem=ca_pem)
-        if mode == "replica":
+        registration = None
+        if mode != "none":
+            name = DEFAULT_NAME if mode == "leader" else f"{DEFAULT_NAME}-{identity}"
+            registration = WebhookRegistration(WebhookConfigurations(ctx.api), name=name,
+                                               base_url=f"https://{host}:{port}", ca_pem=ca_pem)
+        if registration is not None and mode == "replica":
             await registration.register()
+        log.info("WEBHOOK https://%s:%d", host, port)  # serving (and, per replica, registered)
         return registration
 
     def _tls(self, stack: AsyncExitStack, host: str) -> tuple[Path, Path, bytes]:

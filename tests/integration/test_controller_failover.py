@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import base64
 import os
-import re
 import time
 import uuid
 from datetime import datetime
@@ -60,12 +59,6 @@ async def test_f01_registration_points_at_the_leader_and_is_removed_on_exit(
     assert await holder(LeaseStore(api, namespace=namespace)) == "", "a graceful exit releases the Lease"
 
 
-def webhook_url(replica: ControllerProcess) -> str:
-    found = re.search(r"^WEBHOOK (\S+)$", replica.log(), re.MULTILINE)
-    assert found is not None, replica.log()
-    return found.group(1)
-
-
 async def test_f02_failover_after_sigkill_once_the_lease_expired_never_two_leaders(
         control_plane: ControlPlane, api: ApiClient, tmp_path: Path) -> None:
     """F02: two replicas, SIGKILL of the leader: the other takes the Lease once it has expired (its acquireTime is
@@ -90,7 +83,7 @@ async def test_f02_failover_after_sigkill_once_the_lease_expired_never_two_leade
         taken = (await leases.get(LEASE))["spec"]
         # the new leader's own registration (the configurations still point at the killed one until it re-points
         # them; stopping it before that would leave them pointing at a dead server for the tests that follow)
-        await wait_for_registration(api, url_prefix=webhook_url(second) + "/")
+        await wait_for_registration(api, url_prefix=second.webhook_url() + "/")
         assert samples <= {"first"}
         assert taken["leaseTransitions"] == before_kill.get("leaseTransitions", 0) + 1
         # The second took the Lease only once the first's had expired: never before its last renewal + the duration.
