@@ -152,10 +152,10 @@ async def test_two_nodes_racing_on_one_small_pool_never_share_an_address(
     assert conflicts >= 1  # the two nodes really raced for the same addresses
 
 
-async def test_sl01_a_second_agent_on_the_same_socket_refuses_to_start(
+async def test_skl01_a_second_agent_on_the_same_socket_refuses_to_start(
     control_plane: ControlPlane, cluster: Cluster, socket_dir: Path, processes: list[AgentProcess]
 ) -> None:
-    """SL01: a second agent process started on the socket path of a running one exits 1 naming the path (it used to
+    """SKL01: a second agent process started on the socket path of a running one exits 1 naming the path (it used to
     unlink the first one's socket and bind its own); the first keeps serving CNI and stays Ready; once its socket
     file is removed behind its back, the first one's readiness probe says so instead of answering 200."""
     node = await cluster.node()

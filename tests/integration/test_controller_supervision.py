@@ -25,7 +25,7 @@ from spiderpool.testbed.controller_process import wait_for_admission
 
 pytestmark = [pytest.mark.integration]
 
-UNITS = ("webhook-registration", "gc", "pool-lifecycle", "subnets")
+UNITS = ("webhook-registration", "gc", "pool-lifecycle", "subnets", "multus-configs", "coordinator-status")
 
 
 class Probes:

@@ -18,8 +18,8 @@ def _bind(path: Path) -> socket.socket:
     return listener
 
 
-def test_sl02_the_path_is_claimed_once_until_released(socket_dir: Path) -> None:
-    """SL02: a second claim of a claimed path fails naming the path, the lock file and the holder's pid; after the
+def test_skl02_the_path_is_claimed_once_until_released(socket_dir: Path) -> None:
+    """SKL02: a second claim of a claimed path fails naming the path, the lock file and the holder's pid; after the
     release the path can be claimed again."""
     path = socket_dir / "agent.sock"
     first = SocketClaim.take(path)
@@ -33,8 +33,8 @@ def test_sl02_the_path_is_claimed_once_until_released(socket_dir: Path) -> None:
                                   f"{lock_path_of(path)}; stop it or give this agent another --socket")
 
 
-def test_sl03_readiness_problem_follows_the_bound_socket(socket_dir: Path) -> None:
-    """SL03: the claim's problem is None while the path is the socket bound, and names the path once the socket
+def test_skl03_readiness_problem_follows_the_bound_socket(socket_dir: Path) -> None:
+    """SKL03: the claim's problem is None while the path is the socket bound, and names the path once the socket
     file is removed or replaced by another socket (or was never bound)."""
     path = socket_dir / "agent.sock"
     claim = SocketClaim.take(path)
