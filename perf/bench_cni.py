@@ -343,7 +343,7 @@ def churn_lines(churn: Mapping[str, Any]) -> list[str]:
 
 
 async def run_all(plane: ControlPlane, options: argparse.Namespace) -> dict[str, Any]:
-    client = make_api_client(kubeconfig=plane.kubeconfig)
+    client = await make_api_client(kubeconfig=plane.kubeconfig)
     try:
         await install_crds(client)
     finally:

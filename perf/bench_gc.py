@@ -183,7 +183,7 @@ async def scan(api: ApiClient, records: int, present_percent: int) -> dict[str, 
 
 
 async def run_all(plane: ControlPlane, args: argparse.Namespace) -> dict[str, Any]:
-    api = make_api_client(kubeconfig=plane.kubeconfig)
+    api = await make_api_client(kubeconfig=plane.kubeconfig)
     try:
         await install_crds(api)
         return {"reclaim": await reclaim(api, args.pods), "scan": await scan(api, args.records, args.present)}

@@ -94,10 +94,7 @@ def request_counts(metrics_text: str) -> RequestCounts:
 
 
 def scrape(plane: ControlPlane) -> RequestCounts:
-    response = plane.rest().get("/metrics")
-    if response.status != 200:
-        raise RuntimeError(f"GET /metrics: HTTP {response.status}: {response.text[:200]}")
-    return request_counts(response.text)
+    return request_counts(plane.sync_api().get_text("/metrics"))
 
 
 class Node:
@@ -122,7 +119,7 @@ class Node:
 async def create_pool(plane: ControlPlane, name: str, size: int) -> list[tuple[int, int]]:
     last = f"10.128.{size // 256}.{size % 256}"
     ips = [f"{FIRST_ADDRESS}-{last}"]
-    client = make_api_client(kubeconfig=plane.kubeconfig)
+    client = await make_api_client(kubeconfig=plane.kubeconfig)
     try:
         await SpiderStores(client).ippools.create({"metadata": {"name": name}, "spec": {"subnet": SUBNET, "ips": ips}})
     finally:
@@ -155,7 +152,7 @@ async def run_allocations(
     plane: ControlPlane, pool: str, ranges: list[tuple[int, int]], *, scenario: Scenario, allocations: int
 ) -> tuple[float, list[Allocated], dict[str, int]]:
     """(seconds, results, writer stats summed over the nodes) of one scenario's allocations."""
-    clients = [make_api_client(kubeconfig=plane.kubeconfig) for _ in range(scenario.writers)]
+    clients = [await make_api_client(kubeconfig=plane.kubeconfig) for _ in range(scenario.writers)]
     nodes = [Node(ranges) for _ in clients]
     writers = [
         PoolStatusWriter(SpiderStores(c).ippools, redecide=n.redecide, batching=scenario.batching)
@@ -178,7 +175,7 @@ async def run_allocations(
 
 
 async def verify(plane: ControlPlane, pool: str, results: list[Allocated]) -> None:
-    client = make_api_client(kubeconfig=plane.kubeconfig)
+    client = await make_api_client(kubeconfig=plane.kubeconfig)
     try:
         obj = await SpiderStores(client).ippools.get(pool)
     finally:
@@ -262,7 +259,7 @@ def table(document: Mapping[str, Any]) -> str:
 
 
 async def run_all(plane: ControlPlane, *, allocations: int, pool_size: int) -> list[dict[str, Any]]:
-    client = make_api_client(kubeconfig=plane.kubeconfig)
+    client = await make_api_client(kubeconfig=plane.kubeconfig)
     try:
         await install_crds(client)
     finally:

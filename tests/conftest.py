@@ -84,7 +84,7 @@ def _require_binaries(config: pytest.Config) -> None:
 
 
 async def _install_project_crds(plane: ControlPlane) -> None:
-    client = make_api_client(kubeconfig=plane.kubeconfig)
+    client = await make_api_client(kubeconfig=plane.kubeconfig)
     try:
         await install_crds(client)
     finally:
@@ -121,7 +121,7 @@ def control_plane(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempP
 @pytest.fixture
 async def api(control_plane: ControlPlane) -> AsyncIterator[k8s_client.ApiClient]:
     """A ``kubernetes_asyncio`` ApiClient with the admin token, closed after the test."""
-    client = make_api_client(kubeconfig=control_plane.kubeconfig)
+    client = await make_api_client(kubeconfig=control_plane.kubeconfig)
     try:
         yield client
     finally:

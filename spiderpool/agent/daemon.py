@@ -103,7 +103,7 @@ class Agent:
             raise
 
     async def _start(self) -> None:
-        api = make_api_client(kubeconfig=self.config.kubeconfig)
+        api = await make_api_client(kubeconfig=self.config.kubeconfig)
         self._close_api = api.close
         reader = WorkloadReader(api)
         caches = self._assemble(api, reader)

@@ -13,56 +13,54 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
-import aiohttp
-import yaml
-
 from spiderpool.cli.consistency import PodKey, pod_key
 from spiderpool.cli.exit_codes import CliError, ExitCode
 from spiderpool.cli.gc_preview import Snapshot
-from spiderpool.k8s.client import ApiClient, KubeconfigError, make_api_client
+from spiderpool.k8s.client import ApiClient, KubeconfigError, close_api_client, make_api_client
 from spiderpool.k8s.core_objects import ROUTES, CoreObjects
-from spiderpool.k8s.store import SpiderStores, StoreError
+from spiderpool.k8s.store import SpiderStores, StoreError, Unavailable
 
 _T = TypeVar("_T")
-_UNREACHABLE = (aiohttp.ClientError, OSError, TimeoutError)
 
 
-def kubeconfig_path(given: str | None, *, environ: Mapping[str, str] | None = None) -> Path:
-    """``--kubeconfig``, else the first file of ``$KUBECONFIG``, else ``~/.kube/config``; it must exist."""
+def kubeconfig_path(given: str | None, *, environ: Mapping[str, str] | None = None) -> str:
+    """``--kubeconfig``, else ``$KUBECONFIG`` (a list of files, merged as kubectl merges them), else
+    ``~/.kube/config``; at least one of the files must exist."""
     environ = os.environ if environ is None else environ
     if given:
-        path, origin = Path(given), "--kubeconfig"
+        paths, origin = given, "--kubeconfig"
     elif environ.get("KUBECONFIG"):
-        path, origin = Path(environ["KUBECONFIG"].split(os.pathsep)[0]), "$KUBECONFIG"
+        paths, origin = environ["KUBECONFIG"], "$KUBECONFIG"
     else:
-        path, origin = Path(environ.get("HOME", "~")).expanduser() / ".kube" / "config", "the default kubeconfig"
-    if not path.is_file():
-        raise CliError(f"{origin}: no kubeconfig file at {path}", code=ExitCode.USAGE)
-    return path
+        paths = str(Path(environ.get("HOME", "~")).expanduser() / ".kube" / "config")
+        origin = "the default kubeconfig"
+    if not any(Path(path).is_file() for path in paths.split(os.pathsep) if path):
+        raise CliError(f"{origin}: no kubeconfig file at {paths}", code=ExitCode.USAGE)
+    return paths
 
 
 @asynccontextmanager
-async def connected(kubeconfig: Path, *, context: str | None) -> AsyncIterator[ApiClient]:
+async def connected(kubeconfig: str, *, context: str | None) -> AsyncIterator[ApiClient]:
     try:
-        api = make_api_client(kubeconfig=kubeconfig, context=context)
-    except (KubeconfigError, KeyError, TypeError, yaml.YAMLError, OSError) as error:
+        api = await make_api_client(kubeconfig=kubeconfig, context=context)
+    except (KubeconfigError, OSError) as error:
         raise CliError(f"kubeconfig {kubeconfig}: cannot be used: {_describe(error)}",
                        code=ExitCode.USAGE) from None
     try:
         yield api
     finally:
-        await api.close()
+        await close_api_client(api)
 
 
 async def answered(request: Awaitable[_T], *, what: str) -> _T:
     """The request's result; a CliError with exit code 4 when the API server cannot be reached or fails it."""
     try:
         return await request
-    except StoreError as error:
-        raise CliError(f"{what}: {error}", code=ExitCode.API_UNREACHABLE) from None
-    except _UNREACHABLE as error:
+    except Unavailable as error:
         raise CliError(f"{what}: API server unreachable: {_describe(error)}",
                        code=ExitCode.API_UNREACHABLE) from None
+    except StoreError as error:
+        raise CliError(f"{what}: {error}", code=ExitCode.API_UNREACHABLE) from None
 
 
 def _describe(error: BaseException) -> str:

@@ -103,7 +103,7 @@ class Controller:
 
     async def run(self, stop: asyncio.Event) -> None:
         async with AsyncExitStack() as stack:
-            api = make_api_client(kubeconfig=self.options.kubeconfig)
+            api = await make_api_client(kubeconfig=self.options.kubeconfig)
             stack.push_async_callback(api.close)
             ctx = ControllerContext(api=api, stores=SpiderStores(api), core=CoreObjects(api),
                                     gc=gc_settings_from_env(), cluster=cluster_flags(self.options.config_dir))

@@ -22,8 +22,8 @@ import yaml
 
 from spiderpool.devcluster.binaries import BINARIES, BuildError, ensure_binaries
 from spiderpool.devcluster.cluster import StateLayout
-from spiderpool.devcluster.rest import ApiServerRest
 from spiderpool.devcluster.supervisor import SupervisorFiles, is_supervisor_alive, supervise
+from spiderpool.k8s.sync_api import SyncApi
 
 _UP_TIMEOUT = 180.0
 _DOWN_TIMEOUT = 60.0
@@ -113,8 +113,7 @@ def cmd_status(args: argparse.Namespace) -> int:
         print("stopped" if pid is None else f"starting (supervisor pid {pid})")
         return 1
     token = _kubeconfig_token(Path(info["kubeconfig"]))
-    rest = ApiServerRest(server=info["server"], token=token, ca_file=Path(info["caFile"]))
-    ready = rest.is_ready()
+    ready = SyncApi(server=info["server"], token=token, ca_file=Path(info["caFile"])).is_ready()
     print(f"{'ready' if ready else 'NOT READY'}: {info['server']}  supervisor pid {pid}  components {info['pids']}")
     print(f"kubeconfig: {info['kubeconfig']}")
     return 0 if ready else 1

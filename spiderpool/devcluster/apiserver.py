@@ -5,15 +5,13 @@ from __future__ import annotations
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from functools import partial
 from pathlib import Path
 
 from spiderpool.devcluster.ports import free_port, is_free
 from spiderpool.devcluster.processes import ManagedProcess, ProcessExitedError
-from spiderpool.devcluster.rest import ApiServerRest
+from spiderpool.k8s.sync_api import SyncApi
 
 SERVICE_CLUSTER_IP_RANGE = "10.0.0.0/24"
-_CRD_PATH = "/apis/apiextensions.k8s.io/v1/customresourcedefinitions"
 
 
 @dataclass(frozen=True)
@@ -58,9 +56,9 @@ class ApiServer:
             process = ManagedProcess("kube-apiserver", self._argv(), log_path=self.config.log_path)
             process.start()
             self.process = process
-            rest = ApiServerRest(server=self.server, token=admin_token, ca_file=self.ca_file)
+            api = SyncApi(server=self.server, token=admin_token, ca_file=self.ca_file)
             try:
-                process.wait_until(partial(fully_serving, rest), timeout=timeout, interval=0.25)
+                process.wait_until(api.fully_serving, timeout=timeout, interval=0.25)
                 return
             except ProcessExitedError:
                 process.stop()
@@ -101,30 +99,3 @@ class ApiServer:
     def running(self) -> bool:
         return self.process is not None and self.process.running()
 
-
-def fully_serving(rest: ApiServerRest) -> bool:
-    """``/readyz`` answers 200 and so do the lists of every custom resource."""
-    return rest.is_ready() and custom_resources_served(rest)
-
-
-def custom_resources_served(rest: ApiServerRest) -> bool:
-    """Every established CRD answers a list with 200.
-
-    ``/readyz`` does not cover custom resources: after a (re)start each one's watch cache initializes anew and its
-    lists answer 429 "storage is (re)initializing" for a moment, which clients would see as flaky failures.
-    """
-    try:
-        listed = rest.get(_CRD_PATH)
-        if listed.status != 200:
-            return False
-        for crd in listed.json()["items"]:
-            conditions = crd.get("status", {}).get("conditions") or []
-            if not any(c.get("type") == "Established" and c.get("status") == "True" for c in conditions):
-                continue
-            spec = crd["spec"]
-            for version in (v["name"] for v in spec["versions"] if v.get("served")):
-                if rest.get(f"/apis/{spec['group']}/{version}/{spec['names']['plural']}?limit=1").status != 200:
-                    return False
-    except (OSError, ValueError, KeyError):
-        return False
-    return True

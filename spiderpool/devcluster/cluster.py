@@ -27,7 +27,7 @@ from spiderpool.devcluster.credentials import (
     write_token_file,
 )
 from spiderpool.devcluster.etcd import EtcdServer
-from spiderpool.devcluster.rest import ApiServerRest
+from spiderpool.k8s.sync_api import SyncApi
 
 
 @dataclass(frozen=True)
@@ -107,9 +107,10 @@ class ControlPlane:
     def ca_file(self) -> Path:
         return self._running_apiserver().ca_file
 
-    def rest(self) -> ApiServerRest:
-        """A small synchronous client with the admin token (readiness, raw requests in tooling and tests)."""
-        return ApiServerRest(server=self.server, token=self.token, ca_file=self.ca_file)
+    def sync_api(self) -> SyncApi:
+        """Synchronous requests with the admin token (readiness, CRD installation, raw requests in tooling and
+        tests); the same request function and typed errors as the daemons' client."""
+        return SyncApi(server=self.server, token=self.token, ca_file=self.ca_file)
 
     def pids(self) -> dict[str, int]:
         """Process ids of the running components, by binary name."""
@@ -198,7 +199,7 @@ class ControlPlane:
             kubeconfig=self.kubeconfig,
             log_path=self.layout.log("kube-controller-manager"),
         )
-        self._controller_manager.start(rest=self.rest())
+        self._controller_manager.start(api=self.sync_api())
 
     def add_token(self, *, user: str, groups: Sequence[str]) -> str:
         """A new bearer token for ``user`` in ``groups``; restarts the apiserver when it already runs (static file)."""

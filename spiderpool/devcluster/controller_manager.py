@@ -10,7 +10,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from spiderpool.devcluster.processes import ManagedProcess
-from spiderpool.devcluster.rest import ApiServerRest
+from spiderpool.k8s.api_errors import StoreError
+from spiderpool.k8s.sync_api import SyncApi
 
 CONTROLLERS = (
     "garbage-collector-controller",
@@ -30,7 +31,7 @@ class ControllerManager:
         self.log_path = log_path
         self.process: ManagedProcess | None = None
 
-    def start(self, *, rest: ApiServerRest, timeout: float = 60.0) -> None:
+    def start(self, *, api: SyncApi, timeout: float = 60.0) -> None:
         """Start and wait until its controllers act: the ``default`` namespace gets its ServiceAccount."""
         argv = [
             str(self.binary),
@@ -44,9 +45,10 @@ class ControllerManager:
 
         def default_service_account_exists() -> bool:
             try:
-                return rest.get("/api/v1/namespaces/default/serviceaccounts/default").status == 200
-            except OSError:
+                api.get("/api/v1/namespaces/default/serviceaccounts/default")
+            except StoreError:
                 return False
+            return True
 
         self.process.wait_until(default_service_account_exists, timeout=timeout, interval=0.25)
 

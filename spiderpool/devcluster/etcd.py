@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import http.client
+import json
 from pathlib import Path
 
 from spiderpool.devcluster.ports import free_port
 from spiderpool.devcluster.processes import ManagedProcess, ProcessExitedError
-from spiderpool.devcluster.rest import http_get
 
 _MEMBER = "default"
 
@@ -61,11 +62,20 @@ class EtcdServer:
         ]
 
     def healthy(self) -> bool:
+        """etcd's own ``/health`` (plain HTTP on 127.0.0.1; not the Kubernetes API, so not its client)."""
+        connection = http.client.HTTPConnection("127.0.0.1", self.client_port, timeout=2.0)
         try:
-            response = http_get(f"{self.client_url}/health")
-        except OSError:
+            connection.request("GET", "/health")
+            reply = connection.getresponse()
+            status, body = reply.status, reply.read()
+        except (OSError, http.client.HTTPException):
             return False
-        return response.status == 200 and bool(response.json().get("health") == "true")
+        finally:
+            connection.close()
+        try:
+            return status == 200 and bool(json.loads(body).get("health") == "true")
+        except ValueError:
+            return False
 
     def stop(self) -> None:
         if self.process is not None:

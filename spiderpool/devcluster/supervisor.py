@@ -16,7 +16,6 @@ from pathlib import Path
 from typing import Any
 
 from spiderpool.devcluster.cluster import ControlPlane, StateLayout
-from spiderpool.devcluster.crd_installing import install_crds
 from spiderpool.devcluster.processes import raise_on_termination
 
 _MODULE = "spiderpool.devcluster"
@@ -73,7 +72,7 @@ def supervise(*, state_dir: Path, with_controller_manager: bool) -> int:
     plane = ControlPlane(state_dir=state_dir, with_controller_manager=with_controller_manager)
     try:
         plane.start()
-        crds = install_crds(plane.rest())
+        crds = plane.sync_api().install_crds()
         _write_ready(files, plane, crds)
         _log(f"ready: {plane.server}, kubeconfig {plane.kubeconfig}, components {plane.pids()}")
         return _watch(plane)

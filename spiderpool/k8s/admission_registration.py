@@ -6,14 +6,16 @@ from typing import Any, Final
 
 from kubernetes_asyncio.client import ApiClient
 
-from spiderpool.k8s.json_requests import request_json
-from spiderpool.k8s.store import AlreadyExists, NotFound
+from spiderpool.k8s.api_errors import AlreadyExists, NotFound
+from spiderpool.k8s.api_requests import request_json
+from spiderpool.k8s.routes import ROUTES
 
-_PREFIX: Final = "/apis/admissionregistration.k8s.io/v1"
-PLURALS: Final = {
-    "MutatingWebhookConfiguration": "mutatingwebhookconfigurations",
-    "ValidatingWebhookConfiguration": "validatingwebhookconfigurations",
-}
+_GROUP_VERSION: Final = "admissionregistration.k8s.io/v1"
+KINDS: Final = ("MutatingWebhookConfiguration", "ValidatingWebhookConfiguration")
+
+
+def _collection(kind: str) -> str:
+    return ROUTES[(_GROUP_VERSION, kind)].collection(None)
 
 
 class WebhookConfigurations:
@@ -22,21 +24,21 @@ class WebhookConfigurations:
         self._timeout = request_timeout
 
     async def get(self, kind: str, name: str) -> dict[str, Any]:
-        return await request_json(self._api, "GET", f"{_PREFIX}/{PLURALS[kind]}/{name}", what=f"get {kind} {name}",
-                                  request_timeout=self._timeout)
+        return await request_json(self._api, "GET", f"{_collection(kind)}/{name}", what=f"get {kind} {name}",
+                                  timeout=self._timeout)
 
     async def put(self, body: dict[str, Any]) -> dict[str, Any]:
         """Create ``body``, or replace the existing object of that name (last writer wins: it is ours)."""
         kind, name = body["kind"], body["metadata"]["name"]
-        collection = f"{_PREFIX}/{PLURALS[kind]}"
+        collection = _collection(kind)
         try:
             return await request_json(self._api, "POST", collection, what=f"create {kind} {name}", body=body,
-                                      request_timeout=self._timeout)
+                                      timeout=self._timeout)
         except AlreadyExists:
             current = await self.get(kind, name)
             meta = {**body["metadata"], "resourceVersion": current["metadata"]["resourceVersion"]}
             return await request_json(self._api, "PUT", f"{collection}/{name}", what=f"replace {kind} {name}",
-                                      body={**body, "metadata": meta}, request_timeout=self._timeout)
+                                      body={**body, "metadata": meta}, timeout=self._timeout)
 
     async def delete(self, kind: str, name: str, *, uid: str | None = None) -> bool:
         """Delete (only that incarnation when ``uid`` is given); False when already gone."""
@@ -44,8 +46,8 @@ class WebhookConfigurations:
         if uid is not None:
             options["preconditions"] = {"uid": uid}
         try:
-            await request_json(self._api, "DELETE", f"{_PREFIX}/{PLURALS[kind]}/{name}", body=options,
-                               what=f"delete {kind} {name}", request_timeout=self._timeout)
+            await request_json(self._api, "DELETE", f"{_collection(kind)}/{name}", body=options,
+                               what=f"delete {kind} {name}", timeout=self._timeout)
         except NotFound:
             return False
         return True

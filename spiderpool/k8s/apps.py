@@ -10,11 +10,15 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from kubernetes_asyncio.client import ApiClient, AppsV1Api, BatchV1Api
+from kubernetes_asyncio.client import ApiClient
 
+from spiderpool.k8s.routes import ROUTES
 from spiderpool.k8s.watch_cache import ListWatchSource, list_watch_source
 
 __all__ = ["AppKindSource", "app_sources"]
+
+_KINDS = (("apps/v1", "Deployment"), ("apps/v1", "ReplicaSet"), ("apps/v1", "StatefulSet"), ("apps/v1", "DaemonSet"),
+          ("batch/v1", "Job"), ("batch/v1", "CronJob"))
 
 
 @dataclass(frozen=True, slots=True)
@@ -26,17 +30,6 @@ class AppKindSource:
 
 def app_sources(api: ApiClient) -> tuple[AppKindSource, ...]:
     """One source per application kind, across all namespaces."""
-    apps, batch = AppsV1Api(api), BatchV1Api(api)
-    return (
-        AppKindSource("apps/v1", "Deployment",
-                      list_watch_source(apps.list_deployment_for_all_namespaces, what="deployments")),
-        AppKindSource("apps/v1", "ReplicaSet",
-                      list_watch_source(apps.list_replica_set_for_all_namespaces, what="replicasets")),
-        AppKindSource("apps/v1", "StatefulSet",
-                      list_watch_source(apps.list_stateful_set_for_all_namespaces, what="statefulsets")),
-        AppKindSource("apps/v1", "DaemonSet",
-                      list_watch_source(apps.list_daemon_set_for_all_namespaces, what="daemonsets")),
-        AppKindSource("batch/v1", "Job", list_watch_source(batch.list_job_for_all_namespaces, what="jobs")),
-        AppKindSource("batch/v1", "CronJob",
-                      list_watch_source(batch.list_cron_job_for_all_namespaces, what="cronjobs")),
-    )
+    routes = [ROUTES[key] for key in _KINDS]
+    return tuple(AppKindSource(route.api_version, route.kind, list_watch_source(api, route, what=route.plural))
+                 for route in routes)

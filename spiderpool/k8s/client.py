@@ -1,27 +1,37 @@
-"""Build a ``kubernetes_asyncio`` API client from a kubeconfig file, explicit credentials, or the in-cluster config.
+"""Build a ``kubernetes_asyncio`` API client from kubeconfig files, explicit credentials, or the in-cluster config.
 
-The kubeconfig reader is synchronous on purpose (``kubernetes_asyncio``'s loader is a coroutine): it understands what
-the project's control plane and ordinary clusters write (server, CA file or data, bearer token or token file, client
-certificate), not exec or auth-provider plugins.  Call ``make_api_client`` from a coroutine: aiohttp binds the client
-session to the running event loop.
+Credentials are loaded by the client library's own loaders (``kubernetes_asyncio.config``), never parsed here: a
+``KUBECONFIG``-style list of files is merged as kubectl merges it, ``exec`` credential plugins (EKS, GKE, AKS, OIDC
+helpers) are run, and a token with an expiry is renewed by the plugin before it runs out.
+
+Certificate and key data (``*-data`` entries, or certificates an exec plugin returns) must be files for Python's
+``ssl``.  The loader writes them with ``mkstemp`` into a directory made for this one client (``mkdtemp``: mode 0700, a
+name nobody can predict), the client builds its TLS context from them, and the directory is removed before
+:func:`make_api_client` returns: no key material stays on disk, and nothing another user placed in /tmp is ever
+read.  Call it from a coroutine: aiohttp binds the client's session to the running event loop.
 """
 
 from __future__ import annotations
 
 import asyncio
-import base64
-import hashlib
+import os
+import shutil
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import yaml
 from kubernetes_asyncio import client as k8s_client
-from kubernetes_asyncio.config import load_incluster_config
+from kubernetes_asyncio.config import ConfigException, load_incluster_config, load_kube_config_from_dict
+from kubernetes_asyncio.config import kube_config as _kube_config
+from kubernetes_asyncio.config.kube_config import KubeConfigLoader, load_kube_config
 
 # Other packages type against this name instead of importing the client library themselves.
 ApiClient = k8s_client.ApiClient
 
+__all__ = ["ApiClient", "KubeconfigError", "close_api_client", "make_api_client"]
 
 # aiohttp closes TLS transports over a few loop iterations after ClientSession.close() (its documented "graceful
 # shutdown" grace); closing the loop sooner leaves them to the garbage collector as unclosed transports.
@@ -35,85 +45,103 @@ async def close_api_client(api: ApiClient) -> None:
 
 
 class KubeconfigError(ValueError):
-    """The kubeconfig cannot be used; the message names the file and the entry."""
+    """The credentials cannot be used; the message says which file or source and why."""
 
 
-def make_api_client(
+async def make_api_client(
     *,
-    kubeconfig: Path | None = None,
+    kubeconfig: Path | str | None = None,
     server: str | None = None,
     token: str | None = None,
     ca_file: Path | None = None,
     context: str | None = None,
 ) -> k8s_client.ApiClient:
-    """An API client: explicit ``server`` (with ``token``/``ca_file``) wins, then ``kubeconfig``, else in-cluster."""
+    """An API client: explicit ``server`` (with ``token``/``ca_file``) wins, then ``kubeconfig`` (one file, or a
+    ``KUBECONFIG``-style list joined by ``os.pathsep``, merged), else the in-cluster service account."""
+    configuration = k8s_client.Configuration()
     if server is not None:
-        configuration = _explicit_configuration(server=server, token=token, ca_file=ca_file)
-    elif kubeconfig is not None:
-        configuration = configuration_from_kubeconfig(kubeconfig, context=context)
-    else:
-        configuration = k8s_client.Configuration()
+        document = _explicit_kubeconfig(server=server, token=token, ca_file=ca_file)
+        return await _from_kubeconfig(configuration, "the explicit server", document=document, context=None)
+    if kubeconfig is not None:
+        return await _from_kubeconfig(configuration, str(kubeconfig), document=None, context=context)
+    try:
         load_incluster_config(client_configuration=configuration)  # type: ignore[no-untyped-call]
+    except ConfigException as error:
+        raise KubeconfigError(f"no kubeconfig given and no in-cluster service account: {error}") from None
     return k8s_client.ApiClient(configuration=configuration)
 
 
-def _explicit_configuration(*, server: str, token: str | None, ca_file: Path | None) -> k8s_client.Configuration:
-    configuration = k8s_client.Configuration(host=server)
-    if token is not None:
-        _set_bearer_token(configuration, token)
+def _explicit_kubeconfig(*, server: str, token: str | None, ca_file: Path | None) -> dict[str, Any]:
+    cluster: dict[str, Any] = {"server": server}
     if ca_file is not None:
-        configuration.ssl_ca_cert = str(ca_file)
-    return configuration
+        cluster["certificate-authority"] = str(ca_file)
+    return {
+        "clusters": [{"name": "explicit", "cluster": cluster}],
+        "users": [{"name": "explicit", "user": {"token": token} if token else {}}],
+        "contexts": [{"name": "explicit", "context": {"cluster": "explicit", "user": "explicit"}}],
+        "current-context": "explicit",
+    }
 
 
-def configuration_from_kubeconfig(path: Path, *, context: str | None = None) -> k8s_client.Configuration:
-    """A ``Configuration`` for ``context`` (default: the current context) of the kubeconfig at ``path``."""
-    document = yaml.safe_load(path.read_text()) or {}
-    context_name = context or document.get("current-context")
-    if not context_name:
-        raise KubeconfigError(f"{path}: no current-context and no context given")
-    selected = _named_entry(document, "contexts", context_name, path)["context"]
-    cluster = _named_entry(document, "clusters", selected.get("cluster", ""), path)["cluster"]
-    user = _named_entry(document, "users", selected["user"], path).get("user") or {} if selected.get("user") else {}
-    configuration = k8s_client.Configuration(host=cluster["server"])
-    base = path.parent
-    configuration.ssl_ca_cert = _file_or_data(cluster, "certificate-authority", base)
-    configuration.verify_ssl = not cluster.get("insecure-skip-tls-verify", False)
-    configuration.tls_server_name = cluster.get("tls-server-name")
-    configuration.cert_file = _file_or_data(user, "client-certificate", base)
-    configuration.key_file = _file_or_data(user, "client-key", base)
-    token = user.get("token")
-    if token is None and user.get("tokenFile"):
-        token = (base / user["tokenFile"]).read_text().strip()
-    if token is not None:
-        _set_bearer_token(configuration, token)
-    return configuration
+async def _from_kubeconfig(
+    configuration: k8s_client.Configuration, source: str, *, document: dict[str, Any] | None, context: str | None
+) -> k8s_client.ApiClient:
+    """Load ``document`` (or the files of ``source``) into ``configuration`` and build the client while the key
+    material the loader wrote exists; it is removed before this returns."""
+    if document is None:
+        _require_a_file(source)
+    with _private_scratch() as scratch:
+        try:
+            if document is None:
+                loader = await load_kube_config(config_file=source, context=context, persist_config=False,
+                                                client_configuration=configuration, temp_file_path=scratch)
+            else:
+                loader = await load_kube_config_from_dict(document, client_configuration=configuration,
+                                                          temp_file_path=scratch)
+            api = k8s_client.ApiClient(configuration=configuration)  # reads the CA, certificate and key files now
+        except (ConfigException, yaml.YAMLError, OSError, KeyError, TypeError, ValueError, AssertionError) as error:
+            raise KubeconfigError(f"kubeconfig {source}: {error or type(error).__name__}") from None
+    _renew_expiring_exec_token(loader, configuration)
+    return api
 
 
-def _set_bearer_token(configuration: k8s_client.Configuration, token: str) -> None:
-    # The generated client sends api_key["BearerToken"] (with its prefix) as the Authorization header.
-    configuration.api_key = {"BearerToken": token}
-    configuration.api_key_prefix = {"BearerToken": "Bearer"}
+def _require_a_file(source: str) -> None:
+    """The loader only logs when no file of a list exists; say it as an error."""
+    paths = [path for path in source.split(os.pathsep) if path]
+    if not any(Path(path).expanduser().is_file() for path in paths):
+        raise KubeconfigError(f"kubeconfig {source}: no such file")
 
 
-def _named_entry(document: dict[str, Any], section: str, name: str, path: Path) -> dict[str, Any]:
-    for entry in document.get(section) or []:
-        if entry.get("name") == name:
-            return dict(entry)
-    raise KubeconfigError(f"{path}: {section} has no entry named {name!r}")
+@contextmanager
+def _private_scratch() -> Iterator[str]:
+    """A fresh directory only this process can enter; removed with everything in it on exit."""
+    scratch = tempfile.mkdtemp(prefix="spiderpool-kubeconfig-")
+    try:
+        yield scratch
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+        _forget_files_under(scratch)
 
 
-def _file_or_data(entry: dict[str, Any], key: str, base: Path) -> str | None:
-    """The path of ``key`` (relative to the kubeconfig) or of a file holding the decoded ``key-data``."""
-    if entry.get(key):
-        return str(base / entry[key])
-    data = entry.get(f"{key}-data")
-    if not data:
-        return None
-    content = base64.b64decode(data)
-    # ssl wants a file; one file per content, so repeated clients do not pile up temp files.
-    target = Path(tempfile.gettempdir()) / f"spiderpool-kubeconfig-{hashlib.sha256(content).hexdigest()[:24]}.pem"
-    if not target.exists():
-        target.write_bytes(content)
-        target.chmod(0o600)
-    return str(target)
+def _forget_files_under(directory: str) -> None:
+    # The loader remembers every file it wrote by content and hands the same path out again; a path under a removed
+    # directory must not be handed out (it would fail, or be re-created by someone else).
+    written: dict[str, str] = _kube_config._temp_files
+    for content, path in list(written.items()):
+        if path.startswith(directory + os.sep):
+            del written[content]
+
+
+def _renew_expiring_exec_token(loader: KubeConfigLoader, configuration: k8s_client.Configuration) -> None:
+    """A token from an exec plugin that says when it expires is renewed by running the plugin again before each
+    request past that time (the loader returns at once while the token is still good)."""
+    if not hasattr(loader, "exec_plugin_expiry"):
+        return
+    lock = asyncio.Lock()
+
+    async def renew(config: k8s_client.Configuration) -> None:
+        async with lock:
+            await loader.load_from_exec_plugin()
+        config.api_key["BearerToken"] = loader.token
+
+    configuration.refresh_api_key_hook = renew

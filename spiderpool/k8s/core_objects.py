@@ -10,83 +10,20 @@ creating a thousand pods costs a thousand requests and nothing more.  Failures r
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
 from typing import Any, Final, cast
 
-import orjson
 from kubernetes_asyncio.client import ApiClient
 
+from spiderpool.k8s.api_errors import NotFound
+from spiderpool.k8s.api_requests import request_bytes, request_json
 from spiderpool.k8s.bodies import Namespace, Node, Pod
-from spiderpool.k8s.crd_schema import GROUP, KINDS, VERSION
-from spiderpool.k8s.store import NotFound, StoreError, error_for_status
+from spiderpool.k8s.routes import ROUTES, ObjectRoute, route_of
 
 __all__ = ["ROUTES", "CoreObjects", "ObjectRoute", "route_of"]
 
-
-@dataclass(frozen=True, slots=True)
-class ObjectRoute:
-    """Where the API server serves one kind: ``/api/v1/...`` for the core group, ``/apis/<group>/<version>/...``."""
-
-    api_version: str
-    kind: str
-    plural: str
-    namespaced: bool
-
-    def collection(self, namespace: str | None) -> str:
-        prefix = "/api/v1" if self.api_version == "v1" else f"/apis/{self.api_version}"
-        if self.namespaced:
-            if not namespace:
-                raise ValueError(f"metadata.namespace: {self.kind} is namespaced, got {namespace!r}")
-            return f"{prefix}/namespaces/{namespace}/{self.plural}"
-        if namespace:
-            raise ValueError(f"metadata.namespace: {self.kind} is cluster-scoped, got {namespace!r}")
-        return f"{prefix}/{self.plural}"
-
-    def item(self, name: str, namespace: str | None) -> str:
-        if not name:
-            raise ValueError(f"metadata.name: required for a {self.kind}, got {name!r}")
-        return f"{self.collection(namespace)}/{name}"
-
-
-def _routes() -> dict[tuple[str, str], ObjectRoute]:
-    builtin = [
-        ObjectRoute("v1", "Namespace", "namespaces", namespaced=False),
-        ObjectRoute("v1", "Node", "nodes", namespaced=False),
-        ObjectRoute("v1", "Pod", "pods", namespaced=True),
-        ObjectRoute("apps/v1", "Deployment", "deployments", namespaced=True),
-        ObjectRoute("apps/v1", "ReplicaSet", "replicasets", namespaced=True),
-        ObjectRoute("apps/v1", "StatefulSet", "statefulsets", namespaced=True),
-        ObjectRoute("apps/v1", "DaemonSet", "daemonsets", namespaced=True),
-        ObjectRoute("k8s.cni.cncf.io/v1", "NetworkAttachmentDefinition", "network-attachment-definitions", True),
-    ]
-    spiderpool = [ObjectRoute(f"{GROUP}/{VERSION}", kind.kind, kind.plural, kind.namespaced) for kind in KINDS]
-    return {(route.api_version, route.kind): route for route in builtin + spiderpool}
-
-
-ROUTES: Final[Mapping[tuple[str, str], ObjectRoute]] = _routes()
 _POD: Final = ROUTES[("v1", "Pod")]
 _NODE: Final = ROUTES[("v1", "Node")]
 _NAMESPACE: Final = ROUTES[("v1", "Namespace")]
-
-
-def route_of(body: Mapping[str, Any]) -> ObjectRoute:
-    """The route of a manifest's ``apiVersion``/``kind``; ValueError naming both when the kind is not served here."""
-    key = (str(body.get("apiVersion", "")), str(body.get("kind", "")))
-    try:
-        return ROUTES[key]
-    except KeyError:
-        known = ", ".join(f"{v} {k}" for v, k in ROUTES)
-        raise ValueError(f"apiVersion/kind: {key[0]!r} {key[1]!r} is not one of: {known}") from None
-
-
-def _error(status: int, body: bytes, *, what: str) -> StoreError:
-    try:
-        decoded = orjson.loads(body) if body else {}
-    except orjson.JSONDecodeError:
-        decoded = {}
-    document = decoded if isinstance(decoded, dict) else {}
-    reason, message = str(document.get("reason", "")), str(document.get("message", body[:300].decode(errors="replace")))
-    return error_for_status(status, reason=reason, message=message, what=what)
 
 
 class CoreObjects:
@@ -96,40 +33,15 @@ class CoreObjects:
         self._api = api
         self._timeout = request_timeout
 
-    async def _send(
-        self,
-        method: str,
-        path: str,
-        *,
-        what: str,
-        body: object = None,
-        query: Mapping[str, object] | None = None,
-        accept: str = "application/json",
-    ) -> bytes:
-        response = await self._api.call_api(
-            path,
-            method,
-            query_params=[(key, value) for key, value in (query or {}).items() if value is not None],
-            header_params={"Accept": accept, "Content-Type": "application/json"},
-            body=body,
-            auth_settings=["BearerToken"],
-            _preload_content=False,
-            _request_timeout=self._timeout,
-        )
-        raw: bytes = await response.read()
-        if not 200 <= response.status < 300:
-            raise _error(response.status, raw, what=what)
-        return raw
-
     async def _request(
         self, method: str, path: str, *, what: str, body: object = None, query: Mapping[str, object] | None = None
     ) -> dict[str, Any]:
-        raw = await self._send(method, path, what=what, body=body, query=query)
-        return cast(dict[str, Any], orjson.loads(raw)) if raw else {}
+        return await request_json(self._api, method, path, what=what, body=body, query=query, timeout=self._timeout)
 
     async def read_metrics(self) -> str:
         """The API server's own ``/metrics`` (Prometheus text), e.g. ``apiserver_request_total`` to count writes."""
-        raw = await self._send("GET", "/metrics", what="get /metrics", accept="text/plain")
+        raw = await request_bytes(self._api, "GET", "/metrics", what="get /metrics", accept="text/plain",
+                                  timeout=self._timeout)
         return raw.decode()
 
     # --- any kind of ROUTES ------------------------------------------------------------------------------------------
@@ -153,8 +65,8 @@ class CoreObjects:
         self, route: ObjectRoute, *, namespace: str | None = None, label_selector: str | None = None
     ) -> list[dict[str, Any]]:
         """Every object (of ``namespace``; of all namespaces when it is None for a namespaced kind)."""
-        path = route.collection(namespace) if namespace or not route.namespaced else _all_namespaces(route)
-        found = await self._request("GET", path, what=f"list {route.plural}", query={"labelSelector": label_selector})
+        query = {"labelSelector": label_selector}
+        found = await self._request("GET", route.listing(namespace), what=f"list {route.plural}", query=query)
         return list(found.get("items") or [])
 
     async def delete(
@@ -243,7 +155,3 @@ class CoreObjects:
         what = f"update status of Pod {meta.get('namespace')}/{meta['name']}"
         return cast(Pod, await self._request("PUT", path, what=what, body=body))
 
-
-def _all_namespaces(route: ObjectRoute) -> str:
-    prefix = "/api/v1" if route.api_version == "v1" else f"/apis/{route.api_version}"
-    return f"{prefix}/{route.plural}"

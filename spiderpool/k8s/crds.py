@@ -1,18 +1,24 @@
-"""Install the project's CRDs into a cluster: create or update each one, then wait until all are Established."""
+"""The one CRD installer: create or update each CRD, then wait until all are Established and served.
+
+The daemons' tests call :func:`install_crds` on their event loop; the synchronous control-plane tooling calls it
+through :class:`spiderpool.k8s.sync_api.SyncApi` (same requests, same errors).
+"""
 
 from __future__ import annotations
 
 import asyncio
-import json
 import time
-from collections.abc import Awaitable, Mapping, Sequence
-from typing import Any
+from collections.abc import Mapping, Sequence
+from typing import Any, Final
 
-from kubernetes_asyncio import client as k8s_client
-from kubernetes_asyncio.client.exceptions import ApiException
+from kubernetes_asyncio.client import ApiClient
 
+from spiderpool.k8s.api_errors import AlreadyExists, Conflict, StoreError
+from spiderpool.k8s.api_requests import request_json
 from spiderpool.k8s.crd_schema import definitions_to_install
+from spiderpool.k8s.routes import ObjectRoute
 
+_CRD: Final = ObjectRoute("apiextensions.k8s.io/v1", "CustomResourceDefinition", "customresourcedefinitions", False)
 _CONFLICT_RETRIES = 5
 _POLL_INTERVAL = 0.1
 
@@ -22,53 +28,39 @@ class CrdNotEstablishedError(TimeoutError):
 
 
 async def install_crds(
-    api: k8s_client.ApiClient,
+    api: ApiClient,
     *,
     timeout: float = 60,  # noqa: ASYNC109 - the deadline spans many requests; the signature others code against
     crds: Sequence[Mapping[str, Any]] | None = None,
-) -> None:
-    """Create or update ``crds`` (default: every project CRD and the NAD CRD); wait until each is Established and
-    served."""
-    # Bodies go out as plain dicts and come back as raw JSON (_preload_content=False); the generated signatures only
-    # know model objects, hence Any.
-    extensions: Any = k8s_client.ApiextensionsV1Api(api)
+) -> list[str]:
+    """Create or update ``crds`` (default: every project CRD and the NAD CRD), wait until each is Established and
+    served; returns their names."""
     definitions = list(crds) if crds is not None else definitions_to_install()
     for crd in definitions:
-        await _create_or_replace(extensions, crd)
+        await _create_or_replace(api, crd)
     deadline = time.monotonic() + timeout
     for crd in definitions:
-        await _wait_served(api, extensions, crd, deadline=deadline)
+        await _wait_served(api, crd, deadline=deadline)
+    return [crd["metadata"]["name"] for crd in definitions]
 
 
-async def _raw(request: Awaitable[Any]) -> dict[str, Any]:
-    """The decoded JSON of a ``_preload_content=False`` call, which does not raise on errors by itself."""
-    response = await request
-    body = await response.read()
-    if not 200 <= response.status < 300:
-        error = ApiException(status=response.status, reason=response.reason)
-        error.body = body
-        raise error
-    decoded: dict[str, Any] = json.loads(body)
-    return decoded
-
-
-async def _create_or_replace(extensions: Any, crd: Mapping[str, Any]) -> None:
+async def _create_or_replace(api: ApiClient, crd: Mapping[str, Any]) -> None:
     name = crd["metadata"]["name"]
     try:
-        await _raw(extensions.create_custom_resource_definition(dict(crd), _preload_content=False))
+        await request_json(api, "POST", _CRD.collection(None), what=f"create CRD {name}", body=dict(crd))
         return
-    except ApiException as exc:
-        if exc.status != 409:
-            raise
+    except AlreadyExists:
+        pass
     for _ in range(_CONFLICT_RETRIES):
-        current = await _raw(extensions.read_custom_resource_definition(name, _preload_content=False))
-        body = {**crd, "metadata": {**crd["metadata"], "resourceVersion": current["metadata"]["resourceVersion"]}}
+        current = await request_json(api, "GET", _CRD.item(name, None), what=f"get CRD {name}")
+        version = current["metadata"]["resourceVersion"]
+        body = {**crd, "metadata": {**crd["metadata"], "resourceVersion": version}}
         try:
-            await _raw(extensions.replace_custom_resource_definition(name, body, _preload_content=False))
+            await request_json(api, "PUT", _CRD.item(name, None), what=f"replace CRD {name}", body=body,
+                               resource_version=version)
             return
-        except ApiException as exc:
-            if exc.status != 409:
-                raise
+        except Conflict:
+            continue
     raise RuntimeError(f"CRD {name}: {_CONFLICT_RETRIES} update attempts lost to concurrent writers (409 Conflict)")
 
 
@@ -77,28 +69,40 @@ def is_established(crd: Mapping[str, Any]) -> bool:
     return any(c.get("type") == "Established" and c.get("status") == "True" for c in conditions)
 
 
-async def _wait_served(api: k8s_client.ApiClient, extensions: Any, crd: Mapping[str, Any], *, deadline: float) -> None:
-    """Established, and listing answers 200: right after Established the apiserver's cache for the new resource is
-    still initializing and lists fail with 429 "storage is (re)initializing"."""
-    name = crd["metadata"]["name"]
-    objects: Any = k8s_client.CustomObjectsApi(api)
+async def _served(api: ApiClient, crd: Mapping[str, Any]) -> str:
+    """Empty when every served version lists; else why not (right after Established the resource's cache is still
+    initializing and lists answer 429 "storage is (re)initializing")."""
     spec = crd["spec"]
-    last = "not Established"
+    for version in (v["name"] for v in spec["versions"] if v.get("served", True)):
+        path = f"/apis/{spec['group']}/{version}/{spec['names']['plural']}"
+        try:
+            await request_json(api, "GET", path, what=f"list {spec['names']['plural']}", query={"limit": 1})
+        except StoreError as error:
+            return f"listing {version} answers HTTP {error.status}"
+    return ""
+
+
+async def _wait_served(api: ApiClient, crd: Mapping[str, Any], *, deadline: float) -> None:
+    name = crd["metadata"]["name"]
     while True:
-        current = await _raw(extensions.read_custom_resource_definition(name, _preload_content=False))
-        if is_established(current):
-            for version in (v["name"] for v in spec["versions"] if v.get("served", True)):
-                listing = objects.list_cluster_custom_object(
-                    spec["group"], version, spec["names"]["plural"], limit=1, _preload_content=False
-                )
-                try:
-                    await _raw(listing)
-                except ApiException as exc:
-                    last = f"listing {version} answers HTTP {exc.status}"
-                    break
-            else:
-                return
+        current = await request_json(api, "GET", _CRD.item(name, None), what=f"get CRD {name}")
+        last = await _served(api, current) if is_established(current) else "not Established"
+        if not last:
+            return
         if time.monotonic() >= deadline:
             conditions = current.get("status", {}).get("conditions")
             raise CrdNotEstablishedError(f"CRD {name} not served in time ({last}); conditions: {conditions}")
         await asyncio.sleep(_POLL_INTERVAL)
+
+
+async def every_crd_served(api: ApiClient) -> bool:
+    """Every Established CRD answers a list.
+
+    ``/readyz`` does not cover custom resources: after an API server (re)start each one's cache initializes anew and
+    its lists answer 429 "storage is (re)initializing" for a moment, which clients would see as flaky failures.
+    """
+    listed = await request_json(api, "GET", _CRD.collection(None), what="list CRDs")
+    for crd in listed.get("items") or []:
+        if is_established(crd) and await _served(api, crd):
+            return False
+    return True

@@ -11,8 +11,9 @@ from typing import Any
 
 from kubernetes_asyncio.client import ApiClient
 
-from spiderpool.k8s.json_requests import request_json
-from spiderpool.k8s.store import AlreadyExists, Conflict, NotFound
+from spiderpool.k8s.api_errors import AlreadyExists, Conflict, NotFound
+from spiderpool.k8s.api_requests import request_json
+from spiderpool.k8s.routes import ROUTES
 
 __all__ = ["AlreadyExists", "Conflict", "LeaseStore", "NotFound", "micro_time"]
 
@@ -29,14 +30,14 @@ class LeaseStore:
         self.namespace = namespace
         self._api = api
         self._timeout = request_timeout
-        self._collection = f"/apis/coordination.k8s.io/v1/namespaces/{namespace}/leases"
+        self._collection = ROUTES[("coordination.k8s.io/v1", "Lease")].collection(namespace)
 
     def _what(self, verb: str, name: str) -> str:
         return f"{verb} Lease {self.namespace}/{name}"
 
     async def get(self, name: str) -> dict[str, Any]:
         return await request_json(self._api, "GET", f"{self._collection}/{name}", what=self._what("get", name),
-                                  request_timeout=self._timeout)
+                                  timeout=self._timeout)
 
     async def create(self, name: str, *, spec: dict[str, Any], annotations: dict[str, str] | None = None
                      ) -> dict[str, Any]:
@@ -44,7 +45,7 @@ class LeaseStore:
                 "metadata": {"name": name, "namespace": self.namespace, "annotations": annotations or {}},
                 "spec": spec}
         return await request_json(self._api, "POST", self._collection, what=self._what("create", name), body=body,
-                                  request_timeout=self._timeout)
+                                  timeout=self._timeout)
 
     async def replace(self, lease: dict[str, Any]) -> dict[str, Any]:
         """Compare-and-swap on ``metadata.resourceVersion`` (required); ``Conflict`` when someone wrote first."""
@@ -53,13 +54,13 @@ class LeaseStore:
         if not version:
             raise ValueError(f"metadata.resourceVersion: required to replace Lease {meta.get('name')}, got ''")
         return await request_json(self._api, "PUT", f"{self._collection}/{meta['name']}", body=lease,
-                                  what=self._what("replace", meta["name"]), request_timeout=self._timeout,
+                                  what=self._what("replace", meta["name"]), timeout=self._timeout,
                                   resource_version=version)
 
     async def delete(self, name: str) -> bool:
         try:
             await request_json(self._api, "DELETE", f"{self._collection}/{name}", what=self._what("delete", name),
-                               request_timeout=self._timeout)
+                               timeout=self._timeout)
         except NotFound:
             return False
         return True

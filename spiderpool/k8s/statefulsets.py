@@ -4,13 +4,14 @@ from __future__ import annotations
 
 from typing import Any, cast
 
-from kubernetes_asyncio.client import ApiClient, AppsV1Api
+from kubernetes_asyncio.client import ApiClient
 
+from spiderpool.k8s.routes import ROUTES
 from spiderpool.k8s.watch_cache import ListWatchSource, list_watch_source
 
 __all__ = ["statefulset_source"]
 
 
 def statefulset_source(api: ApiClient) -> ListWatchSource[dict[str, Any]]:
-    source = list_watch_source(AppsV1Api(api).list_stateful_set_for_all_namespaces, what="statefulsets")
+    source = list_watch_source(api, ROUTES[("apps/v1", "StatefulSet")], what="statefulsets")
     return cast(ListWatchSource[dict[str, Any]], source)

@@ -25,10 +25,9 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, cast
 
-import aiohttp
-
 from spiderpool.core.allocations import AllocationsFormatError, PoolIPAllocation, decode_allocated_ips
 from spiderpool.core.errors import FieldError
+from spiderpool.k8s.api_errors import is_transient
 from spiderpool.k8s.bodies import SpiderIPPool
 from spiderpool.k8s.status_plan import (
     Allocated,
@@ -47,7 +46,7 @@ from spiderpool.k8s.status_plan import (
     plan_batch,
     status_body,
 )
-from spiderpool.k8s.store import Conflicted, CustomObjectStore, NotFound, StoreError
+from spiderpool.k8s.store import Conflicted, CustomObjectStore, NotFound
 
 log = logging.getLogger(__name__)
 
@@ -78,13 +77,8 @@ class _Lane:
     records: dict[str, PoolIPAllocation] | None = None
 
 
-_TRANSIENT = (aiohttp.ClientError, OSError, TimeoutError)
-
-
 def _is_transient(error: BaseException) -> bool:
-    if isinstance(error, StoreError):
-        return error.status == 0 or error.status == 429 or error.status >= 500
-    return isinstance(error, _TRANSIENT)
+    return is_transient(error)  # the one classification: 429, 5xx, or no answer at all
 
 
 def resource_version_number(obj: Mapping[str, Any] | None) -> int | None:

@@ -8,15 +8,29 @@ generic HTTP failure.  Objects go in and come out as the plain JSON dicts typed 
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
-from functools import partial
 from typing import Any, Generic, TypeVar, cast
 
-import orjson
-from kubernetes_asyncio.client import ApiClient, CustomObjectsApi, V1DeleteOptions, V1Preconditions
-from kubernetes_asyncio.client.exceptions import ApiException
+from kubernetes_asyncio.client import ApiClient
 
+from spiderpool.k8s.api_errors import (
+    AccessDenied,
+    AlreadyExists,
+    Conflict,
+    Forbidden,
+    Gone,
+    Invalid,
+    NotFound,
+    ServerError,
+    StoreError,
+    TooManyRequests,
+    Transient,
+    Unauthorized,
+    Unavailable,
+    error_for_status,
+)
+from spiderpool.k8s.api_requests import request_json
 from spiderpool.k8s.bodies import (
     SpiderCoordinator,
     SpiderEndpoint,
@@ -38,6 +52,7 @@ from spiderpool.k8s.crd_schema import (
     VERSION,
     CrdKind,
 )
+from spiderpool.k8s.routes import ROUTES, ObjectRoute
 
 # The kinds' names and scopes come from the CRD schema (one source), so the store cannot drift from the installed CRDs.
 __all__ = [
@@ -51,52 +66,32 @@ __all__ = [
     "RESERVED_IP",
     "SUBNET",
     "VERSION",
+    "AccessDenied",
     "AlreadyExists",
     "Conflict",
     "Conflicted",
     "CrdKind",
     "CustomObjectStore",
+    "Forbidden",
+    "Gone",
     "Invalid",
     "NotFound",
     "ObjectList",
+    "ServerError",
     "SpiderStores",
     "StoreError",
     "Swapped",
+    "TooManyRequests",
+    "Transient",
+    "Unauthorized",
+    "Unavailable",
     "error_for_status",
 ]
 
 BodyT = TypeVar("BodyT", bound=Mapping[str, Any])
 
 
-# ------------------------------------------------------------------------------------------------------------ errors
-
-
-class StoreError(Exception):
-    """An API request about one object failed; ``status`` is the HTTP code (0 when no response came back)."""
-
-    def __init__(self, message: str, *, status: int = 0) -> None:
-        super().__init__(message)
-        self.status = status
-
-
-class NotFound(StoreError):
-    pass
-
-
-class AlreadyExists(StoreError):
-    pass
-
-
-class Invalid(StoreError):
-    """The API server rejected the body (HTTP 422); the message carries the server's field errors."""
-
-
-class Conflict(StoreError):
-    """A compare-and-swap lost: the object changed after ``stale_resource_version`` was read."""
-
-    def __init__(self, message: str, *, stale_resource_version: str) -> None:
-        super().__init__(message, status=409)
-        self.stale_resource_version = stale_resource_version
+# The errors live in spiderpool.k8s.api_errors (the one mapping of answers to types); they are re-exported here.
 
 
 @dataclass(frozen=True, slots=True)
@@ -121,40 +116,6 @@ class ObjectList(Generic[BodyT]):
     resource_version: str
 
 
-def _api_message(exc: ApiException) -> tuple[str, str]:
-    """The ``reason`` and ``message`` of the Status body the API server sends with an error, when it sent one."""
-    try:
-        status = orjson.loads(exc.body) if exc.body else {}
-    except orjson.JSONDecodeError:
-        return "", str(exc.body)[:500]
-    if not isinstance(status, dict):
-        return "", str(status)[:500]
-    return str(status.get("reason", "")), str(status.get("message", exc.reason))
-
-
-def error_for_status(status: int, *, reason: str, message: str, what: str, resource_version: str = "") -> StoreError:
-    """The typed error for an API server response with HTTP ``status`` and its Status ``reason`` and ``message``.
-
-    ``what`` names the request; ``resource_version`` is the one a lost compare-and-swap was based on.
-    """
-    detail = f"{what}: HTTP {status} {reason}: {message}"
-    if status == 404:
-        return NotFound(detail, status=status)
-    if status == 409 and reason == "AlreadyExists":
-        return AlreadyExists(detail, status=status)
-    if status == 409:
-        return Conflict(detail, stale_resource_version=resource_version)
-    if status == 422:
-        return Invalid(detail, status=status)
-    return StoreError(detail, status=status)
-
-
-def _translate(exc: ApiException, *, what: str, resource_version: str | None = None) -> StoreError:
-    reason, message = _api_message(exc)
-    return error_for_status(int(exc.status or 0), reason=reason, message=message, what=what,
-                            resource_version=resource_version or "")
-
-
 # ------------------------------------------------------------------------------------------------------------ store
 
 
@@ -167,25 +128,18 @@ class CustomObjectStore(Generic[BodyT]):
 
     def __init__(self, api: ApiClient, kind: CrdKind, *, request_timeout: float = 30.0) -> None:
         self.kind = kind
-        self._api = CustomObjectsApi(api)
+        self._api = api
+        self._route: ObjectRoute = ROUTES[(API_VERSION, kind.kind)]
         self._timeout = request_timeout
 
     def _what(self, verb: str, name: str, namespace: str | None) -> str:
         where = f"{namespace}/{name}" if namespace else name
         return f"{verb} {self.kind.kind} {where}"
 
-    def _method(self, operation: str, namespace: str | None, *, status: bool = False) -> Callable[..., Awaitable[Any]]:
-        """The generated client call for ``operation`` at this kind's scope, group/version/(namespace)/plural bound."""
-        if self.kind.namespaced and not namespace:
-            raise ValueError(f"metadata.namespace: {self.kind.kind} is namespaced, got {namespace!r}")
-        if not self.kind.namespaced and namespace:
-            raise ValueError(f"metadata.namespace: {self.kind.kind} is cluster-scoped, got {namespace!r}")
-        suffix = "_status" if status else ""
-        if namespace:
-            method = getattr(self._api, f"{operation}_namespaced_custom_object{suffix}")
-            return partial(method, GROUP, VERSION, namespace, self.kind.plural)
-        method = getattr(self._api, f"{operation}_cluster_custom_object{suffix}")
-        return partial(method, GROUP, VERSION, self.kind.plural)
+    async def _request(self, method: str, path: str, *, what: str, resource_version: str = "", **options: Any
+                       ) -> dict[str, Any]:
+        return await request_json(self._api, method, path, what=what, timeout=self._timeout,
+                                  resource_version=resource_version, **options)
 
     def _with_type(self, body: BodyT) -> dict[str, Any]:
         """The body with ``apiVersion``/``kind`` filled in, refusing a body that names another kind."""
@@ -198,49 +152,32 @@ class CustomObjectStore(Generic[BodyT]):
     async def create(self, body: BodyT) -> BodyT:
         meta = _metadata(body)
         name, namespace = meta.get("name", ""), meta.get("namespace")
-        call = self._method("create", namespace)
-        try:
-            created = await call(self._with_type(body), _request_timeout=self._timeout)
-        except ApiException as exc:
-            raise _translate(exc, what=self._what("create", name, namespace)) from exc
+        path = self._route.collection(namespace)
+        created = await self._request("POST", path, what=self._what("create", name, namespace),
+                                      body=self._with_type(body))
         return cast(BodyT, created)
 
     async def get(self, name: str, *, namespace: str | None = None) -> BodyT:
         """A direct (uncached) read: use it for fresh state after a conflict, not on a hot path."""
-        call = self._method("get", namespace)
-        try:
-            found = await call(name, _request_timeout=self._timeout)
-        except ApiException as exc:
-            raise _translate(exc, what=self._what("get", name, namespace)) from exc
+        found = await self._request("GET", self._route.item(name, namespace), what=self._what("get", name, namespace))
         return cast(BodyT, found)
 
     async def list(
         self, *, namespace: str | None = None, label_selector: str | None = None, field_selector: str | None = None
     ) -> ObjectList[BodyT]:
         """All objects (of ``namespace`` for namespaced kinds, of every namespace when it is None)."""
-        kwargs: dict[str, Any] = {"_request_timeout": self._timeout}
-        if label_selector:
-            kwargs["label_selector"] = label_selector
-        if field_selector:
-            kwargs["field_selector"] = field_selector
-        try:
-            if self.kind.namespaced and not namespace:
-                all_namespaces = self._api.list_custom_object_for_all_namespaces
-                found = await all_namespaces(GROUP, VERSION, self.kind.plural, **kwargs)
-            else:
-                found = await self._method("list", namespace)(**kwargs)
-        except ApiException as exc:
-            raise _translate(exc, what=self._what("list", "*", namespace)) from exc
+        if namespace and not self.kind.namespaced:
+            raise ValueError(f"metadata.namespace: {self.kind.kind} is cluster-scoped, got {namespace!r}")
+        query = {"labelSelector": label_selector or None, "fieldSelector": field_selector or None}
+        found = await self._request("GET", self._route.listing(namespace), what=self._what("list", "*", namespace),
+                                    query=query)
         return ObjectList(items=found.get("items") or [], resource_version=found["metadata"]["resourceVersion"])
 
     async def replace(self, body: BodyT) -> BodyT:
         """Replace the whole object (status too, for kinds without a status subresource); compare-and-swap."""
         name, namespace, version = _cas_identity(body)
-        call = self._method("replace", namespace)
-        try:
-            stored = await call(name, self._with_type(body), _request_timeout=self._timeout)
-        except ApiException as exc:
-            raise _translate(exc, what=self._what("replace", name, namespace), resource_version=version) from exc
+        stored = await self._request("PUT", self._route.item(name, namespace), body=self._with_type(body),
+                                     what=self._what("replace", name, namespace), resource_version=version)
         return cast(BodyT, stored)
 
     async def replace_status(self, body: BodyT) -> BodyT:
@@ -251,12 +188,9 @@ class CustomObjectStore(Generic[BodyT]):
         if not self.kind.status_subresource:
             raise ValueError(f"status: {self.kind.kind} has no status subresource; use replace()")
         name, namespace, version = _cas_identity(body)
-        call = self._method("replace", namespace, status=True)
-        try:
-            stored = await call(name, self._with_type(body), _request_timeout=self._timeout)
-        except ApiException as exc:
-            what = self._what("update status of", name, namespace)
-            raise _translate(exc, what=what, resource_version=version) from exc
+        path = f"{self._route.item(name, namespace)}/status"
+        stored = await self._request("PUT", path, body=self._with_type(body), resource_version=version,
+                                     what=self._what("update status of", name, namespace))
         return cast(BodyT, stored)
 
     async def swap_status(self, body: BodyT) -> Swapped[BodyT] | Conflicted:
@@ -270,15 +204,13 @@ class CustomObjectStore(Generic[BodyT]):
         self, name: str, *, namespace: str | None = None, resource_version: str | None = None, uid: str | None = None
     ) -> bool:
         """Delete; False when the object was already gone.  ``resource_version``/``uid`` make it conditional."""
-        call = self._method("delete", namespace)
-        options = V1DeleteOptions(preconditions=V1Preconditions(resource_version=resource_version, uid=uid))
+        preconditions = {key: value for key, value in (("resourceVersion", resource_version), ("uid", uid)) if value}
+        options = {"apiVersion": "v1", "kind": "DeleteOptions", "preconditions": preconditions}
         try:
-            await call(name, body=options, _request_timeout=self._timeout)
-        except ApiException as exc:
-            error = _translate(exc, what=self._what("delete", name, namespace), resource_version=resource_version)
-            if isinstance(error, NotFound):
-                return False
-            raise error from exc
+            await self._request("DELETE", self._route.item(name, namespace), body=options,
+                                 what=self._what("delete", name, namespace), resource_version=resource_version or "")
+        except NotFound:
+            return False
         return True
 
 

@@ -23,15 +23,16 @@ import random
 from collections.abc import AsyncGenerator, Awaitable, Callable, Mapping
 from contextlib import aclosing, suppress
 from dataclasses import dataclass
-from functools import partial
 from typing import Any, Generic, Literal, TypeVar, cast
 
-import aiohttp
 import orjson
-from kubernetes_asyncio.client import ApiClient, CoreV1Api, CustomObjectsApi
+from kubernetes_asyncio.client import ApiClient
 
+from spiderpool.k8s.api_errors import Gone, StoreError, error_for_status
+from spiderpool.k8s.api_requests import request_json, stream_lines
 from spiderpool.k8s.bodies import Namespace, Node, Pod
-from spiderpool.k8s.crd_schema import GROUP, VERSION, CrdKind
+from spiderpool.k8s.crd_schema import API_VERSION, CrdKind
+from spiderpool.k8s.routes import ROUTES, ObjectRoute
 
 log = logging.getLogger(__name__)
 
@@ -39,21 +40,6 @@ ObjT = TypeVar("ObjT", bound=Mapping[str, Any])
 EventType = Literal["ADDED", "MODIFIED", "DELETED"]
 RawEvent = tuple[str, dict[str, Any]]
 Key = tuple[str, str]
-
-
-class ListWatchError(Exception):
-    """A list or watch request failed; ``status`` is the HTTP (or watch ERROR event) code."""
-
-    def __init__(self, message: str, *, status: int) -> None:
-        super().__init__(message)
-        self.status = status
-
-
-class WatchGone(ListWatchError):
-    """410 Gone: the requested resourceVersion is no longer in the server's history; relist."""
-
-    def __init__(self, message: str) -> None:
-        super().__init__(message, status=410)
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,7 +51,8 @@ class ListResult(Generic[ObjT]):
 @dataclass(frozen=True, slots=True)
 class ListWatchSource(Generic[ObjT]):
     """``list()`` returns every object and the list's resourceVersion; ``watch(rv, timeout_seconds)`` yields raw
-    ``(type, object)`` events after ``rv`` (BOOKMARK included) and raises :class:`WatchGone` on 410."""
+    ``(type, object)`` events after ``rv`` (BOOKMARK included); both raise the typed errors of
+    :mod:`spiderpool.k8s.api_errors` (:class:`~spiderpool.k8s.api_errors.Gone` on 410: list again)."""
 
     list: Callable[[], Awaitable[ListResult[ObjT]]]
     watch: Callable[[str, int], AsyncGenerator[RawEvent, None]]
@@ -74,76 +61,51 @@ class ListWatchSource(Generic[ObjT]):
 # ---------------------------------------------------------------------------------------------------- raw list/watch
 
 
-async def _raise_for_status(response: aiohttp.ClientResponse, *, what: str) -> None:
-    if response.status == 200:
-        return
-    body = await response.read()
-    response.close()
-    try:
-        message = str(orjson.loads(body).get("message", ""))
-    except (orjson.JSONDecodeError, AttributeError):
-        message = body[:300].decode(errors="replace")
-    if response.status == 410:
-        raise WatchGone(f"{what}: {message}")
-    raise ListWatchError(f"{what}: HTTP {response.status}: {message}", status=response.status)
-
-
-def _error_event(status: Mapping[str, Any], *, what: str) -> ListWatchError:
-    code, message = int(status.get("code") or 0), str(status.get("message", ""))
-    if code == 410:
-        return WatchGone(f"{what}: {message}")
-    return ListWatchError(f"{what}: watch error {code}: {message}", status=code)
+def _error_event(status: Mapping[str, Any], *, what: str) -> StoreError:
+    """The typed error of a watch ERROR event (a Status object; 410 when the resourceVersion is too old)."""
+    return error_for_status(int(status.get("code") or 0), reason=str(status.get("reason") or ""),
+                            message=str(status.get("message") or ""), what=what)
 
 
 def list_watch_source(
-    list_method: Callable[..., Awaitable[Any]],
+    api: ApiClient,
+    route: ObjectRoute,
     *,
     what: str,
+    namespace: str | None = None,
     field_selector: str | None = None,
     label_selector: str | None = None,
     page_size: int = 500,
 ) -> ListWatchSource[Any]:
-    """A source over any generated ``list_*`` method of the client (core or custom), read as raw JSON.
+    """A source over ``route``'s collection (of ``namespace``, or of every namespace), read as raw JSON.
 
     The selectors apply to the list and the watch alike; lists are paged by ``page_size``.
     """
-    selectors = {"field_selector": field_selector, "label_selector": label_selector}
-    selectors = {key: value for key, value in selectors.items() if value}
+    path = route.listing(namespace)
+    selectors = {"fieldSelector": field_selector or None, "labelSelector": label_selector or None}
 
     async def list_all() -> ListResult[Any]:
         items: list[Any] = []
         token: str | None = None
         while True:
-            paging: dict[str, Any] = {"limit": page_size} | ({"_continue": token} if token else {})
-            response = await list_method(**selectors, **paging, _preload_content=False, _request_timeout=(10, 60))
-            await _raise_for_status(response, what=f"list {what}")
-            page = orjson.loads(await response.read())
+            query = {**selectors, "limit": page_size, "continue": token}
+            page = await request_json(api, "GET", path, what=f"list {what}", query=query, timeout=(10, 60))
             items.extend(page.get("items") or [])
             token = page["metadata"].get("continue")
             if not token:
                 return ListResult(items=items, resource_version=page["metadata"]["resourceVersion"])
 
     async def watch(resource_version: str, timeout_seconds: int) -> AsyncGenerator[RawEvent, None]:
-        response = await list_method(
-            **selectors,
-            watch=True,
-            resource_version=resource_version,
-            allow_watch_bookmarks=True,
-            timeout_seconds=timeout_seconds,
-            _preload_content=False,
-            # The server ends the stream after timeout_seconds; silence well beyond that means a dead connection.
-            _request_timeout=(10, timeout_seconds + 30),
-        )
-        try:
-            await _raise_for_status(response, what=f"watch {what}")
-            async for line in response.content:
-                if line.strip():
-                    event = orjson.loads(line)
-                    if event["type"] == "ERROR":
-                        raise _error_event(event["object"], what=f"watch {what}")
-                    yield event["type"], event["object"]
-        finally:
-            response.close()
+        query = {**selectors, "watch": True, "resourceVersion": resource_version, "allowWatchBookmarks": True,
+                 "timeoutSeconds": timeout_seconds}
+        # The server ends the stream after timeout_seconds; silence well beyond that means a dead connection.
+        lines = stream_lines(api, path, what=f"watch {what}", query=query, timeout=(10, timeout_seconds + 30))
+        async with aclosing(lines):
+            async for line in lines:
+                event = orjson.loads(line)
+                if event["type"] == "ERROR":
+                    raise _error_event(event["object"], what=f"watch {what}")
+                yield event["type"], event["object"]
 
     return ListWatchSource(list=list_all, watch=watch)
 
@@ -152,30 +114,23 @@ def custom_object_source(
     api: ApiClient, kind: CrdKind, *, namespace: str | None = None, label_selector: str | None = None
 ) -> ListWatchSource[Any]:
     """Every object of a spiderpool kind (of one namespace, if given)."""
-    custom = CustomObjectsApi(api)
-    method: Callable[..., Awaitable[Any]]
-    if namespace:
-        method = partial(custom.list_namespaced_custom_object, GROUP, VERSION, namespace, kind.plural)
-    elif kind.namespaced:
-        method = partial(custom.list_custom_object_for_all_namespaces, GROUP, VERSION, kind.plural)
-    else:
-        method = partial(custom.list_cluster_custom_object, GROUP, VERSION, kind.plural)
-    return list_watch_source(method, what=kind.plural, label_selector=label_selector)
+    route = ROUTES[(API_VERSION, kind.kind)]
+    return list_watch_source(api, route, what=kind.plural, namespace=namespace, label_selector=label_selector)
 
 
 def pod_source(api: ApiClient, *, node_name: str | None = None) -> ListWatchSource[Pod]:
     """Pods of every namespace; only those bound to ``node_name`` when given (what one node's agent needs)."""
     selector = f"spec.nodeName={node_name}" if node_name else None
-    source = list_watch_source(CoreV1Api(api).list_pod_for_all_namespaces, what="pods", field_selector=selector)
+    source = list_watch_source(api, ROUTES[("v1", "Pod")], what="pods", field_selector=selector)
     return cast(ListWatchSource[Pod], source)
 
 
 def node_source(api: ApiClient) -> ListWatchSource[Node]:
-    return cast(ListWatchSource[Node], list_watch_source(CoreV1Api(api).list_node, what="nodes"))
+    return cast(ListWatchSource[Node], list_watch_source(api, ROUTES[("v1", "Node")], what="nodes"))
 
 
 def namespace_source(api: ApiClient) -> ListWatchSource[Namespace]:
-    return cast(ListWatchSource[Namespace], list_watch_source(CoreV1Api(api).list_namespace, what="namespaces"))
+    return cast(ListWatchSource[Namespace], list_watch_source(api, ROUTES[("v1", "Namespace")], what="namespaces"))
 
 
 # ---------------------------------------------------------------------------------------------------- the cache
@@ -210,7 +165,7 @@ def _resource_version(obj: Mapping[str, Any]) -> str:
     return str(obj["metadata"].get("resourceVersion", ""))
 
 
-_TRANSIENT = (ListWatchError, aiohttp.ClientError, asyncio.TimeoutError, OSError, orjson.JSONDecodeError)
+_TRANSIENT = (StoreError, orjson.JSONDecodeError)
 
 
 class WatchCache(Generic[ObjT]):
@@ -309,7 +264,7 @@ class WatchCache(Generic[ObjT]):
                     must_list = False
                 await self._watch_once()
                 backoff = self._backoff_initial
-            except WatchGone as gone:
+            except Gone as gone:
                 log.info("watch cache %s: %s; relisting", self.name, gone)
                 self.stats.relists_on_gone += 1
                 must_list = True

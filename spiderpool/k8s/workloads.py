@@ -8,85 +8,61 @@ object does not exist; any other failure raises :class:`~spiderpool.k8s.store.St
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
-from typing import Any, cast
+from typing import Any, Final, cast
 
-import aiohttp
-import orjson
-from kubernetes_asyncio.client import ApiClient, AppsV1Api, BatchV1Api, CoreV1Api, VersionApi
+from kubernetes_asyncio.client import ApiClient
 
+from spiderpool.k8s.api_errors import NotFound, StoreError
+from spiderpool.k8s.api_requests import request_bytes, request_json
 from spiderpool.k8s.bodies import Node, Pod
-from spiderpool.k8s.store import StoreError
+from spiderpool.k8s.routes import ROUTES, ObjectRoute
 from spiderpool.k8s.watch_cache import ListWatchSource, list_watch_source
 
 __all__ = ["WorkloadReader", "single_node_source"]
 
-
-async def _read_json(response: aiohttp.ClientResponse, *, what: str) -> dict[str, Any] | None:
-    """The body of a 200 response, None for 404; StoreError naming ``what`` otherwise."""
-    try:
-        body = await response.read()
-    finally:
-        response.close()
-    if response.status == 404:
-        return None
-    if response.status != 200:
-        try:
-            message = str(orjson.loads(body).get("message", ""))
-        except (orjson.JSONDecodeError, AttributeError):
-            message = body[:300].decode(errors="replace")
-        raise StoreError(f"get {what}: HTTP {response.status}: {message}", status=response.status)
-    document = orjson.loads(body)
-    return cast(dict[str, Any], document)
+_POD: Final = ROUTES[("v1", "Pod")]
+_REPLICA_SET: Final = ROUTES[("apps/v1", "ReplicaSet")]
+_JOB: Final = ROUTES[("batch/v1", "Job")]
+_STATEFUL_SET: Final = ROUTES[("apps/v1", "StatefulSet")]
+_NODE: Final = ROUTES[("v1", "Node")]
 
 
 class WorkloadReader:
     """Uncached GETs of pods, ReplicaSets, Jobs and StatefulSets, and a cheap API server reachability probe."""
 
     def __init__(self, api: ApiClient, *, request_timeout: float = 10.0) -> None:
-        self._core = CoreV1Api(api)
-        self._apps = AppsV1Api(api)
-        self._batch = BatchV1Api(api)
-        self._version = VersionApi(api)
+        self._api = api
         self._timeout = request_timeout
 
-    async def _get(self, method: Callable[..., Awaitable[Any]], namespace: str, name: str, *, what: str
-                   ) -> dict[str, Any] | None:
+    async def _get(self, route: ObjectRoute, namespace: str, name: str) -> dict[str, Any] | None:
         try:
-            response = await method(name, namespace, _preload_content=False, _request_timeout=self._timeout)
-        except (aiohttp.ClientError, OSError, TimeoutError) as error:
-            raise StoreError(f"get {what} {namespace}/{name}: {error or type(error).__name__}") from error
-        return await _read_json(response, what=f"{what} {namespace}/{name}")
+            return await request_json(self._api, "GET", route.item(name, namespace), timeout=self._timeout,
+                                      what=f"get {route.kind} {namespace}/{name}")
+        except NotFound:
+            return None
 
     async def pod(self, namespace: str, name: str) -> Pod | None:
-        return cast(Pod | None, await self._get(self._core.read_namespaced_pod, namespace, name, what="Pod"))
+        return cast(Pod | None, await self._get(_POD, namespace, name))
 
     async def replica_set(self, namespace: str, name: str) -> dict[str, Any] | None:
-        return await self._get(self._apps.read_namespaced_replica_set, namespace, name, what="ReplicaSet")
+        return await self._get(_REPLICA_SET, namespace, name)
 
     async def job(self, namespace: str, name: str) -> dict[str, Any] | None:
-        return await self._get(self._batch.read_namespaced_job, namespace, name, what="Job")
+        return await self._get(_JOB, namespace, name)
 
     async def stateful_set(self, namespace: str, name: str) -> dict[str, Any] | None:
-        return await self._get(self._apps.read_namespaced_stateful_set, namespace, name, what="StatefulSet")
+        return await self._get(_STATEFUL_SET, namespace, name)
 
     async def reachable(self, *, probe_seconds: float = 3.0) -> bool:
         """True when the API server answers ``GET /version`` within ``probe_seconds``."""
         try:
-            response = cast(aiohttp.ClientResponse, await self._version.get_code(
-                _preload_content=False, _request_timeout=probe_seconds))
-        except (aiohttp.ClientError, OSError, TimeoutError):
+            await request_bytes(self._api, "GET", "/version", what="get /version", timeout=probe_seconds)
+        except StoreError:
             return False
-        try:
-            await response.read()
-        except (aiohttp.ClientError, OSError, TimeoutError):
-            return False
-        finally:
-            response.close()
-        return response.status == 200
+        return True
 
 
 def single_node_source(api: ApiClient, name: str) -> ListWatchSource[Node]:
     """The Node object ``name`` only (an agent reads its own node's labels, never the others')."""
-    source = list_watch_source(CoreV1Api(api).list_node, what=f"node {name}", field_selector=f"metadata.name={name}")
+    source = list_watch_source(api, _NODE, what=f"node {name}", field_selector=f"metadata.name={name}")
     return cast(ListWatchSource[Node], source)

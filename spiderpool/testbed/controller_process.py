@@ -22,9 +22,10 @@ from pathlib import Path
 from typing import Final
 
 from spiderpool.devcluster.processes import ManagedProcess
-from spiderpool.k8s.admission_registration import PLURALS, WebhookConfigurations
+from spiderpool.k8s.admission_registration import KINDS as WEBHOOK_KINDS
+from spiderpool.k8s.admission_registration import WebhookConfigurations
+from spiderpool.k8s.api_requests import request_json
 from spiderpool.k8s.client import ApiClient, make_api_client
-from spiderpool.k8s.json_requests import request_json
 from spiderpool.k8s.store import NotFound, StoreError
 
 POOL_CIDR_LABEL: Final = "ipam.spidernet.io/ippool-cidr"
@@ -115,7 +116,7 @@ async def wait_for_admission(kubeconfig: Path, *, within: float = 30.0) -> float
     """Wait until the API server sends spiderpool pools through both webhooks: a dry-run pool comes back mutated
     (its CIDR label set) and an invalid one is refused.  Returns the seconds waited; TimeoutError if never."""
     started = time.monotonic()
-    api = make_api_client(kubeconfig=kubeconfig)
+    api = await make_api_client(kubeconfig=kubeconfig)
     try:
         async with asyncio.timeout(within):
             while True:
@@ -150,11 +151,11 @@ async def _refused(api: ApiClient) -> bool:
 
 async def registered_webhooks(kubeconfig: Path, *, name: str = WEBHOOK_CONFIGURATION) -> list[str]:
     """The kinds of webhook configuration called ``name`` that exist now (empty once a controller cleaned up)."""
-    api = make_api_client(kubeconfig=kubeconfig)
+    api = await make_api_client(kubeconfig=kubeconfig)
     found = []
     try:
         configurations = WebhookConfigurations(api)
-        for kind in PLURALS:
+        for kind in WEBHOOK_KINDS:
             try:
                 await configurations.get(kind, name)
             except NotFound:

@@ -63,7 +63,7 @@ def format_table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
 
 
 async def _install_crds(plane: ControlPlane) -> None:
-    api = make_api_client(kubeconfig=plane.kubeconfig)
+    api = await make_api_client(kubeconfig=plane.kubeconfig)
     try:
         await install_crds(api)
     finally:

@@ -90,7 +90,7 @@ class Testbed:
                 self.conf_dir.mkdir()
                 (self.conf_dir / "conf.yml").write_text(self._conf_yml)
             self._fabric = build_fabric(prefix=self.prefix, masters=self._masters)
-            self._api = make_api_client(kubeconfig=self.kubeconfig)
+            self._api = await make_api_client(kubeconfig=self.kubeconfig)
             self._objects = (CoreObjects(self._api), SpiderStores(self._api))
             await self._sweep_api_objects()
         except BaseException:

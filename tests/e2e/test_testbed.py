@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from spiderpool.devcluster.cluster import ControlPlane
+from spiderpool.k8s.api_errors import NotFound
 from spiderpool.testbed.leftovers import RUN_ROOT
 from spiderpool.testbed.netconf import host_local_ipam, macvlan_config
 from spiderpool.testbed.netns import list_netns
@@ -93,8 +94,9 @@ async def test_t02_close_removes_namespaces_veths_and_agents(e2e_ready: ControlP
 
 
 async def _pods_named(control_plane: ControlPlane, name: str) -> list[str]:
-    reply = await asyncio.to_thread(control_plane.rest().get, f"/api/v1/pods?fieldSelector=metadata.name={name}")
-    return [item["metadata"]["name"] for item in reply.json()["items"]]
+    query = {"fieldSelector": f"metadata.name={name}"}
+    reply = await asyncio.to_thread(control_plane.sync_api().get, "/api/v1/pods", query=query)
+    return [item["metadata"]["name"] for item in reply["items"]]
 
 
 _CRASHING_TESTBED = """
@@ -134,5 +136,5 @@ async def test_t03_sigkilled_testbed_is_swept_by_the_next(e2e_ready: ControlPlan
         assert list_netns(prefix=prefix) == []  # ... the next testbed swept them on start,
         assert not (RUN_ROOT / prefix).exists()
         assert await _pods_named(e2e_ready, f"{prefix}-p") == []  # and the API objects it had made
-        node = await asyncio.to_thread(e2e_ready.rest().get, f"/api/v1/nodes/{prefix}-crash")
-        assert node.status == 404
+        with pytest.raises(NotFound):
+            await asyncio.to_thread(e2e_ready.sync_api().get, f"/api/v1/nodes/{prefix}-crash")

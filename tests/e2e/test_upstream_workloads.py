@@ -73,7 +73,7 @@ def workload_plane(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Control
 
 
 async def _install_crds(plane: ControlPlane) -> None:
-    api = make_api_client(kubeconfig=plane.kubeconfig)
+    api = await make_api_client(kubeconfig=plane.kubeconfig)
     try:
         await install_crds(api)
     finally:

@@ -210,7 +210,7 @@ async def test_not_ready_until_the_caches_sync(control_plane: ControlPlane, sock
             await starting
     # What the readiness probe asks once the agent runs: the dead server is unreachable, the real one is not.
     for kubeconfig, expected in ((dead, False), (control_plane.kubeconfig, True)):
-        client = make_api_client(kubeconfig=kubeconfig)
+        client = await make_api_client(kubeconfig=kubeconfig)
         try:
             assert await WorkloadReader(client).reachable(probe_seconds=2) is expected
         finally:

@@ -19,7 +19,7 @@ from kubernetes_asyncio.client import ApiClient
 
 from spiderpool.devcluster.binaries import BuildError
 from spiderpool.devcluster.helm import ensure_helm, render_chart
-from spiderpool.k8s.json_requests import request_json
+from spiderpool.k8s.api_requests import request_json
 
 pytestmark = pytest.mark.integration
 

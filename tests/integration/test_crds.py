@@ -243,7 +243,7 @@ async def test_invalid_objects_are_rejected_naming_the_field(
 
 def test_discovery_serves_upstream_names(control_plane: ControlPlane) -> None:
     """CR04: Discovery serves upstream names."""
-    listed = control_plane.rest().get(f"/apis/{GROUP}/{VERSION}").json()["resources"]
+    listed = control_plane.sync_api().get(f"/apis/{GROUP}/{VERSION}")["resources"]
     by_name = {resource["name"]: resource for resource in listed}
     for kind in KINDS:
         resource = by_name[kind.plural]
@@ -258,14 +258,8 @@ async def test_printer_columns_render_in_table_output(control_plane: ControlPlan
     name = unique("table")
     pools = Objects(api, KIND_BY_NAME["SpiderIPPool"])
     await pools.create({"metadata": {"name": name}, "spec": {"ipVersion": 4, "subnet": "10.40.0.0/24"}})
-    table = (
-        control_plane.rest()
-        .request(
-            "GET",
-            f"/apis/{GROUP}/{VERSION}/spiderippools/{name}",
-            accept="application/json;as=Table;v=v1;g=meta.k8s.io",
-        )
-        .json()
+    table = control_plane.sync_api().request(
+        "GET", f"/apis/{GROUP}/{VERSION}/spiderippools/{name}", accept="application/json;as=Table;v=v1;g=meta.k8s.io"
     )
     columns = [column["name"] for column in table["columnDefinitions"]]
     assert columns[:7] == ["Name", "VERSION", "SUBNET", "ALLOCATED-IP-COUNT", "TOTAL-IP-COUNT", "DEFAULT", "DISABLE"]

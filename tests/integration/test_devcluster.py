@@ -23,12 +23,12 @@ from kubernetes_asyncio.client.exceptions import ApiException
 from spiderpool.devcluster import etcd as etcd_module
 from spiderpool.devcluster.binaries import ensure_binaries
 from spiderpool.devcluster.cluster import ControlPlane
-from spiderpool.devcluster.crd_installing import install_crds
 from spiderpool.devcluster.etcd import EtcdServer
 from spiderpool.devcluster.ports import free_port
-from spiderpool.devcluster.rest import ApiServerRest
+from spiderpool.k8s.api_errors import Forbidden, Unauthorized
 from spiderpool.k8s.client import KubeconfigError, close_api_client, make_api_client
 from spiderpool.k8s.crd_schema import GROUP, KINDS, VERSION
+from spiderpool.k8s.sync_api import SyncApi
 
 pytestmark = pytest.mark.integration
 
@@ -62,21 +62,21 @@ def _config_map(name: str) -> dict[str, object]:
 
 def test_restart_apiserver_keeps_data_port_and_credentials(own_plane: ControlPlane) -> None:
     """DC01: Restart API server keeps data port and credentials."""
-    rest = own_plane.rest()
-    install_crds(rest)
-    created = rest.request("POST", "/api/v1/namespaces/default/configmaps", _config_map("survivor")).json()
+    api = own_plane.sync_api()
+    api.install_crds()
+    created = api.request("POST", "/api/v1/namespaces/default/configmaps", body=_config_map("survivor"))
     server, old_pid = own_plane.server, own_plane.pids()["kube-apiserver"]
     own_plane.restart_apiserver()
     assert own_plane.server == server
     assert own_plane.pids()["kube-apiserver"] != old_pid
     assert not alive(old_pid)
-    fetched = own_plane.rest().get("/api/v1/namespaces/default/configmaps/survivor").json()
+    fetched = own_plane.sync_api().get("/api/v1/namespaces/default/configmaps/survivor")
     assert fetched["metadata"]["uid"] == created["metadata"]["uid"]
     assert fetched["metadata"]["resourceVersion"] == created["metadata"]["resourceVersion"]
     kubeconfig = yaml.safe_load(own_plane.kubeconfig.read_text())
     assert kubeconfig["clusters"][0]["cluster"]["server"] == server
     for kind in KINDS:  # custom resources serve at once: restart waits for their caches, not only for /readyz
-        assert own_plane.rest().get(f"/apis/{GROUP}/{VERSION}/{kind.plural}").status == 200
+        assert own_plane.sync_api().get(f"/apis/{GROUP}/{VERSION}/{kind.plural}")["items"] is not None
 
 
 def test_a_restart_from_a_short_lived_thread_outlives_the_thread(own_plane: ControlPlane) -> None:
@@ -87,34 +87,35 @@ def test_a_restart_from_a_short_lived_thread_outlives_the_thread(own_plane: Cont
     pid = own_plane.pids()["kube-apiserver"]
     time.sleep(1.0)
     assert alive(pid)
-    assert own_plane.rest().is_ready()
+    assert own_plane.sync_api().is_ready()
 
 
 def test_apiserver_metrics_are_readable_with_the_admin_token(own_plane: ControlPlane) -> None:
     """DC03: API server metrics are readable with the admin token."""
-    metrics = own_plane.rest().get("/metrics")
-    assert metrics.status == 200
-    assert "apiserver_request_total{" in metrics.text
+    metrics = own_plane.sync_api().get_text("/metrics")
+    assert "apiserver_request_total{" in metrics
 
 
 def test_added_token_authenticates_its_user_and_rbac_applies(own_plane: ControlPlane) -> None:
     """DC04: Added token authenticates its user and RBAC applies."""
     token = own_plane.add_token(user="alice", groups=["dev-team"])
-    alice = ApiServerRest(server=own_plane.server, token=token, ca_file=own_plane.ca_file)
+    alice = SyncApi(server=own_plane.server, token=token, ca_file=own_plane.ca_file)
     review = {"apiVersion": "authentication.k8s.io/v1", "kind": "SelfSubjectReview"}
-    who = alice.request("POST", "/apis/authentication.k8s.io/v1/selfsubjectreviews", review).json()
+    who = alice.request("POST", "/apis/authentication.k8s.io/v1/selfsubjectreviews", body=review)
     assert who["status"]["userInfo"]["username"] == "alice"
     assert "dev-team" in who["status"]["userInfo"]["groups"]
-    assert alice.get("/api/v1/namespaces").status == 403  # authenticated, but RBAC grants alice nothing
-    stranger = ApiServerRest(server=own_plane.server, token="not-a-token", ca_file=own_plane.ca_file)
-    assert stranger.get("/api/v1/namespaces").status == 401
-    assert own_plane.rest().get("/api/v1/namespaces").status == 200
+    with pytest.raises(Forbidden):  # authenticated, but RBAC grants alice nothing
+        alice.get("/api/v1/namespaces")
+    stranger = SyncApi(server=own_plane.server, token="not-a-token", ca_file=own_plane.ca_file)
+    with pytest.raises(Unauthorized):
+        stranger.get("/api/v1/namespaces")
+    assert own_plane.sync_api().get("/api/v1/namespaces")["items"]
 
 
 def test_controller_manager_runs_the_workload_controllers(own_plane: ControlPlane) -> None:
     """DC05: Controller manager runs the workload controllers."""
     own_plane.start_controller_manager()
-    rest = own_plane.rest()
+    api = own_plane.sync_api()
     labels = {"app": "web"}
     deployment = {
         "apiVersion": "apps/v1",
@@ -126,14 +127,14 @@ def test_controller_manager_runs_the_workload_controllers(own_plane: ControlPlan
             "template": {"metadata": {"labels": labels}, "spec": {"containers": [{"name": "c", "image": "busybox"}]}},
         },
     }
-    assert rest.request("POST", "/apis/apps/v1/namespaces/default/deployments", deployment).status == 201
+    assert api.request("POST", "/apis/apps/v1/namespaces/default/deployments", body=deployment)["metadata"]["uid"]
 
     def pods_created() -> bool:
-        pods = rest.get("/api/v1/namespaces/default/pods?labelSelector=app%3Dweb").json()["items"]
+        pods = api.get("/api/v1/namespaces/default/pods", query={"labelSelector": "app=web"})["items"]
         return len(pods) == 2
 
     wait_for(pods_created, timeout=60, what="the Deployment's two pods")
-    pods = rest.get("/api/v1/namespaces/default/pods?labelSelector=app%3Dweb").json()["items"]
+    pods = api.get("/api/v1/namespaces/default/pods", query={"labelSelector": "app=web"})["items"]
     owners = {pod["metadata"]["ownerReferences"][0]["kind"] for pod in pods}
     assert owners == {"ReplicaSet"}
 
@@ -154,7 +155,6 @@ _OWNER_SCRIPT = """
 import json, sys, time
 from pathlib import Path
 from spiderpool.devcluster.cluster import ControlPlane
-from spiderpool.devcluster.crd_installing import install_crds
 plane = ControlPlane(state_dir=Path(sys.argv[1]), with_controller_manager=True)
 plane.start()
 print(json.dumps(plane.pids()), flush=True)
@@ -225,7 +225,7 @@ async def test_cli_up_status_down_round_trip(tmp_path: Path) -> None:
         assert _cli("status", "--state-dir", str(state)).returncode == 0
         again = _cli("up", "--state-dir", str(state))  # idempotent: reports the running one
         assert (again.returncode, again.stdout.splitlines()[0]) == (0, f"control plane ready at {ready_server(state)}")
-        client = make_api_client(kubeconfig=state / "kubeconfig")
+        client = await make_api_client(kubeconfig=state / "kubeconfig")
         try:
             objects: Any = k8s_client.CustomObjectsApi(client)
             for kind in KINDS:  # the CLI installed and established every CRD before returning
@@ -267,7 +267,7 @@ async def _namespaces_via(client: k8s_client.ApiClient) -> list[str]:
 
 async def test_api_client_from_explicit_credentials(own_plane: ControlPlane) -> None:
     """DC11: API client from explicit credentials."""
-    client = make_api_client(server=own_plane.server, token=own_plane.token, ca_file=own_plane.ca_file)
+    client = await make_api_client(server=own_plane.server, token=own_plane.token, ca_file=own_plane.ca_file)
     assert "default" in await _namespaces_via(client)
 
 
@@ -286,9 +286,9 @@ async def test_api_client_from_embedded_ca_and_token_file(own_plane: ControlPlan
     }  # fmt: skip
     path = tmp_path / "config"
     path.write_text(yaml.safe_dump(kubeconfig))
-    assert "kube-system" in await _namespaces_via(make_api_client(kubeconfig=path, context="good"))
+    assert "kube-system" in await _namespaces_via(await make_api_client(kubeconfig=path, context="good"))
     with pytest.raises(ApiException) as refused:
-        await _namespaces_via(make_api_client(kubeconfig=path))
+        await _namespaces_via(await make_api_client(kubeconfig=path))
     assert refused.value.status == 401
-    with pytest.raises(KubeconfigError, match="contexts has no entry named 'absent'"):
-        make_api_client(kubeconfig=path, context="absent")
+    with pytest.raises(KubeconfigError, match=r"name absent in .*contexts"):
+        await make_api_client(kubeconfig=path, context="absent")

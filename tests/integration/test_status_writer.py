@@ -8,7 +8,6 @@ import uuid
 from collections.abc import AsyncIterator, Callable, Set
 from contextlib import AsyncExitStack
 
-import aiohttp
 import pytest
 from kubernetes_asyncio.client import ApiClient
 
@@ -28,7 +27,7 @@ from spiderpool.k8s.status_plan import (
     WriteAbandoned,
 )
 from spiderpool.k8s.status_writer import PoolStatusWriter
-from spiderpool.k8s.store import IPPOOL, Conflicted, CustomObjectStore, SpiderStores, Swapped
+from spiderpool.k8s.store import IPPOOL, Conflicted, CustomObjectStore, SpiderStores, Swapped, Unavailable
 from spiderpool.k8s.watch_cache import WatchCache, custom_object_source
 
 pytestmark = pytest.mark.integration
@@ -91,9 +90,11 @@ def intent(index: int, ip: str | None = None) -> AllocateIntent:
 async def writers(control_plane: ControlPlane) -> AsyncIterator[Callable[..., PoolStatusWriter]]:
     """A factory of writers, each on its own ApiClient (a simulated node), all closed after the test."""
     async with AsyncExitStack() as stack:
+        credentials = await make_api_client(kubeconfig=control_plane.kubeconfig)
+        stack.push_async_callback(credentials.close)
 
         def make(**options: object) -> PoolStatusWriter:
-            client = make_api_client(kubeconfig=control_plane.kubeconfig)
+            client = ApiClient(configuration=credentials.configuration)  # same credentials, connections of its own
             stack.push_async_callback(client.close)
             writer = PoolStatusWriter(SpiderStores(client).ippools, **options)  # type: ignore[arg-type]
             stack.push_async_callback(writer.close)
@@ -327,7 +328,7 @@ class LostResponses(CustomObjectStore[SpiderIPPool]):
         result = await super().swap_status(body)
         if self.lose > 0 and isinstance(result, Swapped):
             self.lose -= 1
-            raise aiohttp.ServerDisconnectedError()
+            raise Unavailable("update status: API server unavailable: Server disconnected")
         return result
 
 
@@ -350,7 +351,7 @@ async def test_a_write_whose_response_was_lost_is_not_applied_twice(api: ApiClie
 
 class Unreachable(CustomObjectStore[SpiderIPPool]):
     async def get(self, name: str, *, namespace: str | None = None) -> SpiderIPPool:
-        raise ConnectionRefusedError(111, "Connection refused")
+        raise Unavailable("get pool: API server unavailable: Connection refused")
 
 
 async def test_an_unreachable_server_fails_callers_after_the_deadline(api: ApiClient) -> None:
@@ -377,7 +378,7 @@ async def test_writes_queued_across_an_apiserver_restart_all_land(
     control_plane: ControlPlane, writers: Callable[..., PoolStatusWriter]
 ) -> None:
     """SW16: Writes queued across an API server restart all land."""
-    client = make_api_client(kubeconfig=control_plane.kubeconfig)
+    client = await make_api_client(kubeconfig=control_plane.kubeconfig)
     try:
         pool = await make_pool(client, size=1024)
     finally:
@@ -392,7 +393,7 @@ async def test_writes_queued_across_an_apiserver_restart_all_land(
     await restart
 
     assert writer.stats.transient_errors >= 1  # some writes really did meet the restart
-    client = make_api_client(kubeconfig=control_plane.kubeconfig)
+    client = await make_api_client(kubeconfig=control_plane.kubeconfig)
     try:
         records, _ = await stored_records(client, pool)
     finally:

@@ -220,7 +220,7 @@ async def test_converges_after_an_apiserver_restart(control_plane: ControlPlane,
     cache = WatchCache(custom_object_source(api, IPPOOL, label_selector=f"test={label}"), name="pools")
     async with cache:
         await asyncio.to_thread(control_plane.restart_apiserver)
-        fresh = make_api_client(kubeconfig=control_plane.kubeconfig)  # the old client's connections are dead
+        fresh = await make_api_client(kubeconfig=control_plane.kubeconfig)  # the old client's connections are dead
         try:
             await create_pool(fresh, after, label)
             await touch_pool(fresh, before)

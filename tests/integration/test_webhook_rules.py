@@ -11,9 +11,9 @@ import pytest
 from controller_support import ControllerProcess, wait_for_registration
 
 from spiderpool.devcluster.cluster import ControlPlane
+from spiderpool.k8s.api_requests import request_json
 from spiderpool.k8s.client import ApiClient, close_api_client, make_api_client
 from spiderpool.k8s.core_objects import CoreObjects
-from spiderpool.k8s.json_requests import request_json
 from spiderpool.k8s.store import Conflict, SpiderStores, StoreError
 
 pytestmark = [pytest.mark.integration]
@@ -24,7 +24,7 @@ def controller(control_plane: ControlPlane, tmp_path_factory: pytest.TempPathFac
     namespace = f"wh-{uuid.uuid4().hex[:6]}"
 
     async def prepare() -> None:
-        api = make_api_client(kubeconfig=control_plane.kubeconfig)
+        api = await make_api_client(kubeconfig=control_plane.kubeconfig)
         try:
             await CoreObjects(api).create_namespace(namespace)
         finally:
