@@ -107,6 +107,13 @@ class ControlPlane:
     def ca_file(self) -> Path:
         return self._running_apiserver().ca_file
 
+    @property
+    def etcd_url(self) -> str:
+        """etcd's client URL (plain HTTP on 127.0.0.1), for tests that act on etcd itself (e.g. compaction)."""
+        if self._etcd is None:
+            raise RuntimeError("the control plane has not been started")
+        return self._etcd.client_url
+
     def sync_api(self) -> SyncApi:
         """Synchronous requests with the admin token (readiness, CRD installation, raw requests in tooling and
         tests); the same request function and typed errors as the daemons' client."""

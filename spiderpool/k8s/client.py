@@ -101,8 +101,16 @@ async def _from_kubeconfig(
             api = k8s_client.ApiClient(configuration=configuration)  # reads the CA, certificate and key files now
         except (ConfigException, yaml.YAMLError, OSError, KeyError, TypeError, ValueError, AssertionError) as error:
             raise KubeconfigError(f"kubeconfig {source}: {error or type(error).__name__}") from None
+    _strip_token(configuration)
     _renew_expiring_exec_token(loader, configuration)
     return api
+
+
+def _strip_token(configuration: k8s_client.Configuration) -> None:
+    # The loader reads a ``tokenFile`` as it is; the newline most token files end with would make an invalid header.
+    token = configuration.api_key.get("BearerToken")
+    if isinstance(token, str):
+        configuration.api_key["BearerToken"] = token.strip()
 
 
 def _require_a_file(source: str) -> None:

@@ -10,8 +10,11 @@ test of the mapping covers it (``tests/unit/test_api_errors.py``).
 from __future__ import annotations
 
 import asyncio
+import base64
+import json
+import urllib.request
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import aclosing
 from pathlib import Path
 from typing import Any, cast
@@ -29,7 +32,6 @@ from spiderpool.k8s.api_errors import (
     Invalid,
     NotFound,
     ServerError,
-    StoreError,
     Unauthorized,
     Unavailable,
 )
@@ -143,12 +145,13 @@ async def test_ae03_conflicts_are_typed_everywhere(api: ApiClient, control_plane
     namespace = await core.create_namespace(unique("ae03"))
     lease = await leases.create(unique("ae03"), spec={"holderIdentity": "a"})
     stale_namespace = {**namespace, "metadata": {**namespace["metadata"], "resourceVersion": "1"}}
-    path = f"{_NAMESPACES}/{namespace['metadata']['name']}"
+    existing = namespace["metadata"]["name"]
+    path = f"{_NAMESPACES}/{existing}"
     already = await raised_by({
         "custom object": lambda: stores.ippools.create({"metadata": {"name": pool["metadata"]["name"]}}),
         "core object": lambda: core.create_namespace(namespace["metadata"]["name"]),
         "lease": lambda: leases.create(lease["metadata"]["name"], spec={}),
-        "devcluster": in_thread(lambda: sync.request("POST", _NAMESPACES, body=namespace)),
+        "devcluster": in_thread(lambda: sync.request("POST", _NAMESPACES, body=_namespace(existing))),
     })
     stale = await raised_by({
         "custom object": lambda: stores.ippools.replace(cast(Any, _stale(cast(Any, pool)))),
@@ -157,6 +160,10 @@ async def test_ae03_conflicts_are_typed_everywhere(api: ApiClient, control_plane
     })
     assert already == dict.fromkeys(already, AlreadyExists)
     assert stale == dict.fromkeys(stale, Conflict)
+
+
+def _namespace(name: str, labels: dict[str, str] | None = None) -> dict[str, Any]:
+    return {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name, "labels": labels or {}}}
 
 
 def _stale(body: dict[str, Any]) -> dict[str, Any]:
@@ -171,18 +178,47 @@ async def test_ae04_invalid_bodies_are_invalid_everywhere(api: ApiClient, contro
         "custom object": lambda: pools.create(cast(Any, {"metadata": {"name": bad}, "spec": {"ipVersion": 5}})),
         "core object": lambda: CoreObjects(api).create_namespace(bad),
         "lease": lambda: LeaseStore(api, namespace="default").create(bad, spec={}),
-        "devcluster": in_thread(lambda: sync.request(
-            "POST", _NAMESPACES, body={"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": bad}})),
+        "devcluster": in_thread(lambda: sync.request("POST", _NAMESPACES, body=_namespace(bad))),
     })
     assert raised == dict.fromkeys(raised, Invalid)
 
 
-async def test_ae05_gone_is_gone(api: ApiClient) -> None:
-    """AE05: a watch from a resourceVersion the server no longer holds (410, sent as an ERROR event) raises Gone,
-    the StoreError every caller already handles, so the watch cache relists."""
-    with pytest.raises(Gone) as caught:
-        await first_watch_event(api, "1")
-    assert (caught.value.status, isinstance(caught.value, StoreError)) == (410, True)
+@pytest.fixture(scope="module")
+def uncached_plane(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ControlPlane]:
+    """A control plane of this module's own whose API server reads etcd directly (``--watch-cache=false``): its
+    answers about old resourceVersions are etcd's, which compaction makes "too old"."""
+    with ControlPlane(state_dir=tmp_path_factory.mktemp("uncached"), apiserver_args=["--watch-cache=false"]) as plane:
+        yield plane
+
+
+async def test_ae05_gone_is_gone_everywhere(uncached_plane: ControlPlane) -> None:
+    """AE05: etcd compacted (what kube-apiserver itself does every few minutes): a watch from a resourceVersion
+    before the compaction (410 as an ERROR event) and an exact list at it (HTTP 410) both raise Gone, the error the
+    watch cache answers with a relist."""
+    await asyncio.to_thread(_compact_etcd, uncached_plane.etcd_url)
+    sync = uncached_plane.sync_api()
+    api = await make_api_client(kubeconfig=uncached_plane.kubeconfig)
+    try:
+        raised = await raised_by({
+            "watch source": lambda: first_watch_event(api, "1"),
+            "devcluster": in_thread(lambda: sync.get(_NAMESPACES, query={"resourceVersion": "1",
+                                                                          "resourceVersionMatch": "Exact"})),
+        })
+    finally:
+        await close_api_client(api)
+    assert raised == dict.fromkeys(raised, Gone)
+
+
+def _compact_etcd(etcd_url: str) -> None:
+    """Compact etcd's history up to its current revision (its JSON gateway, as ``etcdctl compact`` would)."""
+    def call(path: str, body: dict[str, object]) -> dict[str, Any]:
+        request = urllib.request.Request(f"{etcd_url}{path}", data=json.dumps(body).encode(), method="POST")
+        with urllib.request.urlopen(request, timeout=10) as reply:
+            answer: dict[str, Any] = json.loads(reply.read())
+        return answer
+
+    revision = call("/v3/kv/range", {"key": base64.b64encode(b"/").decode()})["header"]["revision"]
+    call("/v3/kv/compaction", {"revision": revision, "physical": True})
 
 
 async def test_ae06_server_errors_are_server_errors_everywhere(api: ApiClient, control_plane: ControlPlane) -> None:
@@ -199,8 +235,7 @@ async def test_ae06_server_errors_are_server_errors_everywhere(api: ApiClient, c
             "custom object": lambda: SpiderStores(api).ippools.create(
                 {"metadata": {"name": unique("ae06"), "labels": label}, "spec": {"subnet": "10.206.0.0/24"}}),
             "core object": lambda: CoreObjects(api).create_namespace(unique("ae06"), labels=label),
-            "devcluster": in_thread(lambda: sync.request("POST", _NAMESPACES, body={
-                "apiVersion": "v1", "kind": "Namespace", "metadata": {"name": unique("ae06"), "labels": label}})),
+            "devcluster": in_thread(lambda: sync.request("POST", _NAMESPACES, body=_namespace(unique("ae06"), label))),
         })
     finally:
         await configurations.delete("ValidatingWebhookConfiguration", webhook_name)
