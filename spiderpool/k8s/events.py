@@ -13,9 +13,10 @@ from typing import Any
 
 from kubernetes_asyncio.client import ApiClient
 
+from spiderpool.k8s.api_requests import request_json
 from spiderpool.k8s.crd_schema import GROUP, VERSION
-from spiderpool.k8s.json_requests import request_json
 from spiderpool.k8s.leases import micro_time
+from spiderpool.k8s.routes import ROUTES
 from spiderpool.k8s.store import AlreadyExists
 
 EVENT_NAMESPACE = "default"
@@ -52,10 +53,10 @@ class EventRecorder:
             "source": {"component": self._component, "host": self._host},
             "reportingComponent": self._component, "reportingInstance": self._host,
         }
-        path = f"/api/v1/namespaces/{EVENT_NAMESPACE}/events"
+        path = ROUTES[("v1", "Event")].collection(EVENT_NAMESPACE)
         try:
             await request_json(self._api, "POST", path, body=body, what=f"create Event {EVENT_NAMESPACE}/{name}",
-                               request_timeout=self._timeout)
+                               timeout=self._timeout)
         except AlreadyExists:
             return False
         return True

@@ -54,6 +54,7 @@ def _routes() -> dict[tuple[str, str], ObjectRoute]:
         ObjectRoute("v1", "Namespace", "namespaces", namespaced=False),
         ObjectRoute("v1", "Node", "nodes", namespaced=False),
         ObjectRoute("v1", "Pod", "pods", namespaced=True),
+        ObjectRoute("v1", "Event", "events", namespaced=True),
         ObjectRoute("apps/v1", "Deployment", "deployments", namespaced=True),
         ObjectRoute("apps/v1", "ReplicaSet", "replicasets", namespaced=True),
         ObjectRoute("apps/v1", "StatefulSet", "statefulsets", namespaced=True),
