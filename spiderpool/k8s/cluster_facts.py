@@ -8,8 +8,8 @@ from typing import Any
 
 from kubernetes_asyncio.client import ApiClient
 
-from spiderpool.k8s.json_requests import request_json
-from spiderpool.k8s.store import NotFound
+from spiderpool.k8s.api_errors import NotFound
+from spiderpool.k8s.api_requests import request_json
 
 
 class ClusterObjects:
@@ -19,7 +19,7 @@ class ClusterObjects:
 
     async def _get(self, path: str, what: str) -> dict[str, Any] | None:
         try:
-            return await request_json(self._api, "GET", path, what=what, request_timeout=self._timeout)
+            return await request_json(self._api, "GET", path, what=what, timeout=self._timeout)
         except NotFound:
             return None
 

@@ -7,20 +7,22 @@ Bodies are the plain JSON dicts the API server speaks; failures raise the store'
 from __future__ import annotations
 
 import datetime
-from functools import partial
-from typing import Any
+from typing import Any, Final
 
-from kubernetes_asyncio.client import ApiClient, CustomObjectsApi
+from kubernetes_asyncio.client import ApiClient
 
+from spiderpool.k8s.api_errors import NotFound
+from spiderpool.k8s.api_requests import request_json
 from spiderpool.k8s.crd_schema import NAD_GROUP, NAD_PLURAL, NAD_VERSION
-from spiderpool.k8s.json_requests import request_json
-from spiderpool.k8s.store import NotFound
+from spiderpool.k8s.routes import ROUTES
 from spiderpool.k8s.watch_cache import ListWatchSource, list_watch_source
+
+_NAD: Final = ROUTES[(f"{NAD_GROUP}/{NAD_VERSION}", "NetworkAttachmentDefinition")]
+_EVENT: Final = ROUTES[("v1", "Event")]
 
 
 def _path(namespace: str, name: str = "") -> str:
-    base = f"/apis/{NAD_GROUP}/{NAD_VERSION}/namespaces/{namespace}/{NAD_PLURAL}"
-    return f"{base}/{name}" if name else base
+    return _NAD.item(name, namespace) if name else _NAD.collection(namespace)
 
 
 class NetworkAttachments:
@@ -32,26 +34,26 @@ class NetworkAttachments:
         """The NAD, or None when there is none of that name."""
         try:
             return await request_json(self._api, "GET", _path(namespace, name), what=f"get NAD {namespace}/{name}",
-                                      request_timeout=self._timeout)
+                                      timeout=self._timeout)
         except NotFound:
             return None
 
     async def create(self, body: dict[str, Any]) -> dict[str, Any]:
         meta = body["metadata"]
         return await request_json(self._api, "POST", _path(meta["namespace"]), body=body,
-                                  what=f"create NAD {meta['namespace']}/{meta['name']}", request_timeout=self._timeout)
+                                  what=f"create NAD {meta['namespace']}/{meta['name']}", timeout=self._timeout)
 
     async def replace(self, body: dict[str, Any]) -> dict[str, Any]:
         """Compare-and-swap on ``metadata.resourceVersion`` (Conflict when it moved)."""
         meta = body["metadata"]
         return await request_json(self._api, "PUT", _path(meta["namespace"], meta["name"]), body=body,
-                                  what=f"update NAD {meta['namespace']}/{meta['name']}", request_timeout=self._timeout,
+                                  what=f"update NAD {meta['namespace']}/{meta['name']}", timeout=self._timeout,
                                   resource_version=str(meta.get("resourceVersion", "")))
 
     async def delete(self, name: str, *, namespace: str) -> bool:
         try:
             await request_json(self._api, "DELETE", _path(namespace, name), what=f"delete NAD {namespace}/{name}",
-                               request_timeout=self._timeout)
+                               timeout=self._timeout)
         except NotFound:
             return False
         return True
@@ -59,8 +61,7 @@ class NetworkAttachments:
 
 def network_attachment_source(api: ApiClient) -> ListWatchSource[Any]:
     """Every NAD of every namespace."""
-    method = partial(CustomObjectsApi(api).list_custom_object_for_all_namespaces, NAD_GROUP, NAD_VERSION, NAD_PLURAL)
-    return list_watch_source(method, what=NAD_PLURAL)
+    return list_watch_source(api, _NAD, what=NAD_PLURAL)
 
 
 async def record_event(api: ApiClient, involved: dict[str, Any], *, event_type: str, reason: str, message: str,
@@ -79,11 +80,11 @@ async def record_event(api: ApiClient, involved: dict[str, Any], *, event_type: 
         "source": {"component": component}, "firstTimestamp": now, "lastTimestamp": now, "count": 1,
         "reportingComponent": component,
     }
-    return await request_json(api, "POST", f"/api/v1/namespaces/{namespace}/events", body=body,
+    return await request_json(api, "POST", _EVENT.collection(namespace), body=body,
                               what=f"create Event {reason} for {involved.get('kind')} {meta['name']}")
 
 
 async def list_events(api: ApiClient, *, namespace: str, involved_name: str) -> list[dict[str, Any]]:
-    found = await request_json(api, "GET", f"/api/v1/namespaces/{namespace}/events?fieldSelector="
-                               f"involvedObject.name%3D{involved_name}", what=f"list Events of {involved_name}")
+    found = await request_json(api, "GET", _EVENT.collection(namespace), what=f"list Events of {involved_name}",
+                               query={"fieldSelector": f"involvedObject.name={involved_name}"})
     return list(found.get("items") or [])

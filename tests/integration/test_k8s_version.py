@@ -16,9 +16,7 @@ CHART = Path(__file__).resolve().parents[2] / "charts" / "spiderpool"
 
 def test_v01_apiserver_version_is_the_pinned_release(control_plane: ControlPlane) -> None:
     """V01: kube-apiserver's /version answers the pinned release (v0.0.0-master before it was stamped)."""
-    reply = control_plane.rest().get("/version")
-    assert reply.status == 200, reply.text
-    info = reply.json()
+    info = control_plane.sync_api().get("/version")
     major, minor = K8S_VERSION.removeprefix("v").split(".")[:2]
     assert (info["gitVersion"], info["major"], info["minor"]) == (K8S_VERSION, major, minor)
 

@@ -17,9 +17,9 @@ from controller_support import ControllerProcess, wait_for_registration
 
 from spiderpool.core.multus_render import render_network_attachment
 from spiderpool.devcluster.cluster import ControlPlane
+from spiderpool.k8s.api_requests import request_json
 from spiderpool.k8s.client import ApiClient, close_api_client, make_api_client
 from spiderpool.k8s.core_objects import CoreObjects
-from spiderpool.k8s.json_requests import request_json
 from spiderpool.k8s.network_attachments import NetworkAttachments, list_events
 from spiderpool.k8s.store import NotFound, SpiderStores, StoreError
 
@@ -34,7 +34,7 @@ def controller(control_plane: ControlPlane, tmp_path_factory: pytest.TempPathFac
     control_plane.start_controller_manager()  # the garbage collector deletes a NAD with its SpiderMultusConfig
 
     async def prepare() -> None:
-        api = make_api_client(kubeconfig=control_plane.kubeconfig)
+        api = await make_api_client(kubeconfig=control_plane.kubeconfig)
         try:
             await CoreObjects(api).create_namespace(namespace)
         finally:
