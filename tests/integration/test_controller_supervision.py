@@ -78,7 +78,7 @@ async def test_sv07_apiserver_killed_right_after_the_leader_starts_its_work(
     probes = Probes(health=free_port(), metrics=free_port())
     replica = ControllerProcess(control_plane, identity="sv07", namespace=namespace, log_dir=tmp_path,
                                 extra_args=["--health-port", str(probes.health), "--metrics-port", str(probes.metrics)])
-    fresh = make_api_client(kubeconfig=control_plane.kubeconfig)  # connects only once the API server is back
+    fresh = await make_api_client(kubeconfig=control_plane.kubeconfig)  # connects only once the API server is back
     try:
         replica.start(wait_for="LEADER START")
         readiness, leader_while_down, units_while_down = await _while_the_apiserver_is_down(
