@@ -3,8 +3,8 @@
 Every reply is HTTP 200 with ``X-Cni-Exit-Code`` and the exact bytes the executable prints. Errors the backend
 raises as ``CniError`` reach the runtime as they are. Other exceptions are logged with their traceback and never
 shown as a Python repr:
-- ``TimeoutError`` / ``ConnectionError`` (typically the API server slow or unreachable) become code 11 "try again
-  later", which runtimes retry;
+- ``TimeoutError`` / ``ConnectionError`` and the API errors that are worth a retry (``Transient``: the API server
+  unreachable, answering 429 or 5xx) become code 11 "try again later", which runtimes retry;
 - anything else becomes code 999 (internal error) pointing at the agent log;
 - on DEL, any exception other than ``CniError`` is logged and DEL succeeds, as upstream does: DEL must not block pod
   deletion, and the controller's garbage collector reclaims what a failed release leaves behind. A backend that
@@ -26,6 +26,7 @@ from aiohttp import web
 from spiderpool.core.cni import error_version, parse_request
 from spiderpool.core.cni_result import format_error, format_result, format_version_reply, verify_prev_result
 from spiderpool.core.cni_types import Attachment, CniCode, CniCommand, CniError, CniRequest, IpamResult
+from spiderpool.k8s.api_errors import Transient
 from spiderpool.wire import CNI_REQUEST_PATH, HEADER_EXIT_CODE, MAX_STDIN_BYTES, CniPassthrough, WireError
 
 logger = logging.getLogger("spiderpool.agent.cni")
@@ -83,7 +84,7 @@ async def _guarded(request: CniRequest, call: Awaitable[T]) -> T:
         return await call
     except CniError:
         raise
-    except (TimeoutError, ConnectionError) as exc:
+    except (TimeoutError, ConnectionError, Transient) as exc:
         logger.warning("CNI %s: transient failure", _describe(request), exc_info=True)
         raise CniError(
             CniCode.TRY_AGAIN_LATER, "transient failure in spiderpool agent, try again", type(exc).__name__

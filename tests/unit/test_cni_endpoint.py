@@ -11,6 +11,7 @@ import pytest
 
 from spiderpool.agent.cni_endpoint import CniAnswer, answer_cni
 from spiderpool.core.cni_types import Attachment, CniCode, CniError, CniRequest, IpamResult, IpConfig
+from spiderpool.k8s.api_errors import Unavailable, error_for_status
 from spiderpool.wire import CniPassthrough
 
 CONFIG = orjson.dumps({"cniVersion": "0.4.0", "name": "net", "ipam": {"type": "spiderpool"}})
@@ -119,6 +120,23 @@ async def test_transient_backend_failures_are_code_11(caplog: pytest.LogCaptureF
     error = error_of(await answer_cni(backend, invocation("ADD")))
     assert (error["code"], error["details"]) == (CniCode.TRY_AGAIN_LATER, "TimeoutError")
     assert any(record.exc_info for record in caplog.records)
+
+
+@pytest.mark.parametrize(
+    "failure",
+    [Unavailable("get Pod a/b: API server unavailable: Connection refused"),
+     error_for_status(503, reason="ServiceUnavailable", message="etcd leader changed", what="update status of x"),
+     error_for_status(429, reason="TooManyRequests", message="storage is (re)initializing", what="list pools")],
+    ids=["unavailable", "503", "429"],
+)
+async def test_cne10_api_errors_worth_a_retry_are_code_11(failure: Exception) -> None:
+    """CNE10: an API server that cannot be reached or answers 429/5xx (the mapping's Transient errors) makes the
+    runtime try again (code 11), whichever request of the backend met it; a refusal like 403 stays an internal
+    error."""
+    error = error_of(await answer_cni(ScriptedBackend(failure), invocation("ADD")))
+    assert (error["code"], error["details"]) == (CniCode.TRY_AGAIN_LATER, type(failure).__name__)
+    refused = error_for_status(403, reason="Forbidden", message="rbac", what="get Pod a/b")
+    assert error_of(await answer_cni(ScriptedBackend(refused), invocation("ADD")))["code"] == CniCode.INTERNAL
 
 
 async def test_unexpected_backend_failures_are_code_999_without_leaking(caplog: pytest.LogCaptureFixture) -> None:
