@@ -60,6 +60,7 @@ class Cluster:
     api: ApiClient
     stores: SpiderStores = field(init=False)
     core: CoreV1Api = field(init=False)
+    pools_created: list[str] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         self.stores = SpiderStores(self.api)
@@ -77,7 +78,14 @@ class Cluster:
         if gateway is not None:
             body["gateway"] = gateway
         await self.stores.ippools.create({"metadata": {"name": name}, "spec": body})
+        self.pools_created.append(name)
         return name
+
+    async def delete_pools(self) -> None:
+        """Delete the pools this test created: agents refuse addresses that an older overlapping pool owns, so a pool
+        left behind would take its range away from a later test's pool (the session shares one API server)."""
+        for name in self.pools_created:
+            await self.stores.ippools.delete(name)  # False when the test deleted it itself
 
     async def pod(self, node: str, *, name: str | None = None, annotations: Mapping[str, str] | None = None,
                   labels: Mapping[str, str] | None = None, owners: list[V1OwnerReference] | None = None) -> V1Pod:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from contextlib import AbstractAsyncContextManager
 from pathlib import Path
 
@@ -14,8 +15,11 @@ from spiderpool.devcluster.cluster import ControlPlane
 
 
 @pytest.fixture
-async def cluster(api: ApiClient) -> Cluster:
-    return Cluster(api)
+async def cluster(api: ApiClient) -> AsyncIterator[Cluster]:
+    """The test's view of the API server; the pools the test created are deleted after it."""
+    view = Cluster(api)
+    yield view
+    await view.delete_pools()
 
 
 @pytest.fixture
