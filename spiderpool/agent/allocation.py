@@ -81,6 +81,12 @@ def _reason(error: StatusWriteError) -> str:
     return f"refused: {error}"
 
 
+def _recorded_nic(nic: str) -> str:
+    """The interface a record names: none for upstream's unnamed ``ippools`` NICs ("0", "1", ...: placeholders the
+    pod's SpiderEndpoint maps to the interfaces of its later ADDs)."""
+    return "" if nic.isdigit() else nic
+
+
 class RecordAllocator:
     def __init__(self, book: PoolBook, writer: PoolStatusWriter) -> None:
         self._book = book
@@ -127,7 +133,7 @@ class RecordAllocator:
                 rejections.append((pool.name, f"cannot be served: {problem}"))
                 continue
             try:
-                allocated = await self._in_pool(pool.name, pod=pod, pod_uid=pod_uid)
+                allocated = await self._in_pool(pool.name, pod=pod, pod_uid=pod_uid, nic=_recorded_nic(nic.nic))
             except (PoolExhausted, PoolUnavailable, PoolNotFound) as error:
                 rejections.append((pool.name, _reason(error)))
                 continue
@@ -143,14 +149,15 @@ class RecordAllocator:
                          clean_gateway=nic.clean_gateway)
         raise FamilyFailure(nic=nic.nic, version=family.version, rejections=rejections)
 
-    async def _in_pool(self, pool: str, *, pod: str, pod_uid: str) -> Allocated:
+    async def _in_pool(self, pool: str, *, pod: str, pod_uid: str, nic: str) -> Allocated:
         chosen = self._book.choose(pool, pod_uid)
         try:
-            allocated = await self._writer.allocate(pool, AllocateIntent(pod=pod, pod_uid=pod_uid, ip=chosen))
+            allocated = await self._writer.allocate(pool, AllocateIntent(pod=pod, pod_uid=pod_uid, ip=chosen, nic=nic))
         except BaseException:
             self._book.settle(pool, chosen, ip=None, pod=pod, pod_uid=pod_uid)
             raise
-        self._book.settle(pool, chosen, ip=allocated.ip, pod=pod, pod_uid=pod_uid, existing=allocated.existing)
+        self._book.settle(pool, chosen, ip=allocated.ip, pod=pod, pod_uid=pod_uid, existing=allocated.existing,
+                          nic=allocated.nic)
         return allocated
 
     async def release(self, holdings: Iterable[Holding], *, pod_uid: str) -> int:

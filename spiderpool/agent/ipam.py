@@ -134,13 +134,19 @@ class IpamService:
                           for pool, ip in entry_holdings(entry))]
         return assembled_from_entries(entries)
 
-    def held_records(self, uid: str | None, *, nic: str) -> AssembledResult:
-        """What the pool records give pod ``uid`` (one NIC: a pod without an endpoint never has more)."""
+    def held_records(self, uid: str | None, *, nic: str | None = None) -> AssembledResult:
+        """What the pool records give pod ``uid``: of NIC ``nic`` (records that name no NIC, written by upstream,
+        count for any), or of every NIC the records name."""
         if not uid:
             return AssembledResult(ips=(), routes=())
         book = self.context.book
-        allocations = [AllocatedAddress(nic=nic, pool=view, address=parse_address(ip)[1], clean_gateway=False)
-                       for pool, ip in sorted(book.held_by(uid)) if (view := book.view(pool)) is not None]
+        allocations = []
+        for pool, ip in sorted(book.held_by(uid)):
+            record, view = book.record(pool, ip), book.view(pool)
+            if record is None or view is None or (nic is not None and record.nic not in ("", nic)):
+                continue
+            allocations.append(AllocatedAddress(nic=nic or record.nic, pool=view, address=parse_address(ip)[1],
+                                                clean_gateway=False))
         return assemble_result(allocations)
 
     def problem(self) -> str | None:

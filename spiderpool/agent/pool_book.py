@@ -178,7 +178,7 @@ class PoolBook:
             allocator.release(address)
 
     def settle(self, pool: str, chosen: str | None, *, ip: str | None, pod: str, pod_uid: str,
-               existing: bool = False) -> None:
+               existing: bool = False, nic: str = "") -> None:
         """The writer answered for the address ``chosen`` here: ``ip`` is now durably the pod's (None: failed).
 
         A choice that was not written (replaced, or the write failed) stays marked only while a record known here
@@ -194,7 +194,7 @@ class PoolBook:
             if chosen != ip and chosen not in entry.records and chosen not in entry.inflight:
                 self._unmark(entry, chosen)
         if ip is not None:
-            self._put(pool, entry, ip, PoolIPAllocation(pod=pod, pod_uid=pod_uid))
+            self._put(pool, entry, ip, PoolIPAllocation(pod=pod, pod_uid=pod_uid, nic=nic))
             self._mark(entry, ip)
 
     def released(self, pool: str, ip: str, pod_uid: str) -> None:
@@ -209,10 +209,11 @@ class PoolBook:
                 self._unmark(entry, ip)
 
     def rebound(self, pool: str, ip: str, *, pod: str, pod_uid: str) -> None:
-        """A record now names ``pod_uid`` (a StatefulSet pod re-created under its old name)."""
+        """A record now names ``pod_uid`` (a StatefulSet pod re-created under its old name; its NIC is kept)."""
         entry = self._pools.get(pool)
         if entry is not None:
-            self._put(pool, entry, ip, PoolIPAllocation(pod=pod, pod_uid=pod_uid))
+            old = entry.records.get(ip)
+            self._put(pool, entry, ip, PoolIPAllocation(pod=pod, pod_uid=pod_uid, nic=old.nic if old else ""))
 
     # ------------------------------------------------------------------------------------------------ watch events
 

@@ -21,6 +21,7 @@ from spiderpool.agent.assignment import PodRequest
 from spiderpool.agent.cni_endpoint import client_gone
 from spiderpool.agent.endpoints import STATEFULSET, endpoint_entries, endpoint_uid, owner_type
 from spiderpool.agent.ipam import IpamService
+from spiderpool.agent.results import nic_entries
 from spiderpool.core.cni_types import CniError
 from spiderpool.core.selection_types import CniPoolDefaults
 from spiderpool.k8s.store import StoreError
@@ -146,12 +147,28 @@ class UpstreamApi:
         except StoreError as error:
             return _error(500, str(error))
         if endpoint is None:
-            return _error(404, f"SpiderEndpoint {namespace}/{name} not found")
+            return await self._lean_workload_endpoint(namespace, name)
         interfaces = [{key: entry[key] for key in _INTERFACE_FIELDS if key in entry}
                       for entry in endpoint_entries(endpoint)]
         return _json({"podNamespace": namespace, "podName": name, "podUID": endpoint_uid(endpoint),
                       "node": endpoint.get("status", {}).get("current", {}).get("node", ""),
                       "interfaces": interfaces})
+
+    async def _lean_workload_endpoint(self, namespace: str, name: str) -> web.Response:
+        """A pod without a SpiderEndpoint (lean endpoints): the same answer, from its pool records."""
+        try:
+            pod = await self._service.context.pods.for_release(namespace, name)
+        except StoreError as error:
+            return _error(500, str(error))
+        uid = "" if pod is None else str(pod["metadata"].get("uid", ""))
+        held = self._service.held_records(uid)
+        if not held.ips:
+            return _error(404, f"SpiderEndpoint {namespace}/{name} not found, and no pool record of the pod")
+        assert pod is not None
+        interfaces = [{key: entry[key] for key in _INTERFACE_FIELDS if key in entry}
+                      for entry in sorted(nic_entries(held, clean_gateway={}), key=lambda entry: entry["interface"])]
+        return _json({"podNamespace": namespace, "podName": name, "podUID": uid,
+                      "node": pod.get("spec", {}).get("nodeName", ""), "interfaces": interfaces})
 
 
 def add_upstream_routes(app: web.Application, service: IpamService) -> None:

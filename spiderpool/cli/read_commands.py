@@ -51,10 +51,11 @@ def _readable_records(state: ClusterState) -> tuple[dict[str, dict[str, PoolIPAl
 
 
 def _nic_of(state: ClusterState, record: PoolIPAllocation, pool: str, ip: str) -> tuple[str, str]:
-    """(node, interface) of a record, from the pod's SpiderEndpoint (falling back to the pod's node)."""
+    """(node, interface) of a record, from the pod's SpiderEndpoint, else from the record and the pod (lean pods)."""
     endpoint = state.endpoints.get((record.namespace, record.name)) or {}
     current = (endpoint.get("status") or {}).get("current") or {}
     interface = next((a.interface for a in endpoint_addresses(endpoint) if a.pool == pool and a.ip == ip), "")
+    interface = interface or record.nic
     node = str(current.get("node") or "")
     if not node:
         pod = state.pods.get((record.namespace, record.name)) or {}
@@ -84,13 +85,16 @@ def who_has(state: ClusterState, ip_text: str) -> CommandView:
 def describe_pod(state: ClusterState, namespace: str, name: str) -> CommandView:
     pod, endpoint = state.pods.get((namespace, name)), state.endpoints.get((namespace, name))
     records, warnings = _readable_records(state)
-    held = [{"pool": pool, "ip": ip, "podUid": record.pod_uid}
+    held = [{"pool": pool, "ip": ip, "podUid": record.pod_uid, "nic": record.nic}
             for pool, by_ip in sorted(records.items()) for ip, record in sorted(by_ip.items())
             if record.pod == f"{namespace}/{name}"]
     if pod is None and endpoint is None and not held:
         raise CliError(f"pod {namespace}/{name}: no Pod, SpiderEndpoint or pool record of it", code=ExitCode.NOT_FOUND)
     current = ((endpoint or {}).get("status") or {}).get("current") or {}
     nics = [dict(entry) for entry in current.get("ips") or ()]
+    if endpoint is None:  # a lean pod: its NICs are what its pool records say (those of its current UID)
+        uid = None if pod is None else pod["metadata"].get("uid")
+        nics = _nics_from_records([record for record in held if uid is None or record["podUid"] == uid])
     document = {
         "pod": f"{namespace}/{name}",
         "podUid": None if pod is None else pod["metadata"].get("uid"),
@@ -106,8 +110,18 @@ def describe_pod(state: ClusterState, namespace: str, name: str) -> CommandView:
     headers = ("NIC", "IPV4", "IPV4 POOL", "IPV6", "IPV6 POOL", "VLAN", "MAC")
     rows = [(nic.get("interface"), nic.get("ipv4"), nic.get("ipv4Pool"), nic.get("ipv6"), nic.get("ipv6Pool"),
              nic.get("vlan", 0), nic.get("mac")) for nic in nics]
-    return CommandView(document, Table(headers, rows, notes=notes, empty_message="No NIC in a SpiderEndpoint."),
-                       warnings)
+    table = Table(headers, rows, notes=notes, empty_message="No NIC in a SpiderEndpoint or pool record.")
+    return CommandView(document, table, warnings)
+
+
+def _nics_from_records(held: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """One row per NIC the records name (records without a NIC, written by upstream, under "")."""
+    nics: dict[str, dict[str, Any]] = {}
+    for record in held:
+        family = "ipv6" if ":" in record["ip"] else "ipv4"
+        row = nics.setdefault(record["nic"], {"interface": record["nic"]})
+        row[family], row[f"{family}Pool"] = record["ip"], record["pool"]
+    return [nics[nic] for nic in sorted(nics)]
 
 
 def check(state: ClusterState) -> CommandView:

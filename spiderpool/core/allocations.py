@@ -1,11 +1,15 @@
 """Codec for ``SpiderIPPool.status.allocatedIPs``: a JSON string holding ``ip -> {"pod": "ns/name", "podUid": ...}``.
 
 The format is upstream's (Go ``PoolIPAllocations``, written with ``json.Marshal``: compact, keys sorted, field
-absent when the map is empty). ``allocatedIPCount`` is derived from the records and ``totalIPCount`` from the spec
-(``IPPoolSpec.total_ip_count``); neither is kept anywhere else in the core.
+absent when the map is empty), plus one key of ours: ``"nic"``, the pod's interface the address serves, written when
+known so that pods without a SpiderEndpoint (lean endpoints) still say which NIC holds which address.  Upstream's
+decoder (Go ``json.Unmarshal`` into ``PoolIPAllocation{NamespacedName "pod", PodUID "podUid"}``, no
+``DisallowUnknownFields``) ignores it; upstream's agent drops it when it rewrites a pool.  ``allocatedIPCount`` is
+derived from the records and ``totalIPCount`` from the spec (``IPPoolSpec.total_ip_count``); neither is kept anywhere
+else in the core.
 
 Decoding is on the agent's rebuild path (a pool holds up to ~16,000 records), so the common case, a canonical IPv4
-key with exact field names, is checked with one regex match and two type checks per record.
+key with exact field names, is checked with one regex match and three type checks per record.
 """
 
 from __future__ import annotations
@@ -33,10 +37,11 @@ _match_pod = re.compile(r"[^/]+/[^/]+").fullmatch
 
 @dataclass(frozen=True, slots=True)
 class PoolIPAllocation:
-    """One record: which pod (``namespace/name``) and which pod UID hold an address."""
+    """One record: which pod (``namespace/name``) and which pod UID hold an address, and for which NIC ("" unknown)."""
 
     pod: str
     pod_uid: str
+    nic: str = ""
 
     @property
     def namespace(self) -> str:
@@ -54,7 +59,8 @@ def encode_allocated_ips(records: Mapping[str, PoolIPAllocation]) -> str | None:
     """
     if not records:
         return None
-    body = {ip: {"pod": record.pod, "podUid": record.pod_uid} for ip, record in records.items()}
+    body = {ip: {"nic": record.nic, "pod": record.pod, "podUid": record.pod_uid} if record.nic
+            else {"pod": record.pod, "podUid": record.pod_uid} for ip, record in records.items()}
     return orjson.dumps(body, option=orjson.OPT_SORT_KEYS).decode()
 
 
@@ -83,23 +89,24 @@ def decode_allocated_ips(text: str | None, *, version: int | None = None) -> dic
         if type(value) is dict:
             pod = value.get("pod")
             uid = value.get("podUid")
+            nic = value.get("nic", "")
             if (
-                type(pod) is str and type(uid) is str and uid and _match_pod(pod)
+                type(pod) is str and type(uid) is str and uid and type(nic) is str and _match_pod(pod)
                 and ((version != 6 and match_canonical_ipv4(key)) or (version != 4 and is_canonical_ipv6(key)))
                 and not (irregular and key in records)
             ):
-                records[key] = PoolIPAllocation(pod, uid)
+                records[key] = PoolIPAllocation(pod, uid, nic)
                 continue
         irregular = True
-        pod, uid = _record_fields(key, value)
+        pod, uid, nic = _record_fields(key, value)
         canonical = _canonical_key(key, version)
         if canonical in records:
             raise AllocationsFormatError(f"{_FIELD} key {key!r}: the same address as another key ({canonical})")
-        records[canonical] = PoolIPAllocation(pod, uid)
+        records[canonical] = PoolIPAllocation(pod, uid, nic)
     return records
 
 
-def _record_fields(key: str, value: object) -> tuple[str, str]:
+def _record_fields(key: str, value: object) -> tuple[str, str, str]:
     if type(value) is not dict:
         raise AllocationsFormatError(f"{_FIELD} key {key!r}: record must be an object with pod and podUid")
     pod = value.get("pod")
@@ -114,7 +121,10 @@ def _record_fields(key: str, value: object) -> tuple[str, str]:
     namespace, slash, name = pod.partition("/")
     if not slash or not namespace or not name or "/" in name:
         raise AllocationsFormatError(f"{_FIELD} key {key!r}: 'pod' must be 'namespace/name', got {pod!r}")
-    return pod, uid
+    nic = value.get("nic", "")
+    if type(nic) is not str:
+        raise AllocationsFormatError(f"{_FIELD} key {key!r}: 'nic' must be a string (an interface name), got {nic!r}")
+    return pod, uid, nic
 
 
 def _folded_fields(value: dict[str, object], pod: object, uid: object) -> tuple[object, object]:

@@ -39,7 +39,7 @@ def _rebound(pool: str, records: dict[str, PoolIPAllocation], ips: Sequence[str]
         if record.pod != pod:
             raise RecordOwnedByAnotherPod(pool, f"pool {pool}: the record of {ip} names pod {record.pod}, not {pod}")
         if record.pod_uid != pod_uid:
-            records[ip] = PoolIPAllocation(pod=pod, pod_uid=pod_uid)
+            records[ip] = PoolIPAllocation(pod=pod, pod_uid=pod_uid, nic=record.nic)
             changed = True
     return changed
 

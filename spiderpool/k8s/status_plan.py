@@ -30,6 +30,7 @@ class AllocateIntent:
     pod: str
     pod_uid: str
     ip: str | None = None
+    nic: str = ""  # the pod's interface, kept in the record (ours; upstream ignores it)
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,6 +50,7 @@ class Allocated:
     pod: str
     pod_uid: str
     existing: bool
+    nic: str = ""  # the record's interface ("" when it names none)
 
 
 @dataclass(frozen=True, slots=True)
@@ -153,7 +155,8 @@ def plan_batch(
             continue
         held = owner_ip.get(intent.pod_uid)
         if held is not None:
-            plan.outcomes.append(Allocated(name, held, working[held].pod, intent.pod_uid, existing=True))
+            plan.outcomes.append(Allocated(name, held, working[held].pod, intent.pod_uid, existing=True,
+                                           nic=working[held].nic))
             continue
         if refusal is not None:
             plan.outcomes.append(refusal)
@@ -162,11 +165,11 @@ def plan_batch(
         if isinstance(ip, StatusWriteError):
             plan.outcomes.append(ip)
             continue
-        working[ip] = PoolIPAllocation(pod=intent.pod, pod_uid=intent.pod_uid)
+        working[ip] = PoolIPAllocation(pod=intent.pod, pod_uid=intent.pod_uid, nic=intent.nic)
         owner_ip[intent.pod_uid] = ip
         taken.add(ip)
         plan.changed = True
-        plan.outcomes.append(Allocated(name, ip, intent.pod, intent.pod_uid, existing=False))
+        plan.outcomes.append(Allocated(name, ip, intent.pod, intent.pod_uid, existing=False, nic=intent.nic))
     return plan
 
 

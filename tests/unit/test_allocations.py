@@ -144,3 +144,23 @@ def test_a_full_pool_decodes() -> None:
     assert text is not None
     assert len(text) < 1_500_000  # fits etcd's default request limit, as the design promises
     assert decode_allocated_ips(text, version=4) == records
+
+
+def test_the_nic_key_is_ours_written_when_known_and_read_back() -> None:
+    """ALC12: A record's NIC is written as ``"nic"`` (keys still sorted like Go's) only when known, and read back on
+    both decoding paths; a record without one encodes exactly as upstream's."""
+    uid = "4009cb83-9a6f-4b5c-8d2e-3f1a2b3c4d5e"
+    records = {"172.18.40.10": PoolIPAllocation(pod="default/a", pod_uid=uid, nic="net1"),
+               "172.18.40.11": PoolIPAllocation(pod="default/b", pod_uid=uid)}
+    encoded = encode_allocated_ips(records)
+    assert encoded == ('{"172.18.40.10":{"nic":"net1","pod":"default/a","podUid":"' + uid + '"},'
+                       '"172.18.40.11":{"pod":"default/b","podUid":"' + uid + '"}}')
+    assert decode_allocated_ips(encoded) == records
+    irregular = '{"fd00::0:1":{"nic":"eth0","pod":"default/a","podUid":"u"}}'  # the careful path
+    assert decode_allocated_ips(irregular) == {"fd00::1": PoolIPAllocation("default/a", "u", "eth0")}
+
+
+def test_a_nic_that_is_not_a_string_is_refused_naming_the_key() -> None:
+    """ALC13: A ``"nic"`` that is not a string is malformed, and the error names the address and the key."""
+    with pytest.raises(AllocationsFormatError, match=r"key '10.0.0.1': 'nic' must be a string"):
+        decode_allocated_ips('{"10.0.0.1":{"nic":7,"pod":"default/a","podUid":"u"}}')
