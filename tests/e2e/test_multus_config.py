@@ -63,4 +63,5 @@ async def test_mx01_generated_nad_gives_a_pod_an_address(bed: Testbed, namespace
     addresses = interface(pod, "net1").addresses
     assert len(addresses) == 1
     assert ip_address(str(addresses[0]).split("/")[0]) in ip_network("10.250.71.0/24")
-    assert await records_of(bed, pool) == {str(addresses[0]).split("/")[0]: PoolIPAllocation(pod.key, pod.uid)}
+    address = str(addresses[0]).split("/")[0]
+    assert await records_of(bed, pool) == {address: PoolIPAllocation(pod.key, pod.uid, nic="net1")}
