@@ -42,6 +42,13 @@ async def bed(e2e_ready: ControlPlane, tmp_path: Path) -> AsyncIterator[Testbed]
 
 
 @pytest.fixture
+async def lean_bed(e2e_ready: ControlPlane, tmp_path: Path) -> AsyncIterator[Testbed]:
+    """A started testbed whose agents run their defaults (lean endpoints: ``enableStatelessSpiderEndpoint: false``)."""
+    async with Testbed(kubeconfig=e2e_ready.kubeconfig, log_dir=tmp_path) as testbed:
+        yield testbed
+
+
+@pytest.fixture
 async def namespace(bed: Testbed) -> AsyncIterator[str]:
     """A fresh namespace for the test's pods; deleted afterwards (the testbed has removed the pods by then)."""
     name = unique("e2e")

@@ -50,7 +50,7 @@ async def test_m01_ipv4_pod_through_macvlan(bed: Testbed, namespace: str, pools:
     assert (state.kind, state.up) == ("macvlan", True)
     assert [str(address) for address in state.addresses] == ["10.250.11.10/24"]
     assert default_gateway(pod.netns, version=4) == ip_address("10.250.11.1")
-    assert await records_of(bed, pool) == {"10.250.11.10": PoolIPAllocation(pod.key, pod.uid)}
+    assert await records_of(bed, pool) == {"10.250.11.10": PoolIPAllocation(pod.key, pod.uid, "eth0")}
     endpoint = await read_endpoint(bed, pod)
     assert endpoint is not None
     assert endpoint["status"]["current"]["uid"] == pod.uid
@@ -75,7 +75,7 @@ async def test_m02_ipv6_pod_through_macvlan(bed: Testbed, namespace: str, pools:
     assert [str(address) for address in interface(pod).addresses] == ["fd00:250:12::100/64"]
     assert default_gateway(pod.netns, version=6) == ip_address("fd00:250:12::1")
     assert default_gateway(pod.netns, version=4) is None
-    assert await records_of(bed, pool) == {"fd00:250:12::100": PoolIPAllocation(pod.key, pod.uid)}
+    assert await records_of(bed, pool) == {"fd00:250:12::100": PoolIPAllocation(pod.key, pod.uid, "eth0")}
     assert nics(await read_endpoint(bed, pod))["eth0"]["ipv6"] == "fd00:250:12::100/64"
 
 
@@ -106,8 +106,8 @@ async def test_m03_dual_stack_from_upstream_format(bed: Testbed, namespace: str,
     assert {record.pod_uid for record in v4.values()} == {pod.uid for pod in pods}
     v6_first = [bare_ip(address) for address in first_addresses(v6_doc, 2)]
     assert v6 == {
-        v6_first[0]: PoolIPAllocation(pods[0].key, pods[0].uid),
-        v6_first[1]: PoolIPAllocation(pods[1].key, pods[1].uid),
+        v6_first[0]: PoolIPAllocation(pods[0].key, pods[0].uid, "eth0"),
+        v6_first[1]: PoolIPAllocation(pods[1].key, pods[1].uid, "eth0"),
     }
     eth0 = nics(await read_endpoint(bed, pods[1]))["eth0"]
     assert (eth0["ipv4Pool"], eth0["ipv6Pool"]) == (v4_pool, v6_pool)
@@ -170,7 +170,8 @@ async def test_m05_multi_nic_from_upstream_format(bed: Testbed, namespace: str, 
     for ifname in ("eth0", "net1"):
         [address] = first_addresses(pool_docs[pool_of[ifname]], 1)
         assert [str(a) for a in interface(pod, ifname).addresses] == [address]
-        assert await records_of(bed, pool_of[ifname]) == {bare_ip(address): PoolIPAllocation(pod.key, pod.uid)}
+        recorded = {bare_ip(address): PoolIPAllocation(pod.key, pod.uid, ifname)}
+        assert await records_of(bed, pool_of[ifname]) == recorded
         assert by_nic[ifname]["ipv4Pool"] == pool_of[ifname]
     # The annotation sets no "cleangateway", so (as upstream) each NIC's result carries its pool's gateway as a
     # default route; separating them is the coordinator's job, not IPAM's.

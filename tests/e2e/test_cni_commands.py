@@ -41,8 +41,8 @@ async def test_c01_repeated_add_returns_the_same_addresses(bed: Testbed, namespa
     assert repeated.json() == first.json()
     assert recreated.ok, recreated.describe()
     assert sorted(result_ips(recreated.json())) == sorted(result_ips(first.json()))
-    assert await records_of(bed, v4) == {"10.250.31.10": PoolIPAllocation(pod.key, pod.uid)}
-    assert await records_of(bed, v6) == {"fd00:250:31::10": PoolIPAllocation(pod.key, pod.uid)}
+    assert await records_of(bed, v4) == {"10.250.31.10": PoolIPAllocation(pod.key, pod.uid, "eth0")}
+    assert await records_of(bed, v6) == {"fd00:250:31::10": PoolIPAllocation(pod.key, pod.uid, "eth0")}
 
 
 async def test_c02_del_twice_and_del_of_nothing_succeed(bed: Testbed, namespace: str, pools: Pools) -> None:
@@ -84,7 +84,7 @@ async def test_c03_del_of_a_live_pod_keeps_its_address(bed: Testbed, namespace: 
     assert deleted.ok, deleted.describe()
     assert readded.ok, readded.describe()
     assert [str(a) for a in interface(pod).addresses] == ["10.250.33.10/24"]
-    assert await records_of(bed, pool) == {"10.250.33.10": PoolIPAllocation(pod.key, pod.uid)}
+    assert await records_of(bed, pool) == {"10.250.33.10": PoolIPAllocation(pod.key, pod.uid, "eth0")}
 
 
 async def test_dl02_del_with_the_agent_down_fails_until_the_agent_is_back(
@@ -109,7 +109,7 @@ async def test_dl02_del_with_the_agent_down_fails_until_the_agent_is_back(
     assert refused.exit_code != 0, refused.describe()
     assert refused.json()["code"] == 11, refused.describe()
     assert refused.json()["msg"] == "spiderpool agent unreachable", refused.describe()
-    assert kept == {"10.250.37.10": PoolIPAllocation(pod.key, pod.uid)}
+    assert kept == {"10.250.37.10": PoolIPAllocation(pod.key, pod.uid, "eth0")}
     assert retried.ok, retried.describe()
     assert await records_of(bed, pool) == {}
 
@@ -158,8 +158,8 @@ async def test_c05_gc_releases_only_this_networks_stale_attachments(bed: Testbed
     collected = await bed.cni.gc(config, valid=[a])
 
     assert (collected.exit_code, collected.stdout) == (0, b""), collected.describe()
-    assert await records_of(bed, pool) == {"10.250.35.10": PoolIPAllocation(a.key, a.uid)}
-    assert await records_of(bed, other_pool) == {"10.250.36.10": PoolIPAllocation(c.key, c.uid)}
+    assert await records_of(bed, pool) == {"10.250.35.10": PoolIPAllocation(a.key, a.uid, "eth0")}
+    assert await records_of(bed, other_pool) == {"10.250.36.10": PoolIPAllocation(c.key, c.uid, "eth0")}
 
 
 async def test_c06_status_reports_the_agent(bed: Testbed, pools: Pools) -> None:
