@@ -82,7 +82,9 @@ async def _install_crds(plane: ControlPlane) -> None:
 
 @pytest.fixture
 async def workload_bed(workload_plane: ControlPlane) -> AsyncIterator[Testbed]:
-    async with Testbed(kubeconfig=workload_plane.kubeconfig) as testbed:
+    # The full mode (an endpoint for every pod): these cases check the owner each pod's endpoint names.
+    full_mode = "enableStatelessSpiderEndpoint: true\n"
+    async with Testbed(kubeconfig=workload_plane.kubeconfig, conf_yml=full_mode) as testbed:
         yield testbed
 
 
