@@ -4,10 +4,12 @@
 pod belongs to a StatefulSet (whose endpoint outlives the pod), and one annotation upstream does not have:
 ``ipam.spidernet.io/container-id`` (the sandbox of the last ADD, for CNI GC).
 
-Unlike upstream, no finalizer ``spiderpool.spidernet.io``: it protects nothing here (the pool records are the truth
-and every release is by pod UID), and dropping it saves a write per pod (create + delete, not create + finalizer
-removal + delete).  Endpoints written by upstream still carry it: the next write of such an endpoint drops it, and
-removing one drops it before the delete, so switching from upstream leaves nothing stuck.
+Upstream's finalizer ``spiderpool.spidernet.io`` only on the endpoints of StatefulSet and kubevirt pods: theirs
+outlive the pod and are what gives the next pod of that name its addresses back, so an accidental delete must wait
+for the agent or the controller.  Any other pod's endpoint goes without it: it protects nothing there (the pool
+records are the truth and every release is by pod UID), and dropping it saves a write per pod (create + delete, not
+create + finalizer removal + delete).  Endpoints written by upstream still carry it: the next write of such an
+endpoint drops it, and removing one drops it before the delete, so switching from upstream leaves nothing stuck.
 
 Reads prefer the watch cache, but an endpoint this agent has just written is served from its own copy until the
 watch catches up (a second NIC's ADD follows the first within milliseconds).  Writes are compare-and-swap: a lost
@@ -72,6 +74,8 @@ def new_endpoint(pod: PodView, *, node: str, container_id: str, entries: Sequenc
     if controller.kind != STATEFULSET:
         owner: OwnerReference = {"apiVersion": "v1", "kind": "Pod", "name": pod.name, "uid": pod.uid}
         meta["ownerReferences"] = [owner]
+    if controller.kind in ENDPOINT_CONTROLLERS:
+        meta["finalizers"] = [FINALIZER]
     return {
         "metadata": meta,
         "status": {
@@ -90,7 +94,10 @@ def merged_endpoint(current: SpiderEndpoint, pod: PodView, *, node: str, contain
     fresh = new_endpoint(pod, node=node, container_id=container_id, entries=[*kept, *entries])
     meta: ObjectMeta = {**current["metadata"]}
     meta["annotations"] = {**(meta.get("annotations") or {}), CONTAINER_ID_ANNOTATION: container_id}
-    finalizers = [name for name in meta.get("finalizers") or () if name != FINALIZER]  # upstream's: nothing to guard
+    finalizers = [name for name in meta.get("finalizers") or () if name != FINALIZER]
+    if pod.controller.kind in ENDPOINT_CONTROLLERS and (FINALIZER in (meta.get("finalizers") or ())
+                                                        or not meta.get("deletionTimestamp")):
+        finalizers.append(FINALIZER)  # (no finalizer may be added to an object being deleted)
     if finalizers:
         meta["finalizers"] = finalizers
     else:

@@ -120,8 +120,10 @@ async def test_statefulset_and_ippools_pods_still_get_endpoints(cluster: Cluster
     stateful = await cluster.endpoint(member.metadata.name)
     assert stateful is not None
     assert stateful["status"]["ownerControllerType"] == "StatefulSet"
+    assert stateful["metadata"]["finalizers"] == [FINALIZER], "it carries addresses across pods: guarded"
     endpoint = await cluster.endpoint(multi.metadata.name)
     assert endpoint is not None
+    assert "finalizers" not in endpoint["metadata"]
     assert [e["interface"] for e in endpoint["status"]["current"]["ips"]] == ["eth0", "net1"]
     await cluster.force_delete(member.metadata.name)
     await cluster.force_delete(multi.metadata.name)
