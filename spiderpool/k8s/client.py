@@ -134,7 +134,9 @@ def _private_scratch() -> Iterator[str]:
 def _forget_files_under(directory: str) -> None:
     # The loader remembers every file it wrote by content and hands the same path out again; a path under a removed
     # directory must not be handed out (it would fail, or be re-created by someone else).
-    written: dict[str, str] = _kube_config._temp_files
+    written = getattr(_kube_config, "_temp_files", None)
+    if not isinstance(written, dict):
+        return
     for content, path in list(written.items()):
         if path.startswith(directory + os.sep):
             del written[content]
