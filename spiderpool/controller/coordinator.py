@@ -20,7 +20,7 @@ from spiderpool.core.coordinator_spec import SPIDER_FINALIZER
 from spiderpool.core.coordinator_status import ClusterFacts, kubeadm_cidrs, plan_coordinator_status, static_pod_cidrs
 from spiderpool.k8s.cluster_facts import ClusterObjects
 from spiderpool.k8s.crd_schema import COORDINATOR
-from spiderpool.k8s.store import NotFound, StoreError
+from spiderpool.k8s.store import AlreadyExists, NotFound, StoreError
 from spiderpool.k8s.watch_cache import WatchCache, WatchEvent, custom_object_source
 
 log = logging.getLogger(__name__)
@@ -29,6 +29,11 @@ DEFAULT_NAME: Final = "default"
 CNI_CONF_DIR_ENV: Final = "SPIDERPOOL_CNI_CONFIG_DIR"
 CILIUM_CONFIGMAP_ENV: Final = "SPIDERPOOL_CILIUM_CONFIGMAP_NAMESPACE_NAME"
 RESYNC_ENV: Final = "SPIDERPOOL_COORDINATOR_RESYNC_SECONDS"
+# The default SpiderCoordinator to create when missing (the chart's coordinator.* values), as upstream's
+# spiderpool-init does after install; created by the controller because a chart template would be refused by this
+# very webhook while no controller is ready yet.
+DEFAULT_NAME_ENV: Final = "SPIDERPOOL_DEFAULT_COORDINATOR_NAME"
+DEFAULT_SPEC_ENV: Final = "SPIDERPOOL_DEFAULT_COORDINATOR_SPEC"
 
 
 def default_cni_name(directory: Path) -> str:
@@ -51,11 +56,13 @@ def _by_age(items: list[dict[str, Any]]) -> list[dict[str, Any]]:
 class CoordinatorStatusController:
     name = "coordinator-status"
 
-    def __init__(self, ctx: ControllerContext, *, resync: float | None = None, coordinator: str = DEFAULT_NAME,
+    def __init__(self, ctx: ControllerContext, *, resync: float | None = None, coordinator: str | None = None,
                  cni_conf_dir: Path | None = None) -> None:
         self._ctx = ctx
         self._resync = resync if resync is not None else float(os.environ.get(RESYNC_ENV, "30"))
-        self._name = coordinator
+        self._name = coordinator or os.environ.get(DEFAULT_NAME_ENV) or DEFAULT_NAME
+        spec = os.environ.get(DEFAULT_SPEC_ENV)
+        self._to_create: dict[str, Any] | None = orjson.loads(spec) if spec else None
         self._objects = ClusterObjects(ctx.api)
         self._cni_dir = cni_conf_dir or Path(os.environ.get(CNI_CONF_DIR_ENV, "/etc/cni/net.d"))
         self._woken = asyncio.Event()
@@ -71,6 +78,7 @@ class CoordinatorStatusController:
             await cache.start()
             while True:
                 try:
+                    await self._create_default()
                     await self.reconcile()
                 except (StoreError, OSError, ValueError) as error:
                     log.warning("SpiderCoordinator %s: status sync failed: %s", self._name, error)
@@ -82,6 +90,18 @@ class CoordinatorStatusController:
                     pass
         finally:
             await cache.stop()
+
+    async def _create_default(self) -> None:
+        """Create the default SpiderCoordinator once (a user may delete it later); retried until it is stored."""
+        if self._to_create is None:
+            return
+        body: Any = {"metadata": {"name": self._name}, "spec": self._to_create}
+        try:
+            await self._ctx.stores.coordinators.create(body)
+            log.info("SpiderCoordinator %s created", self._name)
+        except AlreadyExists:
+            pass
+        self._to_create = None
 
     async def reconcile(self) -> None:
         store: Any = self._ctx.stores.coordinators  # plain JSON dicts go in and out

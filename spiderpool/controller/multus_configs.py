@@ -11,8 +11,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 from collections.abc import Mapping
 from typing import Any, Final
+
+import orjson
 
 from spiderpool.controller.context import ControllerContext
 from spiderpool.core.multus_render import MultusRenderError, attachment_name, render_network_attachment
@@ -25,6 +28,9 @@ from spiderpool.k8s.watch_cache import WatchCache, WatchEvent, custom_object_sou
 log = logging.getLogger(__name__)
 
 Key = tuple[str, str]  # (namespace, SpiderMultusConfig name)
+# The cluster network's SpiderMultusConfig (the chart's multus.multusCNI.defaultCniCRName), created once when missing
+# as upstream's spiderpool-init does: a chart object would be refused by this webhook while no controller is ready.
+DEFAULT_CONFIG_ENV: Final = "SPIDERPOOL_DEFAULT_MULTUS_CONFIG"
 REFUSED_REASON: Final = "NetworkAttachmentDefinitionNotOwned"
 INVALID_REASON: Final = "InvalidMultusConfig"
 
@@ -41,6 +47,8 @@ class MultusConfigController:
         self._woken = asyncio.Event()
         self._warned: dict[Key, str] = {}  # the last Warning recorded per SpiderMultusConfig (no Event storms)
         self.configs: WatchCache[Any] | None = None
+        default = os.environ.get(DEFAULT_CONFIG_ENV)
+        self._to_create: dict[str, Any] | None = orjson.loads(default) if default else None
 
     def _queue(self, key: Key) -> None:
         self._dirty.add(key)
@@ -83,8 +91,25 @@ class MultusConfigController:
             await nads.stop()
             await configs.stop()
 
+    async def _create_default(self) -> None:
+        if self._to_create is None:
+            return
+        meta = self._to_create["metadata"]
+        try:
+            await self._ctx.stores.multus_configs.create(self._to_create)  # type: ignore[arg-type]
+            log.info("SpiderMultusConfig %s/%s created", meta["namespace"], meta["name"])
+        except AlreadyExists:
+            pass
+        except (StoreError, OSError, TimeoutError) as error:
+            log.warning("SpiderMultusConfig %s/%s: not created yet, retrying: %s", meta["namespace"], meta["name"],
+                        error)
+            asyncio.get_running_loop().call_later(self._retry_delay, self._woken.set)
+            return
+        self._to_create = None
+
     async def _work(self, configs: WatchCache[Any]) -> None:
         while True:
+            await self._create_default()
             if not self._dirty:
                 self._woken.clear()
                 try:

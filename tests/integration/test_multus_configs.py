@@ -41,17 +41,25 @@ def controller(control_plane: ControlPlane, tmp_path_factory: pytest.TempPathFac
             await close_api_client(api)
 
     asyncio.run(prepare())
-    previous = os.environ.get("SPIDERPOOL_COORDINATOR_RESYNC_SECONDS")
-    os.environ["SPIDERPOOL_COORDINATOR_RESYNC_SECONDS"] = "0.5"
+    settings = {"SPIDERPOOL_COORDINATOR_RESYNC_SECONDS": "0.5",  # what the chart's coordinator.* values set:
+                "SPIDERPOOL_DEFAULT_COORDINATOR_SPEC": '{"podCIDRType": "cluster", "podRPFilter": 0}',
+                "SPIDERPOOL_DEFAULT_MULTUS_CONFIG": orjson.dumps({
+                    "metadata": {"name": "calico", "namespace": namespace,
+                                 "annotations": {"multus.spidernet.io/cr-name": "k8s-pod-network"}},
+                    "spec": {"cniType": "custom", "enableCoordinator": False}}).decode()}
+    previous = {key: os.environ.get(key) for key in settings}
+    os.environ.update(settings)
     try:
         replica = ControllerProcess(control_plane, identity="smc", namespace=namespace,
                                     log_dir=tmp_path_factory.mktemp("controller"))
     finally:
-        if previous is None:
-            del os.environ["SPIDERPOOL_COORDINATOR_RESYNC_SECONDS"]
-        else:
-            os.environ["SPIDERPOOL_COORDINATOR_RESYNC_SECONDS"] = previous
+        for key, value in previous.items():
+            if value is None:
+                del os.environ[key]
+            else:
+                os.environ[key] = value
     replica.start(wait_for="LEADER START")
+    replica.namespace = namespace  # type: ignore[attr-defined]
     yield replica
     replica.process.stop(grace=10.0)
 
@@ -183,13 +191,13 @@ async def _coordinator(api: ApiClient) -> Any:
 
 
 async def test_scc20_default_coordinator_status(api: ApiClient, controller: ControllerProcess) -> None:
-    """SCC20: the default SpiderCoordinator is defaulted by the webhook (finalizer); without kubeadm-config or a
+    """SCC20: the controller creates the default SpiderCoordinator from its settings (the chart's coordinator.*
+    values), defaulted by its webhook (finalizer); without kubeadm-config or a
     kube-controller-manager pod its status is NotReady with upstream's reason; with kubeadm-config it is Synced,
     overlayPodCIDR the cluster's pod CIDR (podCIDRType cluster) and serviceCIDR from the ServiceCIDR objects."""
     await wait_for_registration(api)
     stores = SpiderStores(api)
-    body: Any = {"metadata": {"name": "default"}, "spec": {"podCIDRType": "cluster", "podRPFilter": 0}}
-    created = await stores.coordinators.create(body)
+    created = await eventually(lambda: _coordinator(api), what="the default SpiderCoordinator created")
     try:
         assert created["metadata"]["finalizers"] == ["spiderpool.spidernet.io"]
         assert created["spec"]["hostRuleTable"] == 500
@@ -219,3 +227,24 @@ async def test_scc20_default_coordinator_status(api: ApiClient, controller: Cont
 
 async def _absent(api: ApiClient) -> bool:
     return await _coordinator(api) is None
+
+
+async def test_smc24_cluster_network_config_created_by_the_controller(api: ApiClient,
+                                                                     controller: ControllerProcess) -> None:
+    """SMC24: the controller creates the cluster network's SpiderMultusConfig it is given (the chart's
+    multus.multusCNI.defaultCniCRName), admitted by its webhook; its NAD (Calico's legacy name) has no config."""
+    await wait_for_registration(api)
+    namespace = controller.namespace  # type: ignore[attr-defined]
+
+    async def config() -> Any:
+        try:
+            return await SpiderStores(api).multus_configs.get("calico", namespace=namespace)
+        except NotFound:
+            return None
+
+    smc = await eventually(config, what="the cluster network's SpiderMultusConfig")
+    assert smc["spec"]["enableCoordinator"] is False
+    assert smc["spec"]["customCNI"] == ""  # the mutating webhook's default
+    nad = await eventually(lambda: nad_matching(api, smc), what="its NAD")
+    assert nad["metadata"]["name"] == "k8s-pod-network"
+    assert nad["spec"]["config"] == ""

@@ -4,6 +4,7 @@ rendered objects must agree on with the code (webhook paths, ConfigMap keys, por
 from __future__ import annotations
 
 import base64
+import json
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -278,16 +279,25 @@ def test_h13_security_context_values_are_honoured(helm: Path, tmp_path: Path) ->
         assert container["securityContext"]["capabilities"] == {"add": ["NET_ADMIN"], "drop": ["ALL"]}
 
 
+def _controller_env(objects: list[dict[str, Any]]) -> dict[str, str]:
+    container = _one(objects, "Deployment", "spiderpool-controller")["spec"]["template"]["spec"]["containers"][0]
+    return {item["name"]: item.get("value", "") for item in container["env"]}
+
+
 def test_scc05_default_coordinator_from_values(default_objects: list[dict[str, Any]],
                                                custom_objects: list[dict[str, Any]]) -> None:
-    """SCC05: the chart creates the default SpiderCoordinator from coordinator.* (upstream's defaults), a spec the
-    SpiderCoordinator webhook admits."""
-    spec = _one(default_objects, "SpiderCoordinator", "default")["spec"]
+    """SCC05: the controller is told to create the default SpiderCoordinator from coordinator.* (upstream's
+    defaults), a spec its webhook admits; the chart itself holds no SpiderCoordinator (its webhook would refuse it
+    while no controller is ready)."""
+    assert not [o for o in default_objects if o["kind"] == "SpiderCoordinator"]
+    env = _controller_env(default_objects)
+    assert env["SPIDERPOOL_DEFAULT_COORDINATOR_NAME"] == "default"
+    spec = json.loads(env["SPIDERPOOL_DEFAULT_COORDINATOR_SPEC"])
     assert spec == {"mode": "auto", "podCIDRType": "auto", "tunePodRoutes": True, "hijackCIDR": ["169.254.0.0/16"],
                     "policyRoutes": [], "podMACPrefix": "", "podDefaultRouteNIC": "", "hostRuleTable": 500,
                     "podRPFilter": 0, "txQueueLen": 0, "vethLinkAddress": "", "vethMTU": 1500}
     assert coordinator_spec_errors(spec, require_optional=True) == []
-    custom = _one(custom_objects, "SpiderCoordinator", "default")["spec"]
+    custom = json.loads(_controller_env(custom_objects)["SPIDERPOOL_DEFAULT_COORDINATOR_SPEC"])
     assert (custom["podCIDRType"], custom["podMACPrefix"], custom["hostRuleTable"]) == ("calico", "0a:1b", 600)
 
 
@@ -303,11 +313,13 @@ def test_smc06_multus_install_adds_the_nad_crd(default_objects: list[dict[str, A
 
 def test_smc07_default_multus_config_of_the_cluster_network(default_objects: list[dict[str, Any]],
                                                             custom_objects: list[dict[str, Any]]) -> None:
-    """SMC07: with multus.multusCNI.defaultCniCRName the chart creates the cluster network's SpiderMultusConfig as
-    upstream's spiderpool-init does (custom, no coordinator; Calico's legacy name kept as the NAD's name); its NAD
-    has no config; without the value, none."""
-    assert not [o for o in default_objects if o["kind"] == "SpiderMultusConfig"]
-    smc = _one(custom_objects, "SpiderMultusConfig", "calico")
+    """SMC07: with multus.multusCNI.defaultCniCRName the controller is given the cluster network's
+    SpiderMultusConfig to create, as upstream's spiderpool-init creates it (custom, no coordinator; Calico's legacy
+    name kept as the NAD's name); its NAD has no config; without the value, none; never a chart object."""
+    assert not [o for o in default_objects + custom_objects if o["kind"] == "SpiderMultusConfig"]
+    assert "SPIDERPOOL_DEFAULT_MULTUS_CONFIG" not in _controller_env(default_objects)
+    smc = json.loads(_controller_env(custom_objects)["SPIDERPOOL_DEFAULT_MULTUS_CONFIG"])
+    assert smc["metadata"]["name"] == "calico"
     assert smc["metadata"]["namespace"] == NAMESPACE
     assert smc["metadata"]["annotations"] == {"multus.spidernet.io/cr-name": "k8s-pod-network"}
     assert smc["spec"] == {"cniType": "custom", "enableCoordinator": False}
