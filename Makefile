@@ -37,11 +37,19 @@ bench: ## run every benchmark under perf/ and record the results in perf/results
 	$(PYTHON) perf/bench_cni.py --json
 	$(PYTHON) perf/bench_gc.py --json
 
-cluster-up: ## start etcd + kube-apiserver in the background; kubeconfig in $(STATE_DIR)/kubeconfig
-	$(PYTHON) -m spiderpool.devcluster up --state-dir $(STATE_DIR)
+ifeq ($(NODE),real)
+CLUSTER_CLI = $(PYTHON) -m spiderpool.devcluster.realnode
+CLUSTER_STATE = $(STATE_DIR)-real
+else
+CLUSTER_CLI = $(PYTHON) -m spiderpool.devcluster
+CLUSTER_STATE = $(STATE_DIR)
+endif
 
-cluster-down: ## stop the background control plane and remove its state
-	$(PYTHON) -m spiderpool.devcluster down --state-dir $(STATE_DIR)
+cluster-up: ## start etcd + kube-apiserver in the background (kubeconfig in .dev/kubeconfig); NODE=real: also a real node (containerd, kubelet, Multus) with the chart installed (root)
+	$(CLUSTER_CLI) up --state-dir $(CLUSTER_STATE)
+
+cluster-down: ## stop the background cluster and remove its state (NODE=real for the real node)
+	$(CLUSTER_CLI) down --state-dir $(CLUSTER_STATE)
 
 crds: ## regenerate charts/spiderpool/crds/ from spiderpool/k8s/crd_schema.py
 	$(PYTHON) -m spiderpool.k8s.crd_schema --write

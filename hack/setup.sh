@@ -9,8 +9,11 @@ step() { printf '\n==> %s\n' "$*" >&2; }
 fail() { printf '\nsetup failed: %s\n' "$*" >&2; exit 1; }
 
 # prometheus: promtool for the alert-rule tests; containernetworking-plugins: macvlan and host-local for the e2e tests;
-# gcc brings libasan/libubsan for `make cni-sanitize`; util-linux: setpriv, the agent without capabilities (H14)
-APT_PACKAGES=(cmake ninja-build gcc make iproute2 containernetworking-plugins prometheus util-linux)
+# gcc brings libasan/libubsan for `make cni-sanitize`; util-linux: setpriv, the agent without capabilities (H14);
+# the real node (tests/cluster, `make cluster-up NODE=real`): containerd + runc (Debian's 1.6), podman + buildah (the
+# images), debootstrap (the base image), openssl (kubelet client certificates), iptables (kubelet's checks)
+APT_PACKAGES=(cmake ninja-build gcc make iproute2 containernetworking-plugins prometheus util-linux
+              containerd runc podman buildah debootstrap openssl iptables)
 missing=()
 for pkg in "${APT_PACKAGES[@]}"; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
@@ -37,3 +40,6 @@ $PYTHON -m spiderpool.devcluster.binaries || fail "the Kubernetes binaries could
 
 step "helm (for the chart tests; built once from the Go module proxy, then cached)"
 $PYTHON -m spiderpool.devcluster.helm || fail "helm could not be built (see the error above)"
+
+step "real node: kubelet, kube-scheduler, kubectl, Multus, the pause, base and project images (cold ~15 min; cached)"
+$PYTHON -m spiderpool.devcluster.realnode prepare || fail "the real node's parts could not be built (see above)"

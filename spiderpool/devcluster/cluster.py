@@ -16,7 +16,7 @@ from types import TracebackType
 
 from spiderpool.devcluster.apiserver import ApiServer, ApiServerConfig
 from spiderpool.devcluster.binaries import ensure_binaries
-from spiderpool.devcluster.controller_manager import ControllerManager
+from spiderpool.devcluster.controller_manager import CONTROLLERS, ControllerManager
 from spiderpool.devcluster.credentials import (
     ADMIN_GROUPS,
     ADMIN_USER,
@@ -78,12 +78,16 @@ class ControlPlane:
         with_controller_manager: bool = False,
         apiserver_args: Sequence[str] = (),
         binaries: Mapping[str, Path] | None = None,
+        controllers: Sequence[str] = CONTROLLERS,
+        controller_manager_args: Sequence[str] = (),
     ) -> None:
         self.layout = StateLayout(state_dir.resolve())
         self.with_controller_manager = with_controller_manager
         self.token = new_token()
         self._tokens = [TokenEntry(self.token, ADMIN_USER, ADMIN_GROUPS)]
         self._apiserver_args = tuple(apiserver_args)
+        self._controllers = tuple(controllers)
+        self._controller_manager_args = tuple(controller_manager_args)
         self._binaries = dict(binaries or {})
         self._etcd: EtcdServer | None = None
         self._apiserver: ApiServer | None = None
@@ -205,6 +209,8 @@ class ControlPlane:
             binary=self._binaries["kube-controller-manager"],
             kubeconfig=self.kubeconfig,
             log_path=self.layout.log("kube-controller-manager"),
+            controllers=self._controllers,
+            extra_args=self._controller_manager_args,
         )
         self._controller_manager.start(api=self.sync_api())
 

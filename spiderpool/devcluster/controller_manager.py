@@ -7,6 +7,7 @@ node-lifecycle (taints kubelet-less Nodes).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 
 from spiderpool.devcluster.processes import ManagedProcess
@@ -25,8 +26,11 @@ CONTROLLERS = (
 
 
 class ControllerManager:
-    def __init__(self, *, binary: Path, kubeconfig: Path, log_path: Path) -> None:
+    def __init__(self, *, binary: Path, kubeconfig: Path, log_path: Path, controllers: Sequence[str] = CONTROLLERS,
+                 extra_args: Sequence[str] = ()) -> None:
         self.binary = binary
+        self.controllers = tuple(controllers)
+        self.extra_args = tuple(extra_args)
         self.kubeconfig = kubeconfig
         self.log_path = log_path
         self.process: ManagedProcess | None = None
@@ -38,7 +42,8 @@ class ControllerManager:
             f"--kubeconfig={self.kubeconfig}",
             "--leader-elect=false",
             "--secure-port=0",
-            f"--controllers={','.join(CONTROLLERS)}",
+            f"--controllers={','.join(self.controllers)}",
+            *self.extra_args,
         ]
         self.process = ManagedProcess("kube-controller-manager", argv, log_path=self.log_path)
         self.process.start()
