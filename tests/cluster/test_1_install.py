@@ -13,8 +13,8 @@ from spiderpool.devcluster.realnode.chart import NAMESPACE
 from spiderpool.devcluster.realnode.node import RealNode
 
 
-def test_r01_helm_install_ready_and_cni_executable_installed(real_node: RealNode) -> None:
-    """R01: `helm install` (defaults + the machine's values): DaemonSet 1/1 ready on the node, Deployment 1/1 ready,
+def test_rn01_helm_install_ready_and_cni_executable_installed(real_node: RealNode) -> None:
+    """RN01: `helm install` (defaults + the machine's values): DaemonSet 1/1 ready on the node, Deployment 1/1 ready,
     the init container `install-cni` exited 0 and left an executable `spiderpool` that answers CNI VERSION."""
     ds = get(real_node, "daemonset", "spiderpool-agent", "-n", NAMESPACE)
     assert (ds["status"]["desiredNumberScheduled"], ds["status"]["numberReady"]) == (1, 1), ds["status"]

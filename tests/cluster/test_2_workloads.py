@@ -54,8 +54,8 @@ def _records(node: RealNode, pool_name: str) -> dict[str, str]:
     return {ip: rec["pod"] for ip, rec in allocated(node, pool_name).items()}
 
 
-def test_r02_deployment_gets_pool_addresses_named_by_multus(real_node: RealNode, net: str) -> None:
-    """R02: a 3-replica Deployment naming the macvlan NAD (`ipam: spiderpool`): each pod gets a pool address, the
+def test_rn02_deployment_gets_pool_addresses_named_by_multus(real_node: RealNode, net: str) -> None:
+    """RN02: a 3-replica Deployment naming the macvlan NAD (`ipam: spiderpool`): each pod gets a pool address, the
     lowest three; Multus' network-status names it; the address is read inside the pod; the pool records each pod."""
     real_node.apply(workload(real_node, "Deployment", "web", NS, 3, "macvlan-work"))
     addresses = _addresses(real_node, "web", 3)
@@ -63,8 +63,8 @@ def test_r02_deployment_gets_pool_addresses_named_by_multus(real_node: RealNode,
     assert _records(real_node, net) == {ip: pod for pod, ip in addresses.items()}
 
 
-def test_r03_scale_down_up_and_delete_release_without_leaks(real_node: RealNode, net: str) -> None:
-    """R03: scale 3 -> 1 -> 3 and delete a pod: kubelet's CNI DEL releases each removed pod's address (pool records =
+def test_rn03_scale_down_up_and_delete_release_without_leaks(real_node: RealNode, net: str) -> None:
+    """RN03: scale 3 -> 1 -> 3 and delete a pod: kubelet's CNI DEL releases each removed pod's address (pool records =
     live pods after each step, SpiderEndpoints only of live pods), and scaled-up pods take the lowest free addresses
     (after a pod's deletion its replacement may start before the DEL, so only "no leak" is asserted there)."""
     real_node.kubectl("scale", "deployment/web", "-n", NS, "--replicas=1")
@@ -83,8 +83,8 @@ def test_r03_scale_down_up_and_delete_release_without_leaks(real_node: RealNode,
     assert sorted(e["metadata"]["name"] for e in endpoints) == sorted(after), "SpiderEndpoints of gone pods left"
 
 
-def test_r04_statefulset_pod_keeps_its_address(real_node: RealNode, net: str) -> None:
-    """R04: a StatefulSet pod deleted and re-created by its controller comes back with the same address."""
+def test_rn04_statefulset_pod_keeps_its_address(real_node: RealNode, net: str) -> None:
+    """RN04: a StatefulSet pod deleted and re-created by its controller comes back with the same address."""
     real_node.kubectl("scale", "deployment/web", "-n", NS, "--replicas=0")
     wait_for(lambda: not get(real_node, "pods", "-n", NS, "-l", "app=web")["items"], timeout=90, what="web gone")
     real_node.apply(workload(real_node, "StatefulSet", "db", NS, 2, "macvlan-work"))

@@ -6,19 +6,15 @@ import json
 from typing import Any
 
 import pytest
-from cluster_support import get, ip_inside, namespace, network_status_ip, pool, wait_ready_pods
+from cluster_support import get, ip_inside, lowest, namespace, network_status_ip, pool, wait_ready_pods
+from upstream_examples import Corpus, corpus_params
 
 from spiderpool.devcluster.realnode.layout import RealNodeError
 from spiderpool.devcluster.realnode.node import RealNode
 
-try:
-    from upstream_examples import examples_dir
-except ImportError:  # pragma: no cover - the module is part of the repository
-    examples_dir = None  # type: ignore[assignment]
 
-
-def test_r05_webhook_refuses_an_overlapping_pool_through_the_service(real_node: RealNode) -> None:
-    """R05: the controller's validating webhook, called by kube-apiserver on the Service's EndpointSlice address (no
+def test_rn05_webhook_refuses_an_overlapping_pool_through_the_service(real_node: RealNode) -> None:
+    """RN05: the controller's validating webhook, called by kube-apiserver on the Service's EndpointSlice address (no
     kube-proxy: --enable-aggregator-routing), refuses a pool overlapping an existing one; the mutating webhook adds
     its finalizer to the admitted one."""
     real_node.apply(pool("rn-adm-a", "10.250.230.0/24", ["10.250.230.10-10.250.230.20"]))
@@ -39,47 +35,52 @@ def test_r05_webhook_refuses_an_overlapping_pool_through_the_service(real_node: 
         real_node.kubectl("delete", "spiderippool", "rn-adm-a", "rn-adm-b", "--ignore-not-found", "--wait=true")
 
 
-def _upstream(name: str) -> list[dict[str, Any]]:
-    import yaml
-
-    if examples_dir is None:
-        pytest.skip("tests/upstream_examples.py is missing")
-    try:
-        directory = examples_dir()
-    except FileNotFoundError as exc:
-        pytest.skip(f"upstream example corpus absent: {exc}")
-    return [doc for doc in yaml.safe_load_all((directory / name).read_text()) if doc]
-
-
-def test_r08_upstream_multi_nic_example_on_the_real_node(real_node: RealNode) -> None:
-    """R08: upstream's multi-interface example: its two pools and two Multus NADs (`ipam: spiderpool`, no socket named:
-    the executable's default path is the chart's) and its Deployment, with `v1.multus-cni.io/default-network`
-    replacing eth0 and `ipam.spidernet.io/ippools` choosing a pool per NIC.  Changed: the image (no registry), the
-    chained `veth` plugin (upstream's own, not built here) dropped; masters ens192/ens224 are host veths."""
-    pools = _upstream("multi-interfaces-annotation_different-segment-ipv4-ippools.yaml")
-    nads = _upstream("multi-interfaces-annotation_multus-conf.yaml")
-    (deploy,) = _upstream("multi-interfaces-annotation_ippool-test-deploy.yaml")
+def _multi_nic_manifests(node: RealNode, corpus: Corpus) -> tuple[list[dict[str, Any]], list[dict[str, Any]],
+                                                                  dict[str, Any]]:
+    """The corpus' multi-NIC pools, NADs (chained `veth` dropped) and Deployment (image replaced), unchanged else."""
+    pools = corpus.role("multi-nic pools")
+    nads = corpus.role("multi-nic networks")
+    (deploy,) = [d for d in corpus.role("multi-nic deployment") if d["kind"] == "Deployment"]
     for nad in nads:
         config = json.loads(nad["spec"]["config"])
         config["plugins"] = [p for p in config["plugins"] if p["type"] != "veth"]
         nad["spec"]["config"] = json.dumps(config)
     container = deploy["spec"]["template"]["spec"]["containers"][0]
-    container["image"] = real_node.image_name
+    container["image"] = node.image_name
     container["command"] = ["sleep", "infinity"]
-    deploy["metadata"]["namespace"] = namespace(real_node, "rn-upstream")
+    return pools, nads, deploy
+
+
+def _in_pool(ip: str, pool_doc: dict[str, Any]) -> bool:
+    return ip in lowest(pool_doc["spec"]["ips"], 1 << 16)
+
+
+@pytest.mark.parametrize("corpus", corpus_params())
+def test_rn06_multi_nic_manifests_on_the_real_node(real_node: RealNode, corpus: Corpus) -> None:
+    """RN06: a multi-interface example in upstream's format (the project's fixtures; upstream's own when present):
+    its pools, its Multus NADs (`ipam: spiderpool`, no socket named: the executable's default path is the chart's)
+    and its Deployment with `v1.multus-cni.io/default-network` replacing eth0 and `ipam.spidernet.io/ippools`
+    choosing a pool per NIC: eth0 and net1 get addresses of their pools, read inside the pod.  Changed: the image
+    (no registry) and the chained `veth` plugin (upstream's own, not built here) dropped; masters ens192/ens224 are
+    host veths."""
+    pools, nads, deploy = _multi_nic_manifests(real_node, corpus)
+    template = deploy["spec"]["template"]["metadata"]
+    choices = {c["interface"]: c["ipv4"][0] for c in json.loads(template["annotations"]["ipam.spidernet.io/ippools"])}
+    networks = {"eth0": template["annotations"]["v1.multus-cni.io/default-network"],
+                "net1": template["annotations"]["k8s.v1.cni.cncf.io/networks"]}
+    by_name = {doc["metadata"]["name"]: doc for doc in pools}
+    ns = namespace(real_node, f"rn-multi-{corpus.name}")
+    deploy["metadata"]["namespace"] = ns
     for master in ("ens192", "ens224"):
         real_node.add_master(master)
     real_node.apply([*pools, *nads, deploy])
     try:
-        (p,) = wait_ready_pods(real_node, "rn-upstream", "ippool-test-app", 1)
-        name = p["metadata"]["name"]
-        eth0 = network_status_ip(p, "kube-system/macvlan-conf-ens192")
-        net1 = network_status_ip(p, "kube-system/macvlan-conf-ens224")
-        assert eth0 in {f"10.6.168.{i}" for i in range(176, 181)}, eth0
-        assert net1 in {f"10.7.168.{i}" for i in range(176, 181)}, net1
-        assert ip_inside(real_node, "rn-upstream", name, "eth0") == eth0
-        assert ip_inside(real_node, "rn-upstream", name, "net1") == net1
+        (pod,) = wait_ready_pods(real_node, ns, template["labels"]["app"], 1)
+        for ifname in ("eth0", "net1"):
+            reported = network_status_ip(pod, networks[ifname])
+            assert _in_pool(reported, by_name[choices[ifname]]), f"{ifname} {reported} not of {choices[ifname]}"
+            assert ip_inside(real_node, ns, pod["metadata"]["name"], ifname) == reported
     finally:
-        real_node.kubectl("delete", "namespace", "rn-upstream", "--wait=true", "--timeout=120s", timeout=150)
+        real_node.kubectl("delete", "namespace", ns, "--wait=true", "--timeout=120s", timeout=150)
         real_node.kubectl("delete", "-f", "-", "--ignore-not-found", "--wait=true",
                           input_text=json.dumps({"apiVersion": "v1", "kind": "List", "items": [*pools, *nads]}))

@@ -61,8 +61,8 @@ def _component_pod(node: RealNode, component: str) -> dict[str, Any] | None:
     return live[0] if len(live) == 1 else None
 
 
-def test_r06_agent_pod_killed_daemonset_restarts_it_and_pods_get_addresses(real_node: RealNode, net: str) -> None:
-    """R06: the agent pod force-deleted (killed): a pod created meanwhile waits (kubelet retries its ADD) and gets a
+def test_rn07_agent_pod_killed_daemonset_restarts_it_and_pods_get_addresses(real_node: RealNode, net: str) -> None:
+    """RN07: the agent pod force-deleted (killed): a pod created meanwhile waits (kubelet retries its ADD) and gets a
     pool address once the DaemonSet's new agent pod is up."""
     old = _component_pod(real_node, "spiderpool-agent")
     assert old is not None
@@ -74,8 +74,8 @@ def test_r06_agent_pod_killed_daemonset_restarts_it_and_pods_get_addresses(real_
     assert allocated(real_node, net)[address]["pod"] == "during-agent-restart"
 
 
-def test_r06b_controller_pod_killed_leadership_and_webhooks_recover(real_node: RealNode, net: str) -> None:
-    """R06b: the controller pod force-deleted: the Deployment's new pod takes the Lease and the webhooks answer again
+def test_rn08_controller_pod_killed_leadership_and_webhooks_recover(real_node: RealNode, net: str) -> None:
+    """RN08: the controller pod force-deleted: the Deployment's new pod takes the Lease and the webhooks answer again
     (an overlapping pool is refused, a valid one admitted with the finalizer)."""
     old = _component_pod(real_node, "spiderpool-controller")
     assert old is not None
@@ -102,8 +102,8 @@ def test_r06b_controller_pod_killed_leadership_and_webhooks_recover(real_node: R
     assert "overlap" in wait_for(refused, timeout=120, what="the overlapping pool refused").lower()
 
 
-def test_r07_kubelet_stopped_pod_force_deleted_leak_is_collected(real_node: RealNode, net: str) -> None:
-    """R07: kubelet stopped, a running pod force-deleted (no CNI DEL will come): the controller's leak collection
+def test_rn09_kubelet_stopped_pod_force_deleted_leak_is_collected(real_node: RealNode, net: str) -> None:
+    """RN09: kubelet stopped, a running pod force-deleted (no CNI DEL will come): the controller's leak collection
     releases its address; kubelet started again tears the orphan sandbox down and the node stays usable."""
     real_node.apply(_pod(real_node, "orphan"))
     address = _running_address(real_node, "orphan")

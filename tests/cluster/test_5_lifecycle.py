@@ -37,8 +37,8 @@ def _agent_uid(node: RealNode) -> str:
     return str(agent["metadata"]["uid"])
 
 
-def test_r09_helm_upgrade_keeps_addresses_and_the_new_hold_applies(real_node: RealNode) -> None:
-    """R09: `helm upgrade` changing ipam.gc.statefulSetIPHoldDuration (0 -> 600) rolls the agent (config checksum);
+def test_rn10_helm_upgrade_keeps_addresses_and_the_new_hold_applies(real_node: RealNode) -> None:
+    """RN10: `helm upgrade` changing ipam.gc.statefulSetIPHoldDuration (0 -> 600) rolls the agent (config checksum);
     every pod keeps its address; then a StatefulSet scaled 2 -> 1 -> 2 gets ordinal 1's address back although a pod
     created in between took the lowest free address."""
     namespace(real_node, NS)
@@ -63,8 +63,8 @@ def test_r09_helm_upgrade_keeps_addresses_and_the_new_hold_applies(real_node: Re
     assert _addresses(real_node, "db", 2)["db-1"] == held
 
 
-def test_r10_helm_uninstall_leaves_nothing_running(real_node: RealNode) -> None:
-    """R10 (last): workloads removed, `helm uninstall`: no spiderpool pod, container or sandbox is left on the node,
+def test_rn11_helm_uninstall_leaves_nothing_running(real_node: RealNode) -> None:
+    """RN11 (last): workloads removed, `helm uninstall`: no spiderpool pod, container or sandbox is left on the node,
     no webhook configuration, Service or DaemonSet of the release; the pools are released."""
     real_node.kubectl("delete", "namespace", NS, "--wait=true", "--timeout=120s", "--ignore-not-found", timeout=150)
     wait_for(lambda: not allocated(real_node, POOL), timeout=60, what=f"{POOL} empty")

@@ -19,7 +19,7 @@ _DOCS = _ROOT / "docs"
 _ID = r"[A-Z]{1,3}\d{2,3}"
 _ROW = re.compile(rf"^\|\s*({_ID})\s*\|")
 _DOCSTRING_ID = re.compile(rf"^({_ID})\b")
-CASE_SUITES = ("unit", "integration", "e2e")
+CASE_SUITES = ("unit", "integration", "e2e", "cluster")
 
 
 def documented_ids() -> dict[str, set[str]]:
