@@ -5,6 +5,7 @@ failure there fails every test here with its message: a missing part is never a 
 
 from __future__ import annotations
 
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -14,6 +15,7 @@ from spiderpool.devcluster.binaries import BINARIES, NODE_BINARIES, BuildError, 
 from spiderpool.devcluster.helm import ensure_helm
 from spiderpool.devcluster.processes import raise_on_termination
 from spiderpool.devcluster.realnode import chart
+from spiderpool.devcluster.realnode.cleanup import remove_state
 from spiderpool.devcluster.realnode.images import pause_image
 from spiderpool.devcluster.realnode.layout import RealNodeError
 from spiderpool.devcluster.realnode.multus import ensure_multus
@@ -45,16 +47,19 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 
 
 @pytest.fixture(scope="session")
-def real_node(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[RealNode]:
+def real_node(request: pytest.FixtureRequest) -> Iterator[RealNode]:
+    """The session's node.  Its state directory is not under pytest's basetemp: concurrent pytest sessions of the
+    machine rotate those (rename, then delete) while this one still runs containers in it."""
     error = request.config.stash.get(_PREPARE_ERROR, None)
     if error is not None:
         pytest.fail(f"the real node's parts could not be built:\n{error}", pytrace=False)
     raise_on_termination(KeyboardInterrupt)
-    node = RealNode(state_dir=tmp_path_factory.mktemp("realnode"), project=PROJECT)
+    node = RealNode(state_dir=Path(tempfile.mkdtemp(prefix="spiderpool-realnode-", dir="/tmp")), project=PROJECT)
     try:
         node.start()
         chart.install(node)
         yield node
     finally:
         node.stop()
+        remove_state(node.layout.root)
         print(f"\nreal node timings (s): {node.timings.steps}")

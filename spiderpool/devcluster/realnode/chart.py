@@ -38,7 +38,10 @@ def machine_values(layout: NodeLayout, apiserver_port: int) -> dict[str, Any]:
     return {
         "global": {"cniBinHostPath": str(layout.cni_bin), "cniConfHostPath": str(layout.cni_conf)},
         "spiderpoolAgent": {"extraEnv": env},
-        "spiderpoolController": {"extraEnv": env},
+        # One node: a surge pod (hostNetwork, the same ports) could never be scheduled beside its predecessor.
+        "spiderpoolController": {"extraEnv": env,
+                                 "updateStrategy": {"type": "RollingUpdate",
+                                                    "rollingUpdate": {"maxSurge": 0, "maxUnavailable": 1}}},
     }
 
 

@@ -9,17 +9,11 @@ it to containerd's own score.  cgroupfs driver (cgroup v1 hierarchy, no systemd)
 
 from __future__ import annotations
 
-import contextlib
-import json
-import os
 import shutil
-import signal
-import subprocess
-import time
 from pathlib import Path
 
 from spiderpool.devcluster.processes import ManagedProcess
-from spiderpool.devcluster.realnode.layout import NETNS_DIR, NodeLayout, RealNodeError, run
+from spiderpool.devcluster.realnode.layout import NodeLayout, RealNodeError, run
 
 PAUSE_IMAGE = "registry.k8s.io/pause:3.10.2"
 NAMESPACE = "k8s.io"
@@ -87,47 +81,7 @@ class Containerd:
     def import_image(self, archive: Path) -> None:
         self.ctr("images", "import", str(archive), what=f"import {archive.name} into containerd", timeout=300)
 
-    def remove_containers(self) -> list[Path]:
-        """Kill and remove every task and container of the node's namespace; returns the CNI netns they used."""
-        if self.process is None or not self.process.running():
-            return []
-        ids = self.ctr("containers", "ls", "-q", what="list containers").split()
-        netns = [ns for cid in ids for ns in self._netns_of(cid)]
-        for cid in self.ctr("tasks", "ls", "-q", what="list tasks").split():
-            with contextlib.suppress(RealNodeError):
-                self.ctr("tasks", "kill", "-s", "SIGKILL", cid, what="kill task")
-        deadline = time.monotonic() + 10
-        for cid in ids:
-            while True:
-                try:
-                    self.ctr("tasks", "rm", "-f", cid, what="remove task")
-                    break
-                except RealNodeError as exc:
-                    if "not found" in str(exc) or time.monotonic() > deadline:
-                        break
-                    time.sleep(0.2)
-            with contextlib.suppress(RealNodeError):
-                self.ctr("containers", "rm", cid, what="remove container")
-        return netns
-
-    def _netns_of(self, cid: str) -> list[Path]:
-        try:
-            spec = json.loads(self.ctr("containers", "info", cid, what="container info")).get("Spec") or {}
-        except (RealNodeError, ValueError):
-            return []
-        spaces = spec.get("linux", {}).get("namespaces", [])
-        paths = [Path(n.get("path", "")) for n in spaces if n.get("type") == "network"]
-        return [p for p in paths if p.parent == NETNS_DIR and p.name.startswith("cni-")]
-
     def stop(self) -> None:
         if self.process is not None:
             self.process.stop()
 
-
-def kill_leftover_shims(socket: Path) -> None:
-    """Shims of this node's containerd outlive it (they are in sessions of their own): stop them by their PIDs."""
-    proc = subprocess.run(["pgrep", "-f", f"containerd-shim-runc-v2 .*-address {socket}"], capture_output=True,
-                          text=True, check=False)
-    for pid in proc.stdout.split():
-        with contextlib.suppress(ProcessLookupError, ValueError):
-            os.kill(int(pid), signal.SIGKILL)

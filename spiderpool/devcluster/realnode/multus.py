@@ -69,22 +69,23 @@ def install_plugins(layout: NodeLayout, multus: Path) -> None:
 
 
 def cluster_network(layout: NodeLayout) -> dict[str, Any]:
+    """One plugin, not a list: Multus v4.2.3 caches a `.conflist` delegate re-encoded through its own structs, which
+    drops the plugins' fields (ptp's `ipam.ranges`), so every CNI DEL of eth0 failed ("no IP ranges specified") and
+    kubelet could never remove a pod; a single `.conf` is cached verbatim."""
     return {
         "cniVersion": "0.3.1",
         "name": "cluster",
-        "plugins": [{
-            "type": "ptp",
-            "ipMasq": False,
-            "ipam": {"type": "host-local", "dataDir": str(layout.cni_state / "host-local"),
-                     "ranges": [[{"subnet": CLUSTER_SUBNET}]], "routes": [{"dst": "0.0.0.0/0"}]},
-        }],
+        "type": "ptp",
+        "ipMasq": False,
+        "ipam": {"type": "host-local", "dataDir": str(layout.cni_state / "host-local"),
+                 "ranges": [[{"subnet": CLUSTER_SUBNET}]], "routes": [{"dst": "0.0.0.0/0"}]},
     }
 
 
 def write_cni_config(layout: NodeLayout, kubeconfig: Path) -> None:
     """Multus as the only configuration containerd reads; the cluster network beside it, outside that directory."""
     layout.cni_state.mkdir(parents=True, exist_ok=True)
-    cluster = layout.cni_state / "cluster.conflist"
+    cluster = layout.cni_state / "cluster.conf"
     cluster.write_text(json.dumps(cluster_network(layout), indent=2))
     multus = {
         "cniVersion": "0.3.1",

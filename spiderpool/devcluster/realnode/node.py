@@ -27,6 +27,7 @@ from spiderpool.devcluster.crd_installing import install_crds
 from spiderpool.devcluster.ports import free_port
 from spiderpool.devcluster.processes import ManagedProcess
 from spiderpool.devcluster.realnode import cleanup
+from spiderpool.devcluster.realnode.cleanup import SOCKET_HOST_DIR, record_link
 from spiderpool.devcluster.realnode.containerd import Containerd
 from spiderpool.devcluster.realnode.images import chart_image, pause_image
 from spiderpool.devcluster.realnode.kubelet import Kubelet, apiserver_args, node_ip, write_pki
@@ -48,7 +49,6 @@ NODE_CONTROLLERS = (
     "disruption-controller",
 )
 MACHINE_LOCK = Path("/run/lock/spiderpool-realnode.lock")
-SOCKET_HOST_DIR = Path("/var/run/spidernet")  # the chart's default ipamUNIXSocketHostPath's directory
 
 
 def _log(message: str) -> None:
@@ -101,8 +101,6 @@ class RealNode:
         self.containerd = Containerd(self.layout)
         self.kubelet: Kubelet | None = None
         self._lock: contextlib.ExitStack | None = None
-        self._created_links: list[str] = []
-        self._created_dirs: list[Path] = []
 
     # --- what clients need -----------------------------------------------------------------------------------------
 
@@ -130,7 +128,14 @@ class RealNode:
         self.layout.root.mkdir(parents=True, exist_ok=True)
         self._lock = contextlib.ExitStack()
         with self.timings.step("wait for the machine's real-node lock"):
-            self._lock.enter_context(machine_lock())
+            handle = self._lock.enter_context(machine_lock())
+        previous = Path(MACHINE_LOCK.with_suffix(".owner").read_text().strip()) if MACHINE_LOCK.with_suffix(
+            ".owner").exists() else None
+        if previous is not None and previous.is_dir():
+            _log(f"sweeping what the real node in {previous} left behind (it ended without its teardown)")
+            cleanup.sweep(NodeLayout(previous))
+        MACHINE_LOCK.with_suffix(".owner").write_text(f"{self.layout.root}\n")
+        del handle
         try:
             self._prepare()
             self._start_processes()
@@ -151,8 +156,8 @@ class RealNode:
         write_pki(self.layout.pki)
         for master in self.masters:
             self.add_master(master)
-        if not SOCKET_HOST_DIR.exists():
-            self._created_dirs.append(SOCKET_HOST_DIR)  # the chart's hostPath (DirectoryOrCreate): removed on stop
+        if not SOCKET_HOST_DIR.exists():  # the chart's hostPath (DirectoryOrCreate): removed on stop
+            (self.layout.root / "created-socket-dir").touch()
 
     def _start_processes(self) -> None:
         cp = self.layout.control_plane
@@ -200,7 +205,7 @@ class RealNode:
         if subprocess.run(["ip", "link", "show", name], capture_output=True, check=False).returncode == 0:
             return
         run(["ip", "link", "add", name, "type", "veth", "peer", "name", f"{name}p"], what=f"create master {name}")
-        self._created_links.append(name)
+        record_link(self.layout, name)
         for link in (name, f"{name}p"):
             run(["ip", "link", "set", link, "up"], what=f"set {link} up")
 
@@ -219,5 +224,6 @@ class RealNode:
         with self.timings.step("teardown"):
             cleanup.teardown(self)
         if self._lock is not None:
+            MACHINE_LOCK.with_suffix(".owner").unlink(missing_ok=True)
             self._lock.close()
             self._lock = None
