@@ -120,6 +120,11 @@ def allocated(node: RealNode, pool_name: str) -> dict[str, dict[str, Any]]:
     return dict(json.loads(status.get("allocatedIPs") or "{}"))
 
 
+def holders(node: RealNode, pool_name: str) -> dict[str, str]:
+    """ip -> the name of the pod its record names (records name pods as ``namespace/name``)."""
+    return {ip: str(rec["pod"]).rpartition("/")[2] for ip, rec in allocated(node, pool_name).items()}
+
+
 def lowest(ips: list[str], count: int) -> set[str]:
     """The first ``count`` addresses of the ranges in ``ips`` (``a-b`` or single)."""
     out: list[str] = []

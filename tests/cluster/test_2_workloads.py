@@ -9,6 +9,7 @@ import pytest
 from cluster_support import (
     allocated,
     get,
+    holders,
     ip_inside,
     lowest,
     macvlan_nad,
@@ -51,7 +52,7 @@ def _addresses(node: RealNode, app: str, count: int) -> dict[str, str]:
 
 
 def _records(node: RealNode, pool_name: str) -> dict[str, str]:
-    return {ip: rec["pod"] for ip, rec in allocated(node, pool_name).items()}
+    return holders(node, pool_name)
 
 
 def test_rn02_deployment_gets_pool_addresses_named_by_multus(real_node: RealNode, net: str) -> None:

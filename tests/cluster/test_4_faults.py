@@ -9,6 +9,7 @@ import pytest
 from cluster_support import (
     allocated,
     get,
+    holders,
     ip_inside,
     macvlan_nad,
     namespace,
@@ -71,7 +72,7 @@ def test_rn07_agent_pod_killed_daemonset_restarts_it_and_pods_get_addresses(real
     address = _running_address(real_node, "during-agent-restart")
     new = wait_for(lambda: _component_pod(real_node, "spiderpool-agent"), timeout=120, what="a new agent pod")
     assert new["metadata"]["uid"] != old["metadata"]["uid"]
-    assert allocated(real_node, net)[address]["pod"] == "during-agent-restart"
+    assert holders(real_node, net)[address] == "during-agent-restart"
 
 
 def test_rn08_controller_pod_killed_leadership_and_webhooks_recover(real_node: RealNode, net: str) -> None:
@@ -116,9 +117,9 @@ def test_rn09_kubelet_stopped_pod_force_deleted_leak_is_collected(real_node: Rea
         real_node.start_kubelet()
     real_node.apply(_pod(real_node, "after-kubelet"))
     again = _running_address(real_node, "after-kubelet")
-    records = allocated(real_node, net)
+    records = holders(real_node, net)
     live = {p["metadata"]["name"] for p in get(real_node, "pods", "-n", NS)["items"]}
-    assert {rec["pod"] for rec in records.values()} == live, f"records {records} vs live pods {live}"
+    assert set(records.values()) == live, f"records {records} vs live pods {live}"
     assert again in records
 
 

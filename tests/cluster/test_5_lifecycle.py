@@ -5,6 +5,7 @@ from __future__ import annotations
 from cluster_support import (
     allocated,
     get,
+    holders,
     ip_inside,
     macvlan_nad,
     namespace,
@@ -55,7 +56,7 @@ def test_rn10_helm_upgrade_keeps_addresses_and_the_new_hold_applies(real_node: R
     held = before["db-1"]
     real_node.kubectl("scale", "statefulset/db", "-n", NS, "--replicas=1")
     _addresses(real_node, "db", 1)
-    assert allocated(real_node, POOL)[held]["pod"] == "db-1", "db-1's address not held after scale-down"
+    assert holders(real_node, POOL).get(held) == "db-1", "db-1's address not held after scale-down"
     real_node.kubectl("scale", "deployment/web", "-n", NS, "--replicas=3")
     web = _addresses(real_node, "web", 3)
     assert held not in web.values(), f"a web pod took db-1's held address: {web}"
@@ -64,8 +65,10 @@ def test_rn10_helm_upgrade_keeps_addresses_and_the_new_hold_applies(real_node: R
 
 
 def test_rn11_helm_uninstall_leaves_nothing_running(real_node: RealNode) -> None:
-    """RN11 (last): workloads removed, `helm uninstall`: no spiderpool pod, container or sandbox is left on the node,
-    no webhook configuration, Service or DaemonSet of the release; the pools are released."""
+    """RN11 (last): the chart back to its defaults (no StatefulSet hold: a held ordinal's endpoint keeps its
+    finalizer, and its namespace, for the hold), workloads removed, `helm uninstall`: no spiderpool pod, container
+    or sandbox is left on the node, no webhook configuration, Service or DaemonSet of the release."""
+    chart.install(real_node)
     real_node.kubectl("delete", "namespace", NS, "--wait=true", "--timeout=120s", "--ignore-not-found", timeout=150)
     wait_for(lambda: not allocated(real_node, POOL), timeout=60, what=f"{POOL} empty")
     real_node.kubectl("delete", "spiderippool", POOL, "--wait=true", "--timeout=60s", timeout=90)
