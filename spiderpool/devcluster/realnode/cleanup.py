@@ -146,17 +146,23 @@ def _remove_hardcoded_leftovers(layout: NodeLayout, container_ids: list[str]) ->
     if (layout.root / "created-socket-dir").exists():
         shutil.rmtree(SOCKET_HOST_DIR, ignore_errors=True)
         (layout.root / "created-socket-dir").unlink()
-    if not _other_containerd_runs():
-        for sub in ("runc/k8s.io", "runc", "fifo", "s", ""):
-            with contextlib.suppress(OSError):
-                (CONTAINERD_HARDCODED / sub).rmdir()
+    if not _other_containerd_runs() and not _process_named("containerd-shim"):
+        # containerd 1.6's shim sockets and FIFOs: with no containerd and no shim left, all of them are dead ones
+        shutil.rmtree(CONTAINERD_HARDCODED, ignore_errors=True)
 
 
 def _other_containerd_runs() -> bool:
+    return _process_named("containerd")
+
+
+def _process_named(prefix: str) -> bool:
+    """A live (not zombie) process whose name is ``prefix`` or starts with ``prefix-``."""
     for proc in Path("/proc").iterdir():
         if proc.name.isdigit():
-            with contextlib.suppress(OSError):
-                if (proc / "comm").read_text().strip() == "containerd":
+            with contextlib.suppress(OSError, IndexError):
+                name = (proc / "comm").read_text().strip()
+                state = (proc / "stat").read_text().rsplit(")", 1)[1].split()[0]
+                if (name == prefix or name.startswith(f"{prefix}-")) and state not in ("Z", "X"):
                     return True
     return False
 

@@ -23,7 +23,6 @@ from typing import IO, Any
 from spiderpool.devcluster.binaries import BINARIES, NODE_BINARIES, ensure_binaries
 from spiderpool.devcluster.cluster import ControlPlane
 from spiderpool.devcluster.controller_manager import CONTROLLERS
-from spiderpool.devcluster.crd_installing import install_crds
 from spiderpool.devcluster.ports import free_port
 from spiderpool.devcluster.processes import ManagedProcess
 from spiderpool.devcluster.realnode import cleanup
@@ -167,7 +166,7 @@ class RealNode:
                 binaries=self.binaries, controllers=(*CONTROLLERS, *NODE_CONTROLLERS),
                 controller_manager_args=[f"--root-ca-file={cp / 'cluster' / 'pki' / 'apiserver.crt'}"])
             self.plane.start()
-            install_crds(self.plane.rest())
+            self.plane.sync_api().install_crds()
             self.apply(nad_crd())
             self.kubectl("wait", "--for=condition=Established", "crd/network-attachment-definitions.k8s.cni.cncf.io")
         self.scheduler = ManagedProcess("kube-scheduler", [
