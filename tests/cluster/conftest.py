@@ -1,7 +1,7 @@
-"""The real node of the session: control plane, containerd, kubelet, kube-scheduler, Multus, and the chart installed
-from the working tree (spiderpool.devcluster.realnode).  Everything it needs is built or located right after
-collection, before any test's timeout starts (cold: kubelet, Multus and the images take ~15 min on 2 cores); a
-failure there fails every test here with its message: a missing part is never a skip."""
+"""The real node of tests/cluster (one for the package): control plane, containerd, kubelet, kube-scheduler, Multus,
+and the chart installed from the working tree (spiderpool.devcluster.realnode).  Everything it needs is built or
+located right after collection, before any test's timeout starts (cold: kubelet, Multus and the images take ~15 min
+on 2 cores); a failure there fails every test here with its message: a missing part is never a skip."""
 
 from __future__ import annotations
 
@@ -46,10 +46,11 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
             item.add_marker(pytest.mark.cluster)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def real_node(request: pytest.FixtureRequest) -> Iterator[RealNode]:
-    """The session's node.  Its state directory is not under pytest's basetemp: concurrent pytest sessions of the
-    machine rotate those (rename, then delete) while this one still runs containers in it."""
+    """The node of tests/cluster, stopped after its last test (not at the end of a whole `pytest tests` session).
+    Its state directory is not under pytest's basetemp: concurrent pytest sessions of the machine rotate those
+    (rename, then delete) while this one still runs containers in it."""
     error = request.config.stash.get(_PREPARE_ERROR, None)
     if error is not None:
         pytest.fail(f"the real node's parts could not be built:\n{error}", pytrace=False)
