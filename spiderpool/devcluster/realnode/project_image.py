@@ -81,7 +81,10 @@ def project_image(project: Path) -> BuiltImage:
         context = Path(scratch) / "context"
         _build_context(project, context)
         _log(f"building {name} from deploy/Dockerfile (--network none)")
-        podman("build", "--network", "none", "--pull=never", "--build-arg", f"PYTHON_IMAGE={base}",
+        # --no-cache: the wheels reach the install step through a RUN --mount from another stage, which podman's
+        # layer cache does not hash; a cached layer kept the previous code (the archive's name already says when a
+        # build is needed)
+        podman("build", "--no-cache", "--network", "none", "--pull=never", "--build-arg", f"PYTHON_IMAGE={base}",
                "--build-arg", "WHEELS=context", "-f", str(context / "deploy" / "Dockerfile"), "-t", name,
                str(context), what="podman build deploy/Dockerfile")
         partial = archive.with_suffix(".partial")
