@@ -118,6 +118,7 @@ class Controller:
             leading = asyncio.create_task(elector.run(
                 lambda: run_supervised(units(), self.health.work, backoff=self.backoff,
                                        give_up_after=settings.renew_deadline)), name="elector")
+            self.health.started = True  # the startup probe's answer (lost in a377308: kubelet restarted the pod)
             stopping = asyncio.create_task(stop.wait(), name="stop-signal")
             await asyncio.wait({leading, stopping}, return_when=asyncio.FIRST_COMPLETED)
             stopping.cancel()
