@@ -56,7 +56,6 @@ def test_ru03_chart_values_change_only_the_documented_deviations() -> None:
     assert values == {
         "global": {"cniBinHostPath": f"{STATE}/cni/bin", "cniConfHostPath": f"{STATE}/cni/net.d"},
         "spiderpoolAgent": {"extraEnv": env},
-        "coordinator": {"enabled": False},
         "spiderpoolController": {"extraEnv": env, "updateStrategy": {
             "type": "RollingUpdate", "rollingUpdate": {"maxSurge": 0, "maxUnavailable": 1}}},
     }

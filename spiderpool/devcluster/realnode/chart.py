@@ -38,11 +38,6 @@ def machine_values(layout: NodeLayout, apiserver_port: int) -> dict[str, Any]:
     return {
         "global": {"cniBinHostPath": str(layout.cni_bin), "cniConfHostPath": str(layout.cni_conf)},
         "spiderpoolAgent": {"extraEnv": env},
-        # WORKAROUND of a chart defect the real node found: the default SpiderCoordinator is created by `helm install`
-        # together with the webhook configurations that must admit it, before any controller serves them, so the
-        # install fails ("failed calling webhook spidercoordinator.mutate...: no endpoints available").  Upstream
-        # creates it from its spiderpool-init Job once the controller is up.  Remove this once the chart does so.
-        "coordinator": {"enabled": False},
         # One node: a surge pod (hostNetwork, the same ports) could never be scheduled beside its predecessor.
         "spiderpoolController": {"extraEnv": env,
                                  "updateStrategy": {"type": "RollingUpdate",
