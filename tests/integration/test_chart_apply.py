@@ -204,5 +204,10 @@ async def test_rbac_grants_each_component_only_what_it_calls(applier: Applier, h
         assert not await _allowed(api, controller, verb="create", group="admissionregistration.k8s.io",
                                   resource="mutatingwebhookconfigurations")
         assert not await _allowed(api, controller, verb="create", resource="pods", namespace="ns1")
+        # the defaults the controller creates from the chart's values once it leads (the real node found it missing)
+        assert await _allowed(api, controller, verb="create", group=spider, resource="spidercoordinators")
+        assert await _allowed(api, controller, verb="create", group=spider, resource="spidermultusconfigs",
+                              namespace=namespace)
+        assert not await _allowed(api, controller, verb="delete", group=spider, resource="spidercoordinators")
     finally:
         await _uninstall(applier, objects, namespace)
