@@ -5,14 +5,17 @@
    a. at the IPAM executable, exec'd directly (ours with its node agent; host-local with its files);
    b. through Debian's macvlan in a pod namespace, which execs the IPAM executable;
 3. churn: 1,000 pods over 10 simulated nodes (10 agent processes) on a pool of exactly 1,000 addresses, every ADD at
-   once (straight to the executable: the IPAM cost, not the namespace plumbing): time until all are allocated,
-   API-server writes per pod (``apiserver_request_total`` write verbs on spiderippools and spiderendpoints, status
-   included, every code), then every pod terminating and DEL'd: time until all are released.  Run twice, on fresh
-   nodes, pool and pods: the full mode (``enableStatelessSpiderEndpoint: true`` in the agents' ``conf.yml``: a
-   SpiderEndpoint per pod, as upstream) and the lean mode (``false``, the default: pool records only).  Steps 1-2 run
-   the agents' defaults.
+   once, or with ``--churn-inflight K`` each node working through its pods K at a time (straight to the executable:
+   the IPAM cost, not the namespace plumbing): time until all are allocated, ADD p50/p99, failed calls, API-server
+   writes per pod (``apiserver_request_total`` write verbs on spiderippools and spiderendpoints, status included,
+   every code; 409s also apart) and the agents' CPU seconds per ADD (``/proc``), then every pod terminating and
+   DEL'd: the same figures for the release.  Run twice, on fresh nodes, pool and pods: the full mode
+   (``enableStatelessSpiderEndpoint: true`` in the agents' ``conf.yml``: a SpiderEndpoint per pod, as upstream) and
+   the lean mode (``false``, the default: pool records only).  Steps 1-2 run the agents' defaults.  The K-in-flight
+   driver and the CPU reading are ``perf/inflight.py`` (``perf/bench_peers.py`` drives every system with them).
 
-    python perf/bench_cni.py [--json] [--samples 200] [--churn-pods 1000] [--churn-nodes 10]
+    python perf/bench_cni.py [--json] [--samples 200] [--churn-pods 1000] [--churn-nodes 10] [--churn-inflight K]
+                             [--parts exec,latency,churn,churn_lean]
 
 Starts its own ControlPlane; writes perf/results/bench_cni.json; prints a table (to stderr with ``--json``).
 """
@@ -21,18 +24,20 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import functools
 import json
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Awaitable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 from benchkit import machine, percentile
+from inflight import Call, cpu_seconds, latency_ms, run_per_node
 
 from spiderpool.devcluster.cluster import ControlPlane
 from spiderpool.k8s.client import make_api_client
@@ -57,6 +62,7 @@ FULL_CONF = "enableStatelessSpiderEndpoint: true\n"
 NAMESPACE = "bench"
 STEPS: tuple[tuple[str, str | None], ...] = (("ADD+DEL", None), ("  ADD", "add_only"), ("  DEL", "del_only"))
 WARMUP = 5  # ADD+DEL pairs per path run before the measured samples
+CniAction = Callable[..., Awaitable[PluginRun]]  # CniRuntime.add / .delete: (pod, config, *, direct_ipam)
 
 
 # ------------------------------------------------------------------------------------------------------------ stats
@@ -157,13 +163,16 @@ async def scrape(bed: Testbed) -> RequestCounts:
 
 
 def phase_writes(delta: RequestCounts, pods: int) -> dict[str, Any]:
-    total = writes(delta)
+    """Write requests of a phase, per pod, with the lost races (409 Conflict) also counted apart."""
+    total, lost = writes(delta), conflicts(delta)
     return {
         "writes": total,
         "writes_per_pod": round(total / pods, 4),
         "pool_writes": writes(delta, resource="spiderippools"),
         "endpoint_writes": writes(delta, resource="spiderendpoints"),
-        "conflicts_409": conflicts(delta),
+        "conflicts_409": lost,
+        "conflicts_409_per_pod": round(lost / pods, 4),
+        "writes_per_pod_without_409": round((total - lost) / pods, 4),
         "by_request": breakdown(delta),
     }
 
@@ -208,22 +217,43 @@ async def verify_allocated(bed: Testbed, pool: str, pods: Sequence[SimulatedPod]
 class ChurnPhase:
     seconds: float
     writes: dict[str, Any]
+    latency: dict[str, float]
+    failed: list[str]
+    agent_cpu_seconds: float
+
+    def report(self, calls: int) -> dict[str, Any]:
+        """The phase's figures: wall time, latency, failures, writes (409s apart) and the agents' CPU per call."""
+        return {
+            "seconds": round(self.seconds, 3),
+            **self.latency,
+            "failed": len(self.failed),
+            "failed_examples": self.failed[:3],
+            **self.writes,
+            "agent_cpu_seconds": round(self.agent_cpu_seconds, 3),
+            "agent_cpu_ms_per_call": round(self.agent_cpu_seconds * 1000 / calls, 3),
+        }
 
 
-async def timed_phase(bed: Testbed, runs: Sequence[Awaitable[PluginRun]], *, pods: int, what: str) -> ChurnPhase:
-    """Every CNI call at once; seconds until the last returned, and the API writes they caused."""
-    before = await scrape(bed)
+def agent_pids(nodes: Sequence[SimulatedNode]) -> list[int]:
+    return [pid for node in nodes if node.agent is not None and (pid := node.agent.pid) is not None]
+
+
+async def timed_phase(bed: Testbed, per_node: Mapping[str, Sequence[Call[PluginRun]]], *,
+                      nodes: Sequence[SimulatedNode], inflight: int | None) -> ChurnPhase:
+    """Every node works through its CNI calls, ``inflight`` at a time (None: all at once); seconds until the last
+    returned, the calls' latencies and failures, the API writes they caused and the agents' CPU seconds."""
+    pods = sum(len(calls) for calls in per_node.values())
+    pids = agent_pids(nodes)
+    before, cpu_before = await scrape(bed), cpu_seconds(pids)
     started = time.perf_counter()
-    done = await asyncio.gather(*runs)
+    done = [run for runs in (await run_per_node(per_node, inflight=inflight)).values() for run in runs]
     seconds = time.perf_counter() - started
-    failed = [run.describe() for run in done if not run.ok]
-    if failed:
-        raise AssertionError(f"{len(failed)} churn {what}s failed, e.g. {failed[:2]}")
-    return ChurnPhase(seconds, phase_writes(difference(await scrape(bed), before), pods))
+    cpu = cpu_seconds(pids) - cpu_before
+    return ChurnPhase(seconds, phase_writes(difference(await scrape(bed), before), pods),
+                      latency_ms([run.seconds for run in done]), [run.describe() for run in done if not run.ok], cpu)
 
 
-async def churn_setup(bed: Testbed, *, pods: int, nodes: int, lean: bool
-                      ) -> tuple[str, list[SimulatedPod], dict[str, Any]]:
+async def churn_setup(bed: Testbed, *, pods: int, nodes: int, lean: bool) -> Churn:
     """The pool of exactly ``pods`` addresses, the nodes with agents, the Pod objects bound round-robin."""
     tag, octet = ("lean", 252) if lean else ("churn", 253)
     pool = f"bench-{tag}"
@@ -238,34 +268,51 @@ async def churn_setup(bed: Testbed, *, pods: int, nodes: int, lean: bool
             for i in range(pods)
         )
     )
-    return pool, list(made), configs
+    return Churn(pool, list(made), configs, members)
 
 
-async def bench_churn(bed: Testbed, *, pods: int, nodes: int, lean: bool = False) -> dict[str, Any]:
-    pool, made, configs = await churn_setup(bed, pods=pods, nodes=nodes, lean=lean)
-    adds = (bed.cni.add(p, configs[p.node.name], direct_ipam=True) for p in made)
-    allocate = await timed_phase(bed, list(adds), pods=pods, what="ADD")
-    verified = await verify_allocated(bed, pool, made, lean=lean)
-    await asyncio.gather(*(bed.terminate_pod(pod) for pod in made))  # as on "kubectl delete": untimed
-    dels = (bed.cni.delete(p, configs[p.node.name], direct_ipam=True) for p in made)
-    release = await timed_phase(bed, list(dels), pods=pods, what="DEL")
-    remaining = (await bed.stores.ippools.get(pool)).get("status", {}).get("allocatedIPCount", 0)
-    if remaining:
-        raise AssertionError(f"churn release left {remaining} records in {pool}")
-    await asyncio.gather(*(bed.finish_pod(pod) for pod in made))
+@dataclass(frozen=True)
+class Churn:
+    pool: str
+    pods: list[SimulatedPod]
+    configs: dict[str, dict[str, Any]]
+    nodes: list[SimulatedNode]
+
+    def calls(self, action: CniAction, pods: Sequence[SimulatedPod] | None = None
+              ) -> dict[str, list[Call[PluginRun]]]:
+        """Per node, one ``action`` (the runtime's ADD or DEL, straight to the IPAM executable) per pod of it."""
+        per_node: dict[str, list[Call[PluginRun]]] = {node.name: [] for node in self.nodes}
+        for pod in self.pods if pods is None else pods:
+            config = self.configs[pod.node.name]
+            per_node[pod.node.name].append(functools.partial(action, pod, config, direct_ipam=True))
+        return per_node
+
+
+async def bench_churn(bed: Testbed, *, pods: int, nodes: int, lean: bool = False, inflight: int | None = None
+                      ) -> dict[str, Any]:
+    churn = await churn_setup(bed, pods=pods, nodes=nodes, lean=lean)
+    allocate = await timed_phase(bed, churn.calls(bed.cni.add), nodes=churn.nodes, inflight=inflight)
+    verified = await verify_allocated(bed, churn.pool, churn.pods, lean=lean) if not allocate.failed else {
+        "records": None, "audit": f"not audited: {len(allocate.failed)} ADDs failed"}
+    await asyncio.gather(*(bed.terminate_pod(pod) for pod in churn.pods))  # as on "kubectl delete": untimed
+    release = await timed_phase(bed, churn.calls(bed.cni.delete), nodes=churn.nodes, inflight=inflight)
+    remaining = (await bed.stores.ippools.get(churn.pool)).get("status", {}).get("allocatedIPCount", 0)
+    await asyncio.gather(*(bed.finish_pod(pod) for pod in churn.pods))
     total = allocate.writes["writes"] + release.writes["writes"]
     pool_total = allocate.writes["pool_writes"] + release.writes["pool_writes"]
     return {
         "mode": "lean (enableStatelessSpiderEndpoint: false)" if lean else "full (a SpiderEndpoint per pod)",
         "pods": pods,
         "nodes": nodes,
+        "inflight_per_node": inflight or "all at once",
         "pool_size": pods,
         "allocate_seconds": round(allocate.seconds, 3),
         "release_seconds": round(release.seconds, 3),
-        "allocate": allocate.writes,
-        "release": release.writes,
+        "allocate": allocate.report(pods),
+        "release": release.report(pods),
         "writes_per_pod": round(total / pods, 4),
         "pool_writes_per_pod": round(pool_total / pods, 4),
+        "leaked_after_release": remaining,
         "verified": verified,
     }
 
@@ -274,28 +321,40 @@ async def bench_churn(bed: Testbed, *, pods: int, nodes: int, lean: bool = False
 
 
 def headline(document: Mapping[str, Any]) -> tuple[dict[str, float], dict[str, float]]:
-    churn, lean = document["churn"], document["churn_lean"]
+    figures: dict[str, float] = {}
+    ratios: dict[str, float] = {}
+    if "exec_version" in document:
+        figures["exec_version_p50_ms_ours"] = document["exec_version"]["ours"]["p50_ms"]
+        ratios["exec_vs_host_local"] = document["exec_version"]["ratio_p50"]
+    for path in ("ipam", "macvlan"):
+        if f"add_del_{path}" in document:
+            found = document[f"add_del_{path}"]
+            figures |= {f"add_del_{path}_p50_ms_ours": found["ours"]["p50_ms"],
+                        f"add_del_{path}_p99_ms_ours": found["ours"]["p99_ms"],
+                        f"add_{path}_p50_ms_ours": found["add_only"]["ours"]["p50_ms"]}
+            ratios[f"add_del_{path}_vs_host_local"] = found["ratio_p50"]
+    for key, suffix in (("churn", ""), ("churn_lean", "_lean")):
+        if key in document:
+            figures_of, ratios_of = churn_headline(document[key], suffix)
+            figures |= figures_of
+            ratios |= ratios_of
+    return figures, ratios
+
+
+def churn_headline(churn: Mapping[str, Any], suffix: str) -> tuple[dict[str, float], dict[str, float]]:
+    allocate = churn["allocate"]
     figures = {
-        "churn_1000_seconds": churn["allocate_seconds"],
-        "churn_1000_release_seconds": churn["release_seconds"],
-        "churn_1000_seconds_lean": lean["allocate_seconds"],
-        "churn_1000_release_seconds_lean": lean["release_seconds"],
-        "exec_version_p50_ms_ours": document["exec_version"]["ours"]["p50_ms"],
-        "add_del_ipam_p50_ms_ours": document["add_del_ipam"]["ours"]["p50_ms"],
-        "add_del_ipam_p99_ms_ours": document["add_del_ipam"]["ours"]["p99_ms"],
-        "add_del_macvlan_p50_ms_ours": document["add_del_macvlan"]["ours"]["p50_ms"],
-        "add_del_macvlan_p99_ms_ours": document["add_del_macvlan"]["ours"]["p99_ms"],
+        f"churn_1000_seconds{suffix}": churn["allocate_seconds"],
+        f"churn_1000_release_seconds{suffix}": churn["release_seconds"],
+        f"churn_add_p50_ms{suffix}": allocate["p50_ms"],
+        f"churn_add_p99_ms{suffix}": allocate["p99_ms"],
+        f"churn_add_failed{suffix}": allocate["failed"],
+        f"churn_agent_cpu_ms_per_add{suffix}": allocate["agent_cpu_ms_per_call"],
     }
     ratios = {
-        "exec_vs_host_local": document["exec_version"]["ratio_p50"],
-        "add_del_ipam_vs_host_local": document["add_del_ipam"]["ratio_p50"],
-        "add_del_macvlan_vs_host_local": document["add_del_macvlan"]["ratio_p50"],
-        "writes_per_pod_churn": churn["writes_per_pod"],
-        "pool_writes_per_pod_churn": churn["pool_writes_per_pod"],
-        "writes_per_pod_allocate": churn["allocate"]["writes_per_pod"],
-        "writes_per_pod_churn_lean": lean["writes_per_pod"],
-        "pool_writes_per_pod_churn_lean": lean["pool_writes_per_pod"],
-        "writes_per_pod_allocate_lean": lean["allocate"]["writes_per_pod"],
+        f"writes_per_pod_churn{suffix}": churn["writes_per_pod"],
+        f"pool_writes_per_pod_churn{suffix}": churn["pool_writes_per_pod"],
+        f"writes_per_pod_allocate{suffix}": allocate["writes_per_pod"],
     }
     return figures, ratios
 
@@ -306,18 +365,19 @@ def _step(measured: Mapping[str, Any], key: str | None) -> Mapping[str, Any]:
 
 def table(document: Mapping[str, Any]) -> str:
     lines = [f"{'':<26}{'ours p50':>10}{'ours p99':>10}{'host-local p50':>16}{'host-local p99':>16}{'ratio p50':>11}"]
-    rows = [
-        ("exec VERSION (ms)", document["exec_version"]),
-        *((f"{label} at IPAM (ms)", _step(document["add_del_ipam"], key)) for label, key in STEPS),
-        *((f"{label} via macvlan (ms)", _step(document["add_del_macvlan"], key)) for label, key in STEPS),
-    ]
+    rows = [("exec VERSION (ms)", document["exec_version"])] if "exec_version" in document else []
+    for path, where in (("ipam", "at IPAM"), ("macvlan", "via macvlan")):
+        if f"add_del_{path}" in document:
+            rows += [(f"{label} {where} (ms)", _step(document[f"add_del_{path}"], key)) for label, key in STEPS]
+    lines = lines if rows else []
     for label, row in rows:
         lines.append(
             f"{label:<26}{row['ours']['p50_ms']:>10.2f}{row['ours']['p99_ms']:>10.2f}"
             f"{row['host_local']['p50_ms']:>16.2f}{row['host_local']['p99_ms']:>16.2f}{row['ratio_p50']:>11.3f}"
         )
     for key in ("churn", "churn_lean"):
-        lines.extend(churn_lines(document[key]))
+        if key in document:
+            lines.extend(churn_lines(document[key]))
     for key, value in document["ratios"].items():
         verdict = ""
         if key in TARGETS:
@@ -330,16 +390,23 @@ def table(document: Mapping[str, Any]) -> str:
 
 def churn_lines(churn: Mapping[str, Any]) -> list[str]:
     lines = [
-        f"churn, {churn['mode']}: {churn['pods']} pods / {churn['nodes']} nodes / pool of {churn['pool_size']}: "
-        f"all allocated in {churn['allocate_seconds']:.2f} s, all released in {churn['release_seconds']:.2f} s"
+        f"churn, {churn['mode']}: {churn['pods']} pods / {churn['nodes']} nodes / pool of {churn['pool_size']}, "
+        f"in flight per node: {churn['inflight_per_node']}: all allocated in {churn['allocate_seconds']:.2f} s, "
+        f"all released in {churn['release_seconds']:.2f} s"
     ]
     for phase in ("allocate", "release"):
         found = churn[phase]
         lines.append(
-            f"  {phase}: {found['writes']} writes ({found['writes_per_pod']}/pod; pools {found['pool_writes']}, "
-            f"endpoints {found['endpoint_writes']}, 409s {found['conflicts_409']}): {found['by_request']}"
+            f"  {phase}: p50 {found['p50_ms']:.1f} ms, p99 {found['p99_ms']:.1f} ms, {found['failed']} failed; "
+            f"agents' CPU {found['agent_cpu_seconds']:.2f} s ({found['agent_cpu_ms_per_call']:.2f} ms/call); "
+            f"{found['writes']} writes ({found['writes_per_pod']}/pod; without 409s "
+            f"{found['writes_per_pod_without_409']}/pod; pools {found['pool_writes']}, endpoints "
+            f"{found['endpoint_writes']}, 409s {found['conflicts_409']}): {found['by_request']}"
         )
     return lines
+
+
+PARTS = ("exec", "latency", "churn", "churn_lean")
 
 
 async def run_all(plane: ControlPlane, options: argparse.Namespace) -> dict[str, Any]:
@@ -348,16 +415,29 @@ async def run_all(plane: ControlPlane, options: argparse.Namespace) -> dict[str,
         await install_crds(client)
     finally:
         await client.close()
+    parts, found = options.parts, {}
+    churn = {"pods": options.churn_pods, "nodes": options.churn_nodes, "inflight": options.churn_inflight}
     async with Testbed(kubeconfig=plane.kubeconfig) as bed:
         await bed.core.create_namespace(NAMESPACE)
-        exec_version = await asyncio.to_thread(bench_exec, bed, rounds=options.exec_rounds)
-        node = await bed.add_node(f"{bed.prefix}-latency")
-        ipam = await bench_latency(bed, node, samples=options.samples, direct=True)
-        via_macvlan = await bench_latency(bed, node, samples=options.samples, direct=False)
-        churn = await bench_churn(bed, pods=options.churn_pods, nodes=options.churn_nodes)
-        lean = await bench_churn(bed, pods=options.churn_pods, nodes=options.churn_nodes, lean=True)
-    return {"exec_version": exec_version, "add_del_ipam": ipam, "add_del_macvlan": via_macvlan, "churn": churn,
-            "churn_lean": lean}
+        if "exec" in parts:
+            found["exec_version"] = await asyncio.to_thread(bench_exec, bed, rounds=options.exec_rounds)
+        if "latency" in parts:
+            node = await bed.add_node(f"{bed.prefix}-latency")
+            found["add_del_ipam"] = await bench_latency(bed, node, samples=options.samples, direct=True)
+            found["add_del_macvlan"] = await bench_latency(bed, node, samples=options.samples, direct=False)
+        if "churn" in parts:
+            found["churn"] = await bench_churn(bed, **churn)
+        if "churn_lean" in parts:
+            found["churn_lean"] = await bench_churn(bed, **churn, lean=True)
+    return found
+
+
+def parts_list(text: str) -> tuple[str, ...]:
+    chosen = tuple(part.strip() for part in text.split(",") if part.strip())
+    unknown = [part for part in chosen if part not in PARTS]
+    if unknown or not chosen:
+        raise argparse.ArgumentTypeError(f"parts are a comma list of {', '.join(PARTS)}; got {text!r}")
+    return chosen
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -367,6 +447,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--exec-rounds", type=int, default=300, help="VERSION execs per executable")
     parser.add_argument("--churn-pods", type=int, default=1000)
     parser.add_argument("--churn-nodes", type=int, default=10)
+    parser.add_argument("--churn-inflight", type=int, default=None, metavar="K",
+                        help="churn: each node works through its pods with K CNI calls in flight (default: every "
+                             "call of every node at once)")
+    parser.add_argument("--parts", type=parts_list, default=PARTS,
+                        help=f"what to run, a comma list of {','.join(PARTS)} (default: all)")
     parser.add_argument("--output", type=Path, default=RESULTS)
     options = parser.parse_args(argv)
     started = time.perf_counter()
@@ -380,8 +465,9 @@ def main(argv: list[str] | None = None) -> int:
         "host_local": "Debian containernetworking-plugins 1.1.1, /usr/lib/cni/host-local, files in a tmpfs run dir",
         "add_del": "ADD, then the pod is set terminating (untimed API call), then DEL; ours on a fresh pod each sample",
         "macvlan": "Debian macvlan in the node's namespace (nsenter), pod namespace with IPv6 DAD off",
-        "churn": "every ADD at once, straight to the executable (no pod namespaces); apiserver_request_total writes; "
-                 "full mode, then lean mode (the default) on fresh nodes, pool and pods",
+        "churn": "straight to the executable (no pod namespaces), every node at once, each node's calls all at once "
+                 "or K in flight (--churn-inflight); apiserver_request_total writes; the agents' CPU from "
+                 "/proc/<pid>/stat; full mode, then lean mode (the default) on fresh nodes, pool and pods",
         "parameters": vars(options) | {"output": str(options.output)},
     }
     document["wall_seconds"] = round(time.perf_counter() - started, 1)

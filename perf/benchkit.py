@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime
+import math
 import os
 import platform
 from pathlib import Path
@@ -32,7 +33,7 @@ def machine() -> dict[str, Any]:
 
 
 def percentile(values: list[float], fraction: float) -> float:
-    """Nearest-rank percentile (``fraction`` in [0, 1]) of a non-empty list."""
+    """Nearest-rank percentile (``fraction`` in [0, 1]) of a non-empty list: the ceil(fraction * n)-th smallest."""
     ordered = sorted(values)
-    index = min(len(ordered) - 1, max(0, round(fraction * len(ordered) + 0.5) - 1))
+    index = min(len(ordered) - 1, max(0, math.ceil(fraction * len(ordered)) - 1))
     return ordered[index]
