@@ -1,0 +1,129 @@
+"""The systems of the head-to-head (``perf/bench_peers.py``), each deployed on a fresh testbed the same way.
+
+A deployment is what the driver needs to exec a system's IPAM executable for a pod of a node, as that node's
+macvlan would: the executable, the node's network configuration, CNI_PATH and environment; plus the process ids of
+its node agents (for their CPU) and a way to count what a finished DEL phase left behind.
+
+- ``ours``: this project's agent per node (its defaults) and the ``spiderpool`` executable, one SpiderIPPool;
+- ``upstream``: upstream Spiderpool v1.2.2's ``spiderpool-agent`` per node and its ``spiderpool`` executable, upstream's
+  CRDs, the pool filled as upstream's webhook would (``perf/upstream.py``);
+- ``whereabouts``: whereabouts v0.9.2's executable with its defaults, its CRDs, no node agent
+  (``perf/peer_whereabouts.py``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Final
+
+import peer_whereabouts
+
+from spiderpool.devcluster.cluster import ControlPlane
+from spiderpool.testbed.members import SimulatedNode
+from spiderpool.testbed.testbed import Testbed
+
+NETWORK: Final = "peers"
+POOL: Final = "peers-v4"
+SYSTEMS: Final = ("ours", "upstream", "whereabouts")
+LABELS: Final = {
+    "ours": "this project",
+    "upstream": "upstream Spiderpool v1.2.2",
+    "whereabouts": f"whereabouts {peer_whereabouts.WHEREABOUTS_VERSION}",
+}
+
+
+@dataclass(frozen=True)
+class PoolRange:
+    """Exactly ``size`` IPv4 addresses from ``first`` of ``subnet`` (a /20: the same addresses for every system)."""
+
+    subnet: str
+    first: str
+    last: str
+    size: int
+
+
+def pool_range(size: int, *, second_octet: int = 240) -> PoolRange:
+    """``10.N.0.1`` onwards, ``size`` addresses (at most 4094: the /20)."""
+    if not 0 < size <= 4094:
+        raise ValueError(f"pool size {size}: 1 to 4094 addresses fit the /20")
+    last = size  # offset of the last address from 10.N.0.0
+    return PoolRange(f"10.{second_octet}.0.0/20", f"10.{second_octet}.0.1",
+                     f"10.{second_octet}.{last // 256}.{last % 256}", size)
+
+
+@dataclass
+class Deployment:
+    """A system ready to serve its nodes' CNI calls."""
+
+    system: str
+    binary: Path
+    cni_path: Path
+    configs: dict[str, dict[str, Any]]  # network configuration by node name
+    nodes: list[SimulatedNode]
+    agent_pids: Callable[[], list[int]]
+    leftovers: Callable[[], Awaitable[dict[str, int]]]  # "records" (the leak count) and any other objects left
+    extra_env: dict[str, str] = field(default_factory=dict)
+    stop: Callable[[], None] = lambda: None
+
+
+Deployer = Callable[[Testbed, ControlPlane, Sequence[str], PoolRange], Awaitable[Deployment]]
+
+
+async def _nodes(bed: Testbed, names: Sequence[str], *, agents: bool) -> list[SimulatedNode]:
+    made = await asyncio.gather(*(bed.add_node(name, start_agent=agents) for name in names))
+    return list(made)
+
+
+async def _spider_leftovers(bed: Testbed) -> dict[str, int]:
+    """Records left in every SpiderIPPool (the leak count) and SpiderEndpoints left in the cluster."""
+    pools = (await bed.stores.ippools.list()).items
+    records = sum(int((pool.get("status") or {}).get("allocatedIPCount") or 0) for pool in pools)
+    endpoints = len((await bed.stores.endpoints.list()).items)
+    return {"records": records, "endpoints": endpoints}
+
+
+def _agent_pids(nodes: Sequence[SimulatedNode]) -> list[int]:
+    return [pid for node in nodes if node.agent is not None and (pid := node.agent.pid) is not None]
+
+
+async def deploy_ours(bed: Testbed, plane: ControlPlane, names: Sequence[str], pool: PoolRange) -> Deployment:
+    await asyncio.to_thread(plane.sync_api().install_crds)
+    spec: Any = {"subnet": pool.subnet, "ips": [f"{pool.first}-{pool.last}"]}
+    await bed.stores.ippools.create({"metadata": {"name": POOL}, "spec": spec})
+    nodes = await _nodes(bed, names, agents=True)
+    configs = {node.name: bed.macvlan(node, network=NETWORK, default_ipv4_ippool=[POOL]) for node in nodes}
+    return Deployment("ours", bed.cni.plugin("spiderpool"), bed.cni_bin_dir, configs, nodes,
+                      lambda: _agent_pids(nodes), lambda: _spider_leftovers(bed))
+
+
+async def deploy_whereabouts(bed: Testbed, plane: ControlPlane, names: Sequence[str], pool: PoolRange) -> Deployment:
+    binary = await asyncio.to_thread(peer_whereabouts.ensure_whereabouts)
+    crds = await asyncio.to_thread(peer_whereabouts.crds)
+    await asyncio.to_thread(plane.sync_api().install_crds, crds=crds)
+    nodes = await _nodes(bed, names, agents=False)
+    flat = peer_whereabouts.write_flat_file(bed.run_dir / "whereabouts.conf", kubeconfig=plane.kubeconfig)
+    configs = {
+        node.name: peer_whereabouts.network_config(name=NETWORK, master=node.masters[0], flat_file=flat,
+                                                   subnet=pool.subnet, first=pool.first, last=pool.last)
+        for node in nodes
+    }
+
+    async def leftovers() -> dict[str, int]:
+        space = peer_whereabouts.NAMESPACE
+        pools = await bed.core.list_objects(peer_whereabouts.IPPOOLS, namespace=space)
+        reservations = await bed.core.list_objects(peer_whereabouts.RESERVATIONS, namespace=space)
+        return {"records": peer_whereabouts.allocations_of(pools), "reservations": len(reservations)}
+
+    return Deployment("whereabouts", binary, bed.cni_bin_dir, configs, nodes, list, leftovers)
+
+
+DEPLOYERS: Final[dict[str, Deployer]] = {"ours": deploy_ours, "whereabouts": deploy_whereabouts}
+
+
+def prepare(systems: Sequence[str], log: Callable[[str], None]) -> None:
+    """Build (or find in the cache) every system's executables before anything is timed."""
+    if "whereabouts" in systems:
+        log(f"whereabouts: {peer_whereabouts.ensure_whereabouts()}")
