@@ -43,6 +43,12 @@ class ClusterSettings:
     enable_stateless_spider_endpoint: bool = False
     cluster_network: str | None = None
     agent_namespace: str = "kube-system"
+    # Upstream's IPAM detection switches (off by default: no probe at all), and ours for its bounds (upstream's
+    # fixed 100 ms per probe, 3 probes).
+    enable_ip_conflict_detection: bool = False
+    enable_gateway_detection: bool = False
+    detection_timeout: float = 0.1
+    detection_retries: int = 3
 
     def selection_config(self) -> SelectionConfig:
         return SelectionConfig(
@@ -67,6 +73,25 @@ def _yaml_count(source: str, value: object) -> int:
     return value
 
 
+def _yaml_duration(source: str, value: object) -> float:
+    """A Go-style duration (``100ms``, ``1s``, ``1.5s``) or a number of seconds; positive, at most 10 s."""
+    text = str(value).strip() if isinstance(value, (str, int, float)) and not isinstance(value, bool) else ""
+    scale, number = (0.001, text[:-2]) if text.endswith("ms") else (1.0, text.removesuffix("s"))
+    try:
+        seconds = float(number) * scale
+    except ValueError:
+        seconds = -1.0
+    if not 0 < seconds <= 10:
+        raise ConfigError(f"{source}: expected a duration such as 100ms or 1s (at most 10s), got {value!r}")
+    return seconds
+
+
+def _yaml_retries(source: str, value: object) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= 10:
+        raise ConfigError(f"{source}: expected an integer from 1 to 10, got {value!r}")
+    return value
+
+
 def _yaml_path(source: str, value: object) -> str:
     if not isinstance(value, str) or not value.startswith("/"):
         raise ConfigError(f"{source}: expected an absolute path, got {value!r}")
@@ -81,6 +106,10 @@ _CONF_KEYS: Final[Mapping[str, tuple[str, Callable[[str, object], object]]]] = {
     "enableSpiderSubnet": ("enable_spider_subnet", _yaml_bool),
     "enableAutoPoolForApplication": ("enable_auto_pool", _yaml_bool),
     "enableStatelessSpiderEndpoint": ("enable_stateless_spider_endpoint", _yaml_bool),
+    "enableIPConflictDetection": ("enable_ip_conflict_detection", _yaml_bool),
+    "enableGatewayDetection": ("enable_gateway_detection", _yaml_bool),
+    "detectionTimeout": ("detection_timeout", _yaml_duration),
+    "detectionRetries": ("detection_retries", _yaml_retries),
     **dict.fromkeys(_FLEXIBLE_IP_KEYS, ("default_flexible_ip_number", _yaml_count)),
 }
 

@@ -54,6 +54,7 @@ from spiderpool.k8s.workloads import WorkloadReader, single_node_source
 log = logging.getLogger(__name__)
 
 OVERLAP_REASON = "IPPoolOverlap"
+CONFLICT_REASON = "IPConflict"
 
 
 class Agent:
@@ -141,7 +142,8 @@ class Agent:
             owners=OwnerResolver(reader), reader=reader, namespaces=namespaces, nodes=nodes,
             pool_store=stores.ippools, statefulset_hold=self.config.statefulset_hold,
         )
-        self._service = IpamService(context, metrics=self.metrics, readiness=self.readiness)
+        self._service = IpamService(context, metrics=self.metrics, readiness=self.readiness,
+                                    on_conflict=self._conflict_noticed)
         self._coordinators = stores.coordinators
         self.metrics.watch(writer_stats=lambda: writer.stats, pool_usage=self.book.usage, overlaps=self.book.overlaps)
         return [reserved, pools, endpoints, pods, namespaces, nodes]
@@ -162,6 +164,23 @@ class Agent:
             await events.warn(pool, kind="SpiderIPPool", reason=OVERLAP_REASON, message=message)
         except Exception as error:  # an Event is a courtesy: the log line and the metric say the same
             log.warning("could not record the overlap of SpiderIPPool %s as an Event: %s",
+                        pool["metadata"]["name"], error)
+
+    def _conflict_noticed(self, pool_name: str, message: str) -> None:
+        """A Warning Event on the pool of an address that IP conflict detection skipped."""
+        pool = self._pools.get(pool_name) if self._pools is not None else None
+        if pool is None or self._events is None:
+            return
+        task = asyncio.create_task(self._record(self._events, pool, CONFLICT_REASON, message), name="conflict-event")
+        self._notices.add(task)
+        task.add_done_callback(self._notices.discard)
+
+    @staticmethod
+    async def _record(events: EventRecorder, pool: SpiderIPPool, reason: str, message: str) -> None:
+        try:
+            await events.warn(pool, kind="SpiderIPPool", reason=reason, message=message)
+        except Exception as error:  # an Event is a courtesy: the log line and the metric say the same
+            log.warning("could not record %s on SpiderIPPool %s as an Event: %s", reason,
                         pool["metadata"]["name"], error)
 
     async def wait_for_pools(self, names: Iterable[str]) -> None:

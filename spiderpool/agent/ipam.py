@@ -17,6 +17,7 @@ from typing import TypeVar
 from spiderpool.agent import metrics as reasons
 from spiderpool.agent.assignment import PodAssigner, PodRequest
 from spiderpool.agent.context import IpamContext
+from spiderpool.agent.detection import AddressChecker, ConflictNotice, Detection
 from spiderpool.agent.endpoints import endpoint_entries, endpoint_uid
 from spiderpool.agent.health import Readiness
 from spiderpool.agent.ipam_errors import IpamError, try_again
@@ -58,11 +59,15 @@ def pod_request(request: CniRequest) -> PodRequest:
 
 
 class IpamService:
-    def __init__(self, context: IpamContext, *, metrics: AgentMetrics, readiness: Readiness) -> None:
+    def __init__(self, context: IpamContext, *, metrics: AgentMetrics, readiness: Readiness,
+                 on_conflict: ConflictNotice | None = None) -> None:
         self.context = context
         self._metrics = metrics
         self._readiness = readiness
         self._assigner = PodAssigner(context)
+        detection = Detection.from_settings(context.settings)
+        self._checker = None if detection is None else \
+            AddressChecker(context, detection, metrics=metrics, on_conflict=on_conflict)
         self._release = EndpointRelease(context)
         self._locks: dict[tuple[str, str], tuple[asyncio.Lock, int]] = {}
 
@@ -70,7 +75,9 @@ class IpamService:
 
     async def add(self, request: CniRequest) -> IpamResult:
         add = pod_request(request)
-        return ipam_result(await self.allocate(add), add.nic)
+        if self._checker is None or not request.netns:
+            return ipam_result(await self.allocate(add), add.nic)
+        return ipam_result(await self._allocate_checked(add, self._checker, request.netns), add.nic)
 
     async def delete(self, request: CniRequest) -> None:
         namespace, name, _ = _pod_of(request)
@@ -106,6 +113,15 @@ class IpamService:
         async with self._pod_lock(request.namespace, request.name):
             return await self._measured(self._metrics.allocation.succeeded, self._metrics.allocation.failed,
                                         lambda: self._assigner.assign(request))
+
+    async def _allocate_checked(self, request: PodRequest, checker: AddressChecker, netns: str) -> AssembledResult:
+        """``allocate`` with IP conflict and gateway detection from inside ``netns`` (``agent.detection``)."""
+        self._require_ready()
+        async with self._pod_lock(request.namespace, request.name):
+            return await self._measured(
+                self._metrics.allocation.succeeded, self._metrics.allocation.failed,
+                lambda: checker.checked(lambda: self._assigner.assign(request), netns=netns, nic=request.nic,
+                                        pod=request.pod))
 
     async def release(self, namespace: str, name: str, uid: str | None) -> None:
         """DEL: release the pod's records unless it (or its StatefulSet ordinal) lives on."""

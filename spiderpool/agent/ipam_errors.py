@@ -18,6 +18,8 @@ class IpamCode(IntEnum):
     POOL_EXHAUSTED = 102  # every candidate pool is full
     POD_NOT_ALIVE = 103  # terminating, or finished for good
     SUBNET_POOL_MISSING = 104  # the SpiderSubnet auto-pool the pod asks for does not exist (yet)
+    IP_CONFLICT = 105  # IP conflict detection: every address tried is answered for by another host
+    GATEWAY_UNREACHABLE = 106  # gateway detection: the gateway of the pod's address does not answer
 
 
 class IpamError(CniError):

@@ -112,6 +112,10 @@ class AgentMetrics:
         self.allocation = _Family(self.registry, "allocation",
                                   (INTERNAL, NO_AVAILABLE_POOL, RETRIES_EXHAUSTED, IP_USED_OUT))
         self.release = _Family(self.registry, "release", (INTERNAL, RETRIES_EXHAUSTED))
+        self.ip_conflicts = Counter("spiderpool_ipam_ip_conflict_counts", "addresses skipped by IP conflict "
+                                    "detection (another host answered for them)", ["pool"], registry=self.registry)
+        self.gateway_unreachable = Counter("spiderpool_ipam_gateway_unreachable_counts", "ADDs failed by gateway "
+                                           "detection (the gateway did not answer)", registry=self.registry)
 
     def watch(self, *, writer_stats: Callable[[], WriterStats], pool_usage: PoolUsage,
               overlaps: PoolOverlaps = _no_overlaps) -> None:

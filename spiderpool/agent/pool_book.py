@@ -26,6 +26,7 @@ from collections import defaultdict
 from collections.abc import Callable, Iterator, Set
 from dataclasses import dataclass, field
 
+from spiderpool.agent.conflicts import ConflictQuarantine
 from spiderpool.agent.pool_overlaps import OverlapTracker
 from spiderpool.core.addressing import IPRange, merge_ranges
 from spiderpool.core.allocations import AllocationsFormatError, PoolIPAllocation, decode_allocated_ips
@@ -82,6 +83,7 @@ class PoolBook:
         self._families = {"enable_ipv4": enable_ipv4, "enable_ipv6": enable_ipv6}
         self._overlaps = OverlapTracker()
         self._on_overlap = on_overlap
+        self.quarantine = ConflictQuarantine()
 
     # ------------------------------------------------------------------------------------------------ reading
 
@@ -140,6 +142,8 @@ class PoolBook:
         held = next((ip for name, ip in self._owners.get(pod_uid, ()) if name == pool), None)
         if held is not None:
             return held
+        for expired in self.quarantine.expire():
+            self._reblock_named(expired)
         entry = self._pools.get(pool)
         if entry is None or entry.allocator is None:
             return None
@@ -291,6 +295,16 @@ class PoolBook:
             if entry is not None:
                 self._reblock_pool(peer, entry)
 
+    def conflicted(self, pool: str, ip: str) -> None:
+        """Another host answers for ``ip``: it is not handed out from ``pool`` here while quarantined."""
+        self.quarantine.add(pool, ip)
+        self._reblock_named(pool)
+
+    def _reblock_named(self, name: str) -> None:
+        entry = self._pools.get(name)
+        if entry is not None:
+            self._reblock_pool(name, entry)
+
     def _reblock_pool(self, name: str, entry: _Pool) -> None:
         if entry.allocator is not None:
             entry.allocator.set_reserved(self._blocked_in(name, entry.allocator.version))
@@ -300,7 +314,8 @@ class PoolBook:
         pools own, and what overlapping pools hold records of."""
         held = [address for peer in self._overlaps.peers(name) for text in self._records_in(peer)
                 for family, address in (parse_address(text),) if family == version]
-        return merge_ranges([*self._blocked[version], *self._overlaps.blocked(name), *held_ranges(held)])
+        return merge_ranges([*self._blocked[version], *self._overlaps.blocked(name), *held_ranges(held),
+                             *self.quarantine.ranges(name, version)])
 
     def _records_in(self, pool: str) -> Iterator[str]:
         entry = self._pools.get(pool)

@@ -152,6 +152,13 @@ class Testbed:
         return self._claim.run_dir
 
     @property
+    def fabric(self) -> Fabric:
+        """The shared underlay (its namespace and bridges): where tests place other hosts of a segment."""
+        if self._fabric is None:
+            raise RuntimeError("the testbed has not been started")
+        return self._fabric
+
+    @property
     def conf_dir(self) -> Path:
         """The agents' ``--config-dir`` when the testbed was given a ``conf_yml``."""
         return self.run_dir / "conf"
