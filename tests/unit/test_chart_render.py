@@ -279,6 +279,25 @@ def test_h13_security_context_values_are_honoured(helm: Path, tmp_path: Path) ->
         assert container["securityContext"]["capabilities"] == {"add": ["NET_ADMIN"], "drop": ["ALL"]}
 
 
+def test_h15_detection_gives_the_agent_only_what_it_needs(helm: Path, tmp_path: Path) -> None:
+    """H15: with ipam.enableGatewayDetection (or enableIPConflictDetection) the agent container, and only it, gets
+    CAP_NET_ADMIN, CAP_NET_RAW and CAP_SYS_ADMIN back and the host's /var/run/netns (HostToContainer, for the
+    runtime's CNI_NETNS paths); conf.yml carries both keys; everything else stays as H01/H03 say."""
+    objects = _render(helm, tmp_path, {"ipam": {"enableGatewayDetection": True}})
+    pod = _pods(objects)["DaemonSet"]
+    agent, = (c for c in pod["containers"] if c["name"] == "spiderpool-agent")
+    assert agent["securityContext"]["capabilities"] == {"add": ["NET_ADMIN", "NET_RAW", "SYS_ADMIN"], "drop": ["ALL"]}
+    assert agent["securityContext"]["privileged"] is False
+    install, = pod["initContainers"]
+    assert "add" not in install["securityContext"]["capabilities"]
+    host_paths = {v["name"]: v["hostPath"]["path"] for v in pod["volumes"] if "hostPath" in v}
+    assert host_paths["host-netns"] == "/var/run/netns"
+    mount, = (m for m in agent["volumeMounts"] if m["name"] == "host-netns")
+    assert (mount["mountPath"], mount["mountPropagation"]) == ("/var/run/netns", "HostToContainer")
+    settings = parse_conf_yml(_one(objects, "ConfigMap", "spiderpool-conf")["data"]["conf.yml"])
+    assert (settings["enable_gateway_detection"], settings["enable_ip_conflict_detection"]) == (True, False)
+
+
 def _controller_env(objects: list[dict[str, Any]]) -> dict[str, str]:
     container = _one(objects, "Deployment", "spiderpool-controller")["spec"]["template"]["spec"]["containers"][0]
     return {item["name"]: item.get("value", "") for item in container["env"]}

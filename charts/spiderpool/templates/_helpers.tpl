@@ -50,3 +50,22 @@ readinessProbe:
   failureThreshold: {{ $checking.readinessProbe.failureThreshold }}
   periodSeconds: {{ $checking.readinessProbe.periodSeconds }}
 {{- end }}
+
+{{/* "true" when the agent works inside pods' network namespaces (IP conflict / gateway detection): it then gets
+CAP_SYS_ADMIN (setns), CAP_NET_RAW (raw sockets), CAP_NET_ADMIN (link up) and the host's /var/run/netns. Anything else
+that needs the same (the coordinator) adds its condition here. */}}
+{{- define "spiderpool.agentEntersPodNetns" -}}
+{{- if or .Values.ipam.enableIPConflictDetection .Values.ipam.enableGatewayDetection -}}true{{- end -}}
+{{- end }}
+
+{{/* The agent container's securityContext: the values', plus the capabilities of agentEntersPodNetns. */}}
+{{- define "spiderpool.agentSecurityContext" -}}
+{{- $context := deepCopy (.Values.spiderpoolAgent.securityContext | default dict) -}}
+{{- if include "spiderpool.agentEntersPodNetns" . -}}
+{{- $capabilities := deepCopy ($context.capabilities | default dict) -}}
+{{- $added := concat ($capabilities.add | default list) (list "NET_ADMIN" "NET_RAW" "SYS_ADMIN") | uniq -}}
+{{- $_ := set $capabilities "add" $added -}}
+{{- $_ := set $context "capabilities" $capabilities -}}
+{{- end -}}
+{{- toYaml $context -}}
+{{- end }}
