@@ -16,7 +16,10 @@
 #include <time.h>
 #include <unistd.h>
 
+/* The `coordinator` executable is this program built with -DCNI_REQUEST_PATH="/v2/coordinator". */
+#ifndef CNI_REQUEST_PATH
 #define CNI_REQUEST_PATH "/v2/cni"
+#endif
 #define MAX_REPLY_BYTES ((size_t)64 << 20)
 
 static long now_ms(void) {

@@ -1,4 +1,5 @@
-/* spiderpool: the CNI IPAM executable. A careful pipe to the node's
+/* spiderpool: the CNI IPAM executable (and, built with CNI_REQUEST_PATH
+ * "/v2/coordinator", the chained `coordinator` plugin: the agent does its work). A careful pipe to the node's
  * spiderpool-agent; every CNI semantic (validation, result formats, error
  * codes) lives in the agent. It answers alone only VERSION, a bad
  * CNI_COMMAND, unreadable stdin, and the agent being unreachable.
@@ -12,6 +13,9 @@
 #include "agent_http.h"
 #include "json_scan.h"
 
+#ifndef PROGRAM_NAME
+#define PROGRAM_NAME "spiderpool"
+#endif
 #define MAX_STDIN_BYTES ((size_t)4 << 20)
 #define DEFAULT_SOCKET_PATH "/var/run/spidernet/spiderpool.sock"
 #define FALLBACK_CNI_VERSION "1.1.0"
@@ -133,7 +137,7 @@ static int print_error(const char *version, int code, const char *msg, const cha
     free(v);
     free(m);
     free(d);
-    fprintf(stderr, "spiderpool: error %d: %s: %s\n", code, msg, details);
+    fprintf(stderr, PROGRAM_NAME ": error %d: %s: %s\n", code, msg, details);
     return 1;
 }
 

@@ -16,6 +16,8 @@ from dataclasses import dataclass
 from typing import Final
 
 CNI_REQUEST_PATH: Final = "/v2/cni"
+# The `coordinator` executable (the same program built with this path) posts its invocations here.
+COORDINATOR_REQUEST_PATH: Final = "/v2/coordinator"
 DEFAULT_SOCKET_PATH: Final = "/var/run/spidernet/spiderpool.sock"
 # Only for tests and benchmarks: overrides the socket path of the netconf in the executable.
 SOCKET_PATH_ENV: Final = "SPIDERPOOL_SOCKET"

@@ -31,7 +31,7 @@ def rebuild_editable_cni() -> str | None:
     with (build_dir / "editable_rebuild.lock").open("a") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         for command in (
-            ["cmake", "--build", str(build_dir), "--target", "spiderpool_cni"],
+            ["cmake", "--build", str(build_dir), "--target", "spiderpool_cni", "spiderpool_coordinator"],
             ["cmake", "--install", str(build_dir), "--component", "cni", "--prefix", str(prefix)],
         ):
             done = subprocess.run(command, check=False, capture_output=True, text=True)

@@ -38,6 +38,9 @@ class AgentConfig:
     # The controller's SPIDERPOOL_GC_STATEFULSET_IP_HOLD_DURATION (beyond upstream, #3893): while > 0, DEL keeps a
     # scaled-down StatefulSet ordinal's addresses and the controller releases them once the hold is over.
     statefulset_hold: float = 0.0
+    # The node's network namespace for the coordinator's host side: None is the agent's own (hostNetwork, as
+    # deployed); tests running simulated nodes name a namespace path.
+    host_netns: str | None = None
 
 
 def _port(source: str, text: str) -> int:
@@ -84,6 +87,8 @@ def run_argument_parser() -> argparse.ArgumentParser:
                                               "); 0 disables")
     parser.add_argument("--metrics-port", help=f"metrics port (default: $SPIDERPOOL_METRIC_HTTP_PORT, "
                                                f"{DEFAULT_METRICS_PORT}); 0 disables")
+    parser.add_argument("--host-netns", help="the node's network namespace for the coordinator (default: "
+                        "$SPIDERPOOL_HOST_NETNS, else the agent's own)")
     parser.add_argument("--log-level", help="debug, info, warning or error (default: $SPIDERPOOL_LOG_LEVEL, info)")
     return parser
 
@@ -105,6 +110,7 @@ def load_agent_config(options: argparse.Namespace, env: Mapping[str, str]) -> Ag
     metrics = _pick(options.metrics_port, "--metrics-port", env, ("SPIDERPOOL_METRIC_HTTP_PORT",))
     level = _pick(options.log_level, "--log-level", env, ("SPIDERPOOL_LOG_LEVEL",))
     hold = _pick(None, "", env, (HOLD_ENV,))
+    host_netns = _pick(options.host_netns, "--host-netns", env, ("SPIDERPOOL_HOST_NETNS",))
     return AgentConfig(
         node_name=node[1].strip(),
         socket_path=socket_path,
@@ -116,4 +122,5 @@ def load_agent_config(options: argparse.Namespace, env: Mapping[str, str]) -> Ag
         log_level=_log_level(*level) if level else "info",
         cluster=cluster,
         statefulset_hold=_hold_seconds(*hold) if hold else 0.0,
+        host_netns=host_netns[1] if host_netns and host_netns[1] else None,
     )

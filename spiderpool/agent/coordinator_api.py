@@ -27,6 +27,16 @@ class CoordinatorApi:
         self._coordinators = coordinators
         self._pods = pods
 
+    async def lookup(self, namespace: str, name: str) -> dict[str, Any]:
+        """The config for one pod; ``CoordinatorNotReady`` (upstream's message) or ``StoreError`` when none."""
+        listed = await self._coordinators.list()
+        coordinator = ready_coordinator([dict(item) for item in listed.items])
+        pod = await self._pods.for_release(namespace, name) if name else None
+        if pod is None:
+            raise CoordinatorNotReady(f"failed to get pod {namespace}/{name}")
+        annotations = pod["metadata"].get("annotations") or {}
+        return coordinator_config(coordinator, annotations)
+
     async def config(self, request: web.Request) -> web.Response:
         try:
             body: Any = orjson.loads(await request.read() or b"{}")
@@ -36,18 +46,14 @@ class CoordinatorApi:
         body = body if isinstance(body, dict) else {}
         namespace, name = str(body.get("podNamespace") or ""), str(body.get("podName") or "")
         try:
-            listed = await self._coordinators.list()
-            coordinator = ready_coordinator([dict(item) for item in listed.items])
-            pod = await self._pods.for_release(namespace, name) if name else None
+            config = await self.lookup(namespace, name)
         except (StoreError, CoordinatorNotReady) as error:
             return _error(str(error))
-        if pod is None:
-            return _error(f"failed to get pod {namespace}/{name}")
-        annotations = pod["metadata"].get("annotations") or {}
-        return web.Response(body=orjson.dumps(coordinator_config(coordinator, annotations)),
-                            content_type="application/json")
+        return web.Response(body=orjson.dumps(config), content_type="application/json")
 
 
 def add_coordinator_route(app: web.Application, coordinators: CustomObjectStore[SpiderCoordinator],
-                          pods: PodLookup) -> None:
-    app.router.add_get("/v1/coordinator/config", CoordinatorApi(coordinators, pods).config)
+                          pods: PodLookup) -> CoordinatorApi:
+    api = CoordinatorApi(coordinators, pods)
+    app.router.add_get("/v1/coordinator/config", api.config)
+    return api

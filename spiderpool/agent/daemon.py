@@ -25,6 +25,7 @@ from spiderpool.agent.cni_endpoint import make_cni_app, start_unix_server
 from spiderpool.agent.config import AgentConfig
 from spiderpool.agent.context import IpamContext
 from spiderpool.agent.coordinator_api import add_coordinator_route
+from spiderpool.agent.coordinator_service import CoordinatorService, add_coordinator_cni_route
 from spiderpool.agent.endpoints import EndpointBook
 from spiderpool.agent.health import Readiness, make_health_app
 from spiderpool.agent.ipam import IpamService
@@ -194,7 +195,8 @@ class Agent:
         socket_app = make_cni_app(self.service)
         add_upstream_routes(socket_app, self.service)
         if self._coordinators is not None:
-            add_coordinator_route(socket_app, self._coordinators, self.service.context.pods)
+            api = add_coordinator_route(socket_app, self._coordinators, self.service.context.pods)
+            add_coordinator_cni_route(socket_app, CoordinatorService(api, host_netns=self.config.host_netns))
         claim = self._socket_claim = SocketClaim.take(Path(self.config.socket_path))  # before the stale socket goes
         self._socket_runner = await start_unix_server(socket_app, socket_path=claim.socket_path)
         claim.bound()

@@ -19,41 +19,45 @@ from typing import Final
 import spiderpool
 
 EXECUTABLE_NAME: Final = "spiderpool"
-# Where scikit-build-core's editable install (build-dir build/editable) installs and builds the executable.
-_EDITABLE_INSTALL: Final = Path("build/editable/install/platlib/spiderpool/bin") / EXECUTABLE_NAME
-_EDITABLE_BUILD: Final = Path("build/editable/cni") / EXECUTABLE_NAME
+# The chained plugin, the same C program posting to the agent's /v2/coordinator.
+COORDINATOR_NAME: Final = "coordinator"
+EXECUTABLE_NAMES: Final = (EXECUTABLE_NAME, COORDINATOR_NAME)
+# Where scikit-build-core's editable install (build-dir build/editable) installs and builds the executables.
+_EDITABLE_INSTALL: Final = Path("build/editable/install/platlib/spiderpool/bin")
+_EDITABLE_BUILD: Final = Path("build/editable/cni")
 
 
-def _candidate_paths() -> Iterator[Path]:
-    resource = importlib.resources.files(spiderpool) / "bin" / EXECUTABLE_NAME
+def _candidate_paths(name: str) -> Iterator[Path]:
+    resource = importlib.resources.files(spiderpool) / "bin" / name
     if isinstance(resource, Path):
         yield resource  # an installed wheel
     # An editable install lists its CMake install tree among the package's search locations.
     for location in spiderpool.__path__:
-        yield Path(location) / "bin" / EXECUTABLE_NAME
+        yield Path(location) / "bin" / name
     source_root = Path(spiderpool.__file__).resolve().parent.parent
-    yield source_root / _EDITABLE_INSTALL
-    yield source_root / _EDITABLE_BUILD
+    yield source_root / _EDITABLE_INSTALL / name
+    yield source_root / _EDITABLE_BUILD / name
 
 
-def cni_executable_path() -> Path:
-    """The built CNI executable, in an installed wheel or in the editable build; FileNotFoundError when absent."""
-    candidates = list(dict.fromkeys(_candidate_paths()))
+def cni_executable_path(name: str = EXECUTABLE_NAME) -> Path:
+    """A built CNI executable (``spiderpool`` or ``coordinator``), in an installed wheel or in the editable build;
+    FileNotFoundError when absent."""
+    candidates = list(dict.fromkeys(_candidate_paths(name)))
     for candidate in candidates:
         if candidate.is_file() and os.access(candidate, os.X_OK):
             return candidate
     looked = ", ".join(str(path) for path in candidates)
     raise FileNotFoundError(
-        f"spiderpool CNI executable not built; looked in {looked}. Build it with "
+        f"{name} CNI executable not built; looked in {looked}. Build it with "
         "`pip install --no-build-isolation -Ceditable.rebuild=true -Cbuild-dir=build/editable -e .`"
     )
 
 
-def install_cni(dest_dir: Path, *, source: Path | None = None) -> Path:
-    """Copies the executable (or ``source``) to ``dest_dir/spiderpool`` atomically; returns the installed path."""
-    source = source if source is not None else cni_executable_path()
-    destination = dest_dir / EXECUTABLE_NAME
-    descriptor, temporary = tempfile.mkstemp(prefix=f".{EXECUTABLE_NAME}.", dir=dest_dir)
+def install_cni(dest_dir: Path, *, source: Path | None = None, name: str = EXECUTABLE_NAME) -> Path:
+    """Copies the executable ``name`` (or ``source``) to ``dest_dir/name`` atomically; returns the installed path."""
+    source = source if source is not None else cni_executable_path(name)
+    destination = dest_dir / name
+    descriptor, temporary = tempfile.mkstemp(prefix=f".{name}.", dir=dest_dir)
     try:
         with os.fdopen(descriptor, "wb") as target, source.open("rb") as origin:
             shutil.copyfileobj(origin, target)
@@ -70,19 +74,22 @@ def install_cni(dest_dir: Path, *, source: Path | None = None) -> Path:
 def main(argv: Sequence[str] | None = None) -> int:
     """``install-cni DIR [--source PATH]``: the agent CLI's subcommand (also ``python -m`` this module)."""
     parser = argparse.ArgumentParser(
-        prog="spiderpool-agent install-cni", description="Install the spiderpool CNI executable into DIR."
+        prog="spiderpool-agent install-cni",
+        description="Install the CNI executables (spiderpool, and the chained coordinator) into DIR.",
     )
     parser.add_argument("dest_dir", type=Path, metavar="DIR", help="CNI bin directory, e.g. /opt/cni/bin")
-    parser.add_argument("--source", type=Path, help="executable to install (default: the one built with this package)")
+    parser.add_argument("--source", type=Path,
+                        help="install only this executable as `spiderpool` (default: both built with this package)")
     options = parser.parse_args(argv)
     if not options.dest_dir.is_dir():
         parser.error(f"DIR: {options.dest_dir} is not a directory")
+    names = (EXECUTABLE_NAME,) if options.source is not None else EXECUTABLE_NAMES
     try:
-        installed = install_cni(options.dest_dir, source=options.source)
+        for name in names:
+            print(install_cni(options.dest_dir, source=options.source, name=name))
     except OSError as err:
         print(f"install-cni: {err}", file=sys.stderr)
         return 1
-    print(installed)
     return 0
 
 

@@ -44,6 +44,8 @@ class AgentOptions:
     log_path: Path
     config_dir: Path | None = None
     extra_args: Sequence[str] = ()
+    # the node's namespace (the coordinator's host side); None: the agent's own
+    host_netns: Path | None = None
 
     def argv(self) -> list[str]:
         argv = [
@@ -64,6 +66,8 @@ class AgentOptions:
         ]
         if self.config_dir is not None:
             argv += ["--config-dir", str(self.config_dir)]
+        if self.host_netns is not None:
+            argv += ["--host-netns", str(self.host_netns)]
         return argv + list(self.extra_args)
 
 

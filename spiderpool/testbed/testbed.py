@@ -22,7 +22,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any, Final
 
-from spiderpool.agent.install_cni import install_cni
+from spiderpool.agent.install_cni import COORDINATOR_NAME, install_cni
 from spiderpool.k8s.client import make_api_client
 from spiderpool.k8s.core_objects import ROUTES, CoreObjects
 from spiderpool.k8s.store import AlreadyExists, SpiderStores, StoreError
@@ -32,7 +32,7 @@ from spiderpool.testbed.cni_runtime import CniRuntime
 from spiderpool.testbed.leftovers import PREFIX_LABEL, Claim, claim_prefix, live_prefixes, sweep_orphans
 from spiderpool.testbed.members import NicAttachment, SimulatedNode, SimulatedPod, pod_body
 from spiderpool.testbed.netconf import macvlan_config, spiderpool_ipam
-from spiderpool.testbed.netns import add_netns, delete_netns
+from spiderpool.testbed.netns import add_netns, delete_netns, netns_path
 from spiderpool.testbed.netns_state import read_interface
 from spiderpool.testbed.prerequisites import DEBIAN_CNI_DIR
 from spiderpool.testbed.topology import DEFAULT_MASTERS, Fabric, build_fabric, build_node_network
@@ -86,6 +86,7 @@ class Testbed:
             for plugin in sorted(self._plugin_dir.iterdir()):
                 (self.cni_bin_dir / plugin.name).symlink_to(plugin)
             install_cni(self.cni_bin_dir)
+            install_cni(self.cni_bin_dir, name=COORDINATOR_NAME)
             if self._conf_yml is not None:
                 self.conf_dir.mkdir()
                 (self.conf_dir / "conf.yml").write_text(self._conf_yml)
@@ -215,6 +216,7 @@ class Testbed:
                 log_path=(self._log_dir or self.run_dir) / f"agent-{name}.log",
                 config_dir=self.conf_dir if self._conf_yml is not None else None,
                 extra_args=self._agent_args,
+                host_netns=netns_path(node.netns),
             )
         )
         if start_agent:

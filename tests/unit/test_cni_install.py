@@ -48,12 +48,16 @@ def test_failed_copy_leaves_no_temporary(tmp_path: Path) -> None:
 
 
 def test_cli_installs_the_built_executable(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    """CNI04: CLI installs the built executable."""
+    """CNI04: CLI installs the built executables: ``spiderpool`` and the chained ``coordinator``."""
     assert main([str(tmp_path)]) == 0
     installed = tmp_path / "spiderpool"
-    assert capsys.readouterr().out.strip() == str(installed)
+    coordinator = tmp_path / "coordinator"
+    assert capsys.readouterr().out.split() == [str(installed), str(coordinator)]
     assert installed.read_bytes() == cni_executable_path().read_bytes()
+    assert coordinator.read_bytes() == cni_executable_path("coordinator").read_bytes()
+    assert coordinator.read_bytes() != installed.read_bytes()  # posts to /v2/coordinator, not /v2/cni
     assert os.access(installed, os.X_OK)
+    assert os.access(coordinator, os.X_OK)
 
 
 def test_cli_rejects_a_missing_directory(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -1,0 +1,145 @@
+"""The ``coordinator`` chained after Debian's macvlan (and after ``ptp`` as an overlay eth0), its host side in the
+simulated node's namespace (case IDs in docs/e2e-cases.md; modes in docs/coordinator.md)."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Mapping
+from ipaddress import ip_address, ip_interface
+from typing import Any
+
+import pytest
+
+from spiderpool.testbed.members import SimulatedNode, SimulatedPod
+from spiderpool.testbed.netconf import host_local_ipam, macvlan_config, spiderpool_ipam
+from spiderpool.testbed.netns import run_ip
+from spiderpool.testbed.netns_state import interface_names, probe_tcp, read_routes
+from spiderpool.testbed.testbed import Testbed
+
+from .support import Pools, unique
+
+pytestmark = pytest.mark.e2e
+
+NODE_ADDRESS = "10.250.81.1"
+SERVICE_ADDRESS = "10.250.82.10"  # on the node's lo: a "Service" the node answers for
+SERVICE_CIDR = "10.250.82.0/24"
+
+
+@pytest.fixture
+async def coordinator(bed: Testbed) -> AsyncIterator[None]:
+    """A Synced ``default`` SpiderCoordinator (the plugin refuses to run without one, as upstream's); removed after."""
+    store: Any = bed.stores.coordinators
+    created = await store.create({"metadata": {"name": "default"}, "spec": {
+        "mode": "auto", "podCIDRType": "none", "tunePodRoutes": True, "podRPFilter": 0, "hostRuleTable": 500,
+        "vethLinkAddress": "", "txQueueLen": 0}})
+    await store.replace_status({**created, "status": {"phase": "Synced", "serviceCIDR": [], "overlayPodCIDR": []}})
+    yield
+    await store.delete("default")
+
+
+def _node_tables(node: SimulatedNode) -> tuple[str, str, str]:
+    """The node's rules, table 500 and main table, as ``ip`` prints them."""
+    return (run_ip("rule", "show", netns=node.netns), run_ip("route", "show", "table", "all", netns=node.netns),
+            run_ip("-6", "route", "show", "table", "all", netns=node.netns))
+
+
+async def _underlay_node(bed: Testbed, name: str) -> SimulatedNode:
+    node = await bed.add_node(unique(f"{bed.prefix}-{name}"))
+    run_ip("addr", "add", f"{NODE_ADDRESS}/24", "dev", "ens192", netns=node.netns)
+    run_ip("addr", "add", f"{SERVICE_ADDRESS}/32", "dev", "lo", netns=node.netns)
+    return node
+
+
+def _coordinator_conf(network: Mapping[str, Any], prev: Mapping[str, Any], **keys: Any) -> dict[str, Any]:
+    return {"cniVersion": network["cniVersion"], "name": network["name"], "type": "coordinator", **keys,
+            "prevResult": dict(prev)}
+
+
+async def _chain(bed: Testbed, pod: SimulatedPod, main: Mapping[str, Any], ifname: str = "eth0",
+                 **keys: Any) -> dict[str, Any]:
+    """ADD of ``main`` then of the coordinator with its result as prevResult (a runtime running a conflist)."""
+    env = {"SPIDERPOOL_SOCKET": str(pod.node.socket_path)}
+    added = await bed.cni.add(pod, main, ifname=ifname, extra_env=env)
+    assert added.ok, added.describe()
+    conf = _coordinator_conf(main, added.json(), **keys)
+    chained = await bed.cni.pod_command(pod, "ADD", conf, ifname=ifname, extra_env=env)
+    assert chained.ok, chained.describe()
+    assert chained.json()["ips"] == added.json()["ips"]  # the coordinator passes prevResult on unchanged
+    return conf
+
+
+async def _coordinator_del(bed: Testbed, pod: SimulatedPod, conf: Mapping[str, Any], ifname: str = "eth0") -> None:
+    run = await bed.cni.pod_command(pod, "DEL", conf, ifname=ifname,
+                                    extra_env={"SPIDERPOOL_SOCKET": str(pod.node.socket_path)})
+    assert run.ok, run.describe()
+    assert run.stdout == b""
+
+
+async def test_co01_underlay_pods_reach_their_node_and_services(bed: Testbed, namespace: str, pools: Pools,
+                                                               coordinator: None) -> None:
+    """CO01: underlay mode through the real chain (macvlan + spiderpool, then coordinator): each of two pods on one
+    node reaches the node's address and a Service CIDR routed on the node (neither reachable over macvlan alone),
+    and the other pod; CHECK passes; DEL (twice, and again once the sandbox is gone) leaves the node's rules and
+    routes exactly as they were before the first pod."""
+    pool = unique("co01-v4")
+    await pools.create(pool, subnet="10.250.81.0/24", ips=["10.250.81.10-10.250.81.20"], gateway=NODE_ADDRESS)
+    node = await _underlay_node(bed, "co01")
+    before = _node_tables(node)
+    network = macvlan_config(name="co01-macvlan", master="ens192", ipam=spiderpool_ipam(
+        socket_path=node.socket_path, default_ipv4_ippool=[pool]))
+    pods = [await bed.create_pod(node, name=f"co01-{i}", namespace=namespace) for i in range(2)]
+    lone = await bed.create_pod(node, name="co01-lone", namespace=namespace)
+    added = await bed.cni.add(lone, network)
+    assert added.ok, added.describe()
+    assert probe_tcp(lone.netns, ip_address(NODE_ADDRESS), wait=0.5) != "answered"  # macvlan isolates its parent
+    await bed.remove_pod(lone)
+    confs = [await _chain(bed, pod, network, serviceCIDR=[SERVICE_CIDR]) for pod in pods]
+    for pod in pods:
+        assert interface_names(pod.netns) == ["lo", "eth0", "veth0"]
+        assert probe_tcp(pod.netns, ip_address(NODE_ADDRESS)) == "answered"
+        assert probe_tcp(pod.netns, ip_address(SERVICE_ADDRESS)) == "answered"
+        routes = {str(route.dst): route for route in read_routes(pod.netns, version=4)}
+        assert routes[f"{NODE_ADDRESS}"].dev == "veth0"
+        assert routes[SERVICE_CIDR].dev == "veth0"
+    peer = ip_interface(run_ip("-4", "-o", "addr", "show", "dev", "eth0", netns=pods[1].netns).split()[3]).ip
+    assert probe_tcp(pods[0].netns, peer) == "answered"
+    rules = run_ip("rule", "show", netns=node.netns)
+    assert "1000:\tfrom all lookup 500" in rules
+    checked = await bed.cni.pod_command(pods[0], "CHECK", confs[0], ifname="eth0",
+                                        extra_env={"SPIDERPOOL_SOCKET": str(node.socket_path)})
+    assert checked.ok, checked.describe()
+    for pod, conf in zip(pods, confs, strict=True):
+        await _coordinator_del(bed, pod, conf)
+        await _coordinator_del(bed, pod, conf)
+        await bed.remove_pod(pod)
+        await _coordinator_del(bed, pod, conf)  # the sandbox is gone: still a success
+    assert _node_tables(node) == before
+
+
+async def test_co02_overlay_nic_after_a_ptp_eth0(bed: Testbed, namespace: str, pools: Pools, coordinator: None,
+                                               tmp_path: Any) -> None:
+    """CO02: overlay mode (auto picks it: net1 after an eth0 that is not ours, no veth0): eth0 from Debian's ptp
+    (a veth to the node) keeps the main table's default route, net1's routes move to table 101 with a rule from its
+    address, the Service CIDR and the node are reached through eth0, the node routes net1's address back through
+    eth0's host peer in table 500; DEL removes that route and the rule, nothing else."""
+    pool = unique("co02-v4")
+    await pools.create(pool, subnet="10.250.83.0/24", ips=["10.250.83.10-10.250.83.20"], gateway="10.250.83.1")
+    node = await _underlay_node(bed, "co02")
+    overlay = {"cniVersion": "1.0.0", "name": "co02-ptp", "type": "ptp", "ipam": host_local_ipam(
+        data_dir=tmp_path / "host-local", ranges=[[{"subnet": "10.250.84.0/24"}]])}
+    network = macvlan_config(name="co02-macvlan", master="ens192", ipam=spiderpool_ipam(
+        socket_path=node.socket_path, default_ipv4_ippool=[pool]))
+    pod = await bed.create_pod(node, name="co02", namespace=namespace)
+    ptp = await bed.cni.add(pod, overlay)
+    assert ptp.ok, ptp.describe()
+    before = _node_tables(node)
+    conf = await _chain(bed, pod, network, ifname="net1", serviceCIDR=[SERVICE_CIDR])
+    net1 = ip_interface(run_ip("-4", "-o", "addr", "show", "dev", "net1", netns=pod.netns).split()[3]).ip
+    main = {str(route.dst): route.dev for route in read_routes(pod.netns, version=4)}
+    assert main["default"] == "eth0"
+    assert main[SERVICE_CIDR] == "eth0"
+    assert "default" in {str(r.dst) for r in read_routes(pod.netns, version=4, table="101")}
+    assert f"from {net1} lookup 101" in run_ip("rule", "show", netns=pod.netns)
+    assert probe_tcp(pod.netns, ip_address(SERVICE_ADDRESS)) == "answered"
+    assert f"{net1} dev veth" in run_ip("route", "show", "table", "500", netns=node.netns)
+    await _coordinator_del(bed, pod, conf, ifname="net1")
+    assert _node_tables(node) == before
