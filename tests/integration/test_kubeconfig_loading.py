@@ -197,3 +197,89 @@ async def test_kc06_a_kubeconfig_list_is_merged(control_plane: ControlPlane, tmp
     assert done.returncode == 0, done.stderr
     assert isinstance(json.loads(done.stdout), list | dict)
 
+
+
+class ConnectProxy:
+    """A minimal HTTPS proxy (``CONNECT host:port``, then bytes both ways) that counts the tunnels it opened."""
+
+    def __init__(self) -> None:
+        self.tunnels = 0
+        self.server: asyncio.Server | None = None
+
+    async def start(self) -> str:
+        self.server = await asyncio.start_server(self._serve, "127.0.0.1", 0)
+        return f"http://127.0.0.1:{self.server.sockets[0].getsockname()[1]}"
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        head = await reader.readuntil(b"\r\n\r\n")
+        host, _, port = head.split(b" ")[1].decode().rpartition(":")
+        upstream_reader, upstream_writer = await asyncio.open_connection(host, int(port))
+        self.tunnels += 1
+        writer.write(b"HTTP/1.1 200 Connection established\r\n\r\n")
+        await asyncio.gather(self._pipe(reader, upstream_writer), self._pipe(upstream_reader, writer))
+
+    @staticmethod
+    async def _pipe(source: asyncio.StreamReader, sink: asyncio.StreamWriter) -> None:
+        try:
+            while chunk := await source.read(65536):
+                sink.write(chunk)
+                await sink.drain()
+        except ConnectionError:
+            pass
+        finally:
+            sink.close()
+
+    async def stop(self) -> None:
+        if self.server is not None:
+            self.server.close()
+            await self.server.wait_closed()
+
+
+def _no_proxy_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    for name in ("HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy", "ALL_PROXY", "all_proxy", "NO_PROXY",
+                 "no_proxy"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("NETRC", str(tmp_path / "no-netrc"))
+
+
+async def test_kc07_the_environment_is_read_once_when_it_names_no_proxy(
+    control_plane: ControlPlane, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """KC07: no proxy variable and no netrc entry for the API server (or a proxy that NO_PROXY bypasses): the session
+    stops re-reading the environment in a worker thread on every request, and requests still reach the server; a
+    netrc entry naming the host keeps the per-request look-up (aiohttp would send its credentials)."""
+    _no_proxy_environment(monkeypatch, tmp_path)
+    kubeconfig = _write(tmp_path / "kubeconfig", _kubeconfig(control_plane, user={"token": control_plane.token}))
+    plain = await make_api_client(kubeconfig=kubeconfig)
+    assert plain.rest_client.pool_manager.trust_env is False
+    assert await _whoami(plain) == "spiderpool-admin"
+
+    monkeypatch.setenv("HTTPS_PROXY", "http://127.0.0.1:9")
+    monkeypatch.setenv("NO_PROXY", "127.0.0.1,localhost")
+    bypassed = await make_api_client(kubeconfig=kubeconfig)
+    assert bypassed.rest_client.pool_manager.trust_env is False
+    assert await _whoami(bypassed) == "spiderpool-admin"
+
+    monkeypatch.delenv("HTTPS_PROXY")
+    host = control_plane.server.split("//", 1)[1].rsplit(":", 1)[0]
+    (tmp_path / "netrc").write_text(f"machine {host} login someone password secret\n")
+    monkeypatch.setenv("NETRC", str(tmp_path / "netrc"))
+    with_netrc = await make_api_client(kubeconfig=kubeconfig)
+    assert with_netrc.rest_client.pool_manager.trust_env is True
+    await close_api_client(with_netrc)
+
+
+async def test_kc08_a_proxy_named_by_the_environment_is_still_used(
+    control_plane: ControlPlane, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """KC08: ``HTTPS_PROXY`` names a proxy the API server's address does not bypass: every request goes through it
+    (a real CONNECT proxy counts the tunnels), as before the environment was read once."""
+    _no_proxy_environment(monkeypatch, tmp_path)
+    proxy = ConnectProxy()
+    monkeypatch.setenv("HTTPS_PROXY", await proxy.start())
+    try:
+        kubeconfig = _write(tmp_path / "kubeconfig", _kubeconfig(control_plane, user={"token": control_plane.token}))
+        assert await _whoami(await make_api_client(kubeconfig=kubeconfig)) == "spiderpool-admin"
+        assert proxy.tunnels >= 1
+    finally:
+        await proxy.stop()
