@@ -135,7 +135,7 @@ async def _pods(bed: Testbed, deployment: Deployment, count: int) -> list[Simula
     dealt = by_round_robin(list(range(count)), [node.name for node in deployment.nodes])
     by_name = {node.name: node for node in deployment.nodes}
     made = await asyncio.gather(*(
-        bed.create_pod(by_name[node], name=f"peer-{index}", namespace=NAMESPACE, sandbox=False)
+        bed.create_pod(by_name[node], name=f"peer-{index}", namespace=NAMESPACE, sandbox=deployment.sandboxes)
         for node, indexes in dealt.items() for index in indexes
     ))
     return list(made)

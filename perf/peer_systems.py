@@ -20,9 +20,11 @@ from pathlib import Path
 from typing import Any, Final
 
 import peer_whereabouts
+import upstream
 
 from spiderpool.devcluster.cluster import ControlPlane
 from spiderpool.testbed.members import SimulatedNode
+from spiderpool.testbed.netconf import macvlan_config
 from spiderpool.testbed.testbed import Testbed
 
 NETWORK: Final = "peers"
@@ -67,6 +69,7 @@ class Deployment:
     leftovers: Callable[[], Awaitable[dict[str, int]]]  # "records" (the leak count) and any other objects left
     extra_env: dict[str, str] = field(default_factory=dict)
     stop: Callable[[], None] = lambda: None
+    sandboxes: bool = False  # the executable opens CNI_NETNS even when exec'd directly: pods need a namespace
 
 
 Deployer = Callable[[Testbed, ControlPlane, Sequence[str], PoolRange], Awaitable[Deployment]]
@@ -120,10 +123,45 @@ async def deploy_whereabouts(bed: Testbed, plane: ControlPlane, names: Sequence[
     return Deployment("whereabouts", binary, bed.cni_bin_dir, configs, nodes, list, leftovers)
 
 
-DEPLOYERS: Final[dict[str, Deployer]] = {"ours": deploy_ours, "whereabouts": deploy_whereabouts}
+async def deploy_upstream(bed: Testbed, plane: ControlPlane, names: Sequence[str], pool: PoolRange) -> Deployment:
+    """Upstream's CRDs, its agent per node (its chart's settings), the pool as its webhook would fill it."""
+    binaries = await asyncio.to_thread(upstream.ensure_upstream_binaries)
+    await asyncio.to_thread(upstream.install_upstream_crds, plane)
+    body = {"apiVersion": "spiderpool.spidernet.io/v2beta1", "kind": "SpiderIPPool", "metadata": {"name": POOL},
+            "spec": {"subnet": pool.subnet, "ips": [f"{pool.first}-{pool.last}"]}}
+    await bed.core.create(upstream.webhook_filled_ippool(body))
+    nodes = await _nodes(bed, names, agents=False)
+    agents = [upstream.UpstreamAgent(binary=binaries["spiderpool-agent"], node_name=node.name,
+                                     kubeconfig=plane.kubeconfig, socket_path=node.socket_path,
+                                     work_dir=bed.run_dir / f"upstream-{node.name}") for node in nodes]
+
+    def stop() -> None:
+        for agent in agents:
+            agent.stop()
+
+    try:
+        await asyncio.gather(*(asyncio.to_thread(agent.start) for agent in agents))
+    except BaseException:
+        await asyncio.to_thread(stop)
+        raise
+    cni_dir = await asyncio.to_thread(upstream.upstream_cni_bin_dir, bed.run_dir / "upstream-cni-bin")
+    configs = {
+        node.name: macvlan_config(name=NETWORK, master=node.masters[0], ipam=upstream.upstream_ipam(
+            socket_path=node.socket_path, default_ipv4_ippool=[POOL], log_file=bed.run_dir / "upstream-cni.log"))
+        for node in nodes
+    }
+    return Deployment("upstream", cni_dir / "spiderpool", cni_dir, configs, nodes,
+                      lambda: [pid for agent in agents if (pid := agent.pid) is not None],
+                      lambda: _spider_leftovers(bed), stop=stop, sandboxes=True)
+
+
+DEPLOYERS: Final[dict[str, Deployer]] = {"ours": deploy_ours, "upstream": deploy_upstream,
+                                         "whereabouts": deploy_whereabouts}
 
 
 def prepare(systems: Sequence[str], log: Callable[[str], None]) -> None:
     """Build (or find in the cache) every system's executables before anything is timed."""
     if "whereabouts" in systems:
         log(f"whereabouts: {peer_whereabouts.ensure_whereabouts()}")
+    if "upstream" in systems:
+        log(f"upstream: {', '.join(map(str, upstream.ensure_upstream_binaries().values()))}")
