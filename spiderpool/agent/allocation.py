@@ -12,6 +12,7 @@ import asyncio
 import logging
 from collections.abc import Iterable, Sequence, Set
 from dataclasses import dataclass
+from typing import Protocol
 
 from spiderpool.agent.pool_book import Holding, PoolBook
 from spiderpool.core.selection_types import FamilyCandidates, NicCandidates
@@ -22,11 +23,11 @@ from spiderpool.k8s.status_plan import (
     PoolExhausted,
     PoolNotFound,
     PoolUnavailable,
+    Released,
     ReleaseIntent,
     StatusWriteError,
     WriteAbandoned,
 )
-from spiderpool.k8s.status_writer import PoolStatusWriter
 
 log = logging.getLogger(__name__)
 
@@ -87,8 +88,16 @@ def _recorded_nic(nic: str) -> str:
     return "" if nic.isdigit() else nic
 
 
+class RecordWriter(Protocol):
+    """The pool status writer's interface (``PoolStatusWriter``, or the agent's ``CombinedWriter`` in front of it)."""
+
+    async def allocate(self, pool: str, intent: AllocateIntent) -> Allocated: ...
+
+    async def release(self, pool: str, intent: ReleaseIntent) -> Released: ...
+
+
 class RecordAllocator:
-    def __init__(self, book: PoolBook, writer: PoolStatusWriter) -> None:
+    def __init__(self, book: PoolBook, writer: RecordWriter) -> None:
         self._book = book
         self._writer = writer
 

@@ -41,6 +41,10 @@ class AgentConfig:
     # The node's network namespace for the coordinator's host side: None is the agent's own (hostNetwork, as
     # deployed); tests running simulated nodes name a namespace path.
     host_netns: str | None = None
+    # The controller's record combiner (https://host:port; "" writes every record directly) and the CA it is
+    # served with (None: the system's trust store).
+    combiner_url: str = ""
+    combiner_ca_file: Path | None = None
 
 
 def _port(source: str, text: str) -> int:
@@ -57,6 +61,12 @@ def _hold_seconds(source: str, text: str) -> float:
     if not seconds >= 0:  # also refuses nan
         raise ConfigError(f"{source}: expected a non-negative number of seconds, got {text!r}")
     return seconds
+
+
+def _https_url(source: str, text: str) -> str:
+    if not text.startswith("https://") or len(text) <= len("https://"):
+        raise ConfigError(f"{source}: expected https://HOST:PORT, got {text!r}")
+    return text
 
 
 def _log_level(source: str, text: str) -> str:
@@ -89,6 +99,10 @@ def run_argument_parser() -> argparse.ArgumentParser:
                                                f"{DEFAULT_METRICS_PORT}); 0 disables")
     parser.add_argument("--host-netns", help="the node's network namespace for the coordinator (default: "
                         "$SPIDERPOOL_HOST_NETNS, else the agent's own)")
+    parser.add_argument("--combiner-url", help="the controller's record combiner, https://HOST:PORT (default: "
+                                               "$SPIDERPOOL_COMBINER_URL; none: pool records are written directly)")
+    parser.add_argument("--combiner-ca-file", help="CA of the combiner's certificate (default: "
+                                                   "$SPIDERPOOL_COMBINER_CA_FILE, else the system's)")
     parser.add_argument("--log-level", help="debug, info, warning or error (default: $SPIDERPOOL_LOG_LEVEL, info)")
     return parser
 
@@ -111,6 +125,8 @@ def load_agent_config(options: argparse.Namespace, env: Mapping[str, str]) -> Ag
     level = _pick(options.log_level, "--log-level", env, ("SPIDERPOOL_LOG_LEVEL",))
     hold = _pick(None, "", env, (HOLD_ENV,))
     host_netns = _pick(options.host_netns, "--host-netns", env, ("SPIDERPOOL_HOST_NETNS",))
+    combiner = _pick(options.combiner_url, "--combiner-url", env, ("SPIDERPOOL_COMBINER_URL",))
+    combiner_ca = _pick(options.combiner_ca_file, "--combiner-ca-file", env, ("SPIDERPOOL_COMBINER_CA_FILE",))
     return AgentConfig(
         node_name=node[1].strip(),
         socket_path=socket_path,
@@ -123,4 +139,6 @@ def load_agent_config(options: argparse.Namespace, env: Mapping[str, str]) -> Ag
         cluster=cluster,
         statefulset_hold=_hold_seconds(*hold) if hold else 0.0,
         host_netns=host_netns[1] if host_netns and host_netns[1] else None,
+        combiner_url=_https_url(*combiner) if combiner else "",
+        combiner_ca_file=Path(combiner_ca[1]) if combiner_ca else None,
     )

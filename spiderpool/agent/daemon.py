@@ -14,6 +14,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Awaitable, Callable, Iterable
+from functools import partial
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -22,6 +23,7 @@ from aiohttp import web
 
 from spiderpool.agent.allocation import RecordAllocator
 from spiderpool.agent.cni_endpoint import make_cni_app, start_unix_server
+from spiderpool.agent.combining import CombinedWriter, CombinerClient
 from spiderpool.agent.config import AgentConfig
 from spiderpool.agent.context import IpamContext
 from spiderpool.agent.coordinator_api import add_coordinator_route
@@ -45,7 +47,7 @@ from spiderpool.k8s.bodies import (
     SpiderIPPool,
     SpiderReservedIP,
 )
-from spiderpool.k8s.client import make_api_client
+from spiderpool.k8s.client import bearer_token, make_api_client
 from spiderpool.k8s.events import EventRecorder
 from spiderpool.k8s.status_writer import PoolStatusWriter
 from spiderpool.k8s.store import ENDPOINT, IPPOOL, RESERVED_IP, CustomObjectStore, SpiderStores
@@ -76,6 +78,7 @@ class Agent:
         self._socket_runner: web.AppRunner | None = None
         self._socket_claim: SocketClaim | None = None
         self._writer: PoolStatusWriter | None = None
+        self._combined: CombinedWriter | None = None
         self._probe: asyncio.Task[None] | None = None
         self._service: IpamService | None = None
         self._pools: WatchCache[SpiderIPPool] | None = None
@@ -137,8 +140,9 @@ class Agent:
         writer = self._writer = PoolStatusWriter(stores.ippools, redecide=self.book.redecide,
                                                  linger=self._writer_linger, cached_pool=pools.get,
                                                  observe=self.book.observe)
+        combined = self._combined = CombinedWriter(writer, self._combiner_client(api), candidates=self.book.candidates)
         context = IpamContext(
-            node_name=node, settings=self.config.cluster, book=self.book, records=RecordAllocator(self.book, writer),
+            node_name=node, settings=self.config.cluster, book=self.book, records=RecordAllocator(self.book, combined),
             endpoints=EndpointBook(stores.endpoints, endpoints), pods=PodLookup(pods, reader),
             owners=OwnerResolver(reader), reader=reader, namespaces=namespaces, nodes=nodes,
             pool_store=stores.ippools, statefulset_hold=self.config.statefulset_hold,
@@ -146,8 +150,15 @@ class Agent:
         self._service = IpamService(context, metrics=self.metrics, readiness=self.readiness,
                                     on_conflict=self._conflict_noticed)
         self._coordinators = stores.coordinators
-        self.metrics.watch(writer_stats=lambda: writer.stats, pool_usage=self.book.usage, overlaps=self.book.overlaps)
+        self.metrics.watch(writer_stats=lambda: writer.stats, pool_usage=self.book.usage, overlaps=self.book.overlaps,
+                           combiner_stats=lambda: combined.stats)
         return [reserved, pools, endpoints, pods, namespaces, nodes]
+
+    def _combiner_client(self, api: Any) -> CombinerClient | None:
+        if not self.config.combiner_url:
+            return None
+        return CombinerClient(self.config.combiner_url, token=partial(bearer_token, api),
+                              ca_file=self.config.combiner_ca_file)
 
     def _overlap_noticed(self, pool: SpiderIPPool, losses: tuple[Loss, ...]) -> None:
         """A Warning Event on a pool that loses addresses to older pools (each agent writes the same one)."""
@@ -234,7 +245,9 @@ class Agent:
         if self._socket_claim is not None:
             self._socket_claim.release()  # only now may another agent take the path
             self._socket_claim = None
-        if self._writer is not None:
+        if self._combined is not None:
+            await self._combined.close()  # the combiner's session, then every queued direct write
+        elif self._writer is not None:
             await self._writer.close()
         for task in list(self._notices):
             task.cancel()

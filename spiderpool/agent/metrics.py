@@ -15,6 +15,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, H
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
+from spiderpool.agent.combining import CombinerStats
 from spiderpool.k8s.status_writer import WriterStats
 
 # Upstream's buckets, plus finer ones below 0.1 s: an allocation here takes milliseconds.
@@ -80,6 +81,25 @@ class _LiveCollector(Collector):
         yield overlap
 
 
+class _CombinerCollector(Collector):
+    """The record combiner path's counters (``spiderpool.agent.combining``), read at scrape time."""
+
+    def __init__(self, stats: Callable[[], CombinerStats]) -> None:
+        self._stats = stats
+
+    def collect(self) -> Iterator[CounterMetricFamily]:
+        stats = self._stats()
+        for name, help_text in _COMBINER_COUNTERS:
+            yield CounterMetricFamily(f"spiderpool_record_combiner_{name}", help_text, value=getattr(stats, name))
+
+
+_COMBINER_COUNTERS = (
+    ("combined", "pool records the controller's record combiner wrote for this agent"),
+    ("fallbacks", "pool records written directly after the record combiner did not write them"),
+    ("unreachable", "requests to the record combiner that got no answer (each pauses the combiner path)"),
+)
+
+
 class _Family:
     """One of upstream's two families (``allocation`` or ``release``): counts, failures by reason, durations."""
 
@@ -118,9 +138,12 @@ class AgentMetrics:
                                            "detection (the gateway did not answer)", registry=self.registry)
 
     def watch(self, *, writer_stats: Callable[[], WriterStats], pool_usage: PoolUsage,
-              overlaps: PoolOverlaps = _no_overlaps) -> None:
+              overlaps: PoolOverlaps = _no_overlaps, combiner_stats: Callable[[], CombinerStats] | None = None
+              ) -> None:
         """Export the writer's counters, the pools' usage and their overlaps (read at every scrape)."""
         self.registry.register(_LiveCollector(writer_stats, pool_usage, overlaps))
+        if combiner_stats is not None:
+            self.registry.register(_CombinerCollector(combiner_stats))
 
     def exposition(self) -> bytes:
         return generate_latest(self.registry)

@@ -154,6 +154,19 @@ class PoolBook:
         entry.inflight.add(text)
         return text
 
+    def candidates(self, pool: str, chosen: str | None, count: int = 128) -> tuple[str, ...]:
+        """``chosen`` and the ``count`` next free addresses here, in allocation order, none of them taken: what the
+        agent offers the record combiner (empty when there is no choice, so the writer decides)."""
+        entry = self._pools.get(pool)
+        if chosen is None or entry is None or entry.allocator is None:
+            return () if chosen is None else (chosen,)
+        allocator = entry.allocator
+        room = min(count, allocator.free_count)
+        peeked = (allocator.allocate_n(room) or []) if room > 0 else []
+        for address in peeked:
+            allocator.release(address)
+        return (chosen, *(format_address(allocator.version, address) for address in peeked))
+
     def redecide(self, pool: SpiderIPPool, taken: Set[str], intent: AllocateIntent) -> str | None:
         """The writer's callback: another address, given the server's ``taken`` ones; None when truly full."""
         entry = self._pools.get(pool["metadata"]["name"])

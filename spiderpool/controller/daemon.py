@@ -21,6 +21,7 @@ from aiohttp import web
 
 from spiderpool.cluster_config import load_cluster_settings
 from spiderpool.controller.certificates import generate_serving_certificate
+from spiderpool.controller.combiner import RecordCombiner
 from spiderpool.controller.context import ClusterFlags, ControllerContext, LeaderComponent
 from spiderpool.controller.coordinator import CoordinatorStatusController
 from spiderpool.controller.gc.collector import LeakCollector
@@ -35,6 +36,7 @@ from spiderpool.controller.webhook_registration import DEFAULT_NAME, WebhookRegi
 from spiderpool.controller.webhook_server import make_webhook_app, server_ssl_context, start_site
 from spiderpool.controller.webhooks.deps import WebhookDeps
 from spiderpool.controller.webhooks.ledger import AdmissionLedger
+from spiderpool.k8s.access_reviews import CallerCache
 from spiderpool.k8s.admission_registration import WebhookConfigurations
 from spiderpool.k8s.client import make_api_client
 from spiderpool.k8s.core_objects import CoreObjects
@@ -152,7 +154,11 @@ class Controller:
         cert_file, key_file, ca_pem = self._tls(stack, host)
         deps = WebhookDeps(stores=ctx.stores, ledger=AdmissionLedger(LeaseStore(ctx.api, namespace=namespace)),
                            cluster=ctx.cluster, nads=NetworkAttachments(ctx.api))
-        runner, port = await start_site(make_webhook_app(deps, ctx.metrics), host=host, port=self.options.webhook_port,
+        app = make_webhook_app(deps, ctx.metrics)
+        combiner = RecordCombiner(ctx.stores.ippools, CallerCache(ctx.api))
+        combiner.add_route(app)
+        stack.push_async_callback(combiner.close)  # after the server stopped taking requests (the stack is LIFO)
+        runner, port = await start_site(app, host=host, port=self.options.webhook_port,
                                         ssl_context=server_ssl_context(cert_file=cert_file, key_file=key_file))
         stack.push_async_callback(runner.cleanup)
         self.health.webhook_serving = True

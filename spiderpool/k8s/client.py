@@ -33,7 +33,7 @@ from yarl import URL
 # Other packages type against this name instead of importing the client library themselves.
 ApiClient = k8s_client.ApiClient
 
-__all__ = ["ApiClient", "KubeconfigError", "close_api_client", "make_api_client"]
+__all__ = ["ApiClient", "KubeconfigError", "bearer_token", "close_api_client", "make_api_client"]
 
 # aiohttp closes TLS transports over a few loop iterations after ClientSession.close() (its documented "graceful
 # shutdown" grace); closing the loop sooner leaves them to the garbage collector as unclosed transports.
@@ -44,6 +44,13 @@ async def close_api_client(api: ApiClient) -> None:
     """Close ``api`` and give its TLS connections the loop iterations they need to finish closing."""
     await api.close()
     await asyncio.sleep(_TLS_CLOSE_GRACE)
+
+
+async def bearer_token(api: ApiClient) -> str | None:
+    """The ``Authorization`` header value ``api`` sends now (its refresh hook run first), or None without a token
+    (client-certificate credentials): what the agent shows the controller's record combiner."""
+    value = await api.configuration.get_api_key_with_prefix("BearerToken")
+    return value if isinstance(value, str) and value else None
 
 
 class KubeconfigError(ValueError):

@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Final
 
+from spiderpool.controller.certificates import generate_serving_certificate
 from spiderpool.devcluster.processes import ManagedProcess
 from spiderpool.k8s.admission_registration import KINDS as WEBHOOK_KINDS
 from spiderpool.k8s.admission_registration import WebhookConfigurations
@@ -44,8 +45,19 @@ class ControllerOptions:
     namespace: str = "kube-system"  # of the leader Lease and the admission ledger Leases
     identity: str = "testbed-controller"
     environment: Mapping[str, str] = field(default_factory=dict)  # e.g. SPIDERPOOL_GC_* or leader timings
+    # Where a serving certificate is written for it (None: it generates its own, known to the API server only).
+    # With one, agents can trust it too: ``ControllerProcess.combiner_args`` points them at its record combiner.
+    tls_dir: Path | None = None
+
+    def tls_files(self) -> tuple[Path, Path, Path] | None:
+        if self.tls_dir is None:
+            return None
+        return self.tls_dir / "tls.crt", self.tls_dir / "tls.key", self.tls_dir / "ca.crt"
 
     def argv(self) -> list[str]:
+        tls = self.tls_files()
+        files = [] if tls is None else ["--tls-cert-file", str(tls[0]), "--tls-key-file", str(tls[1]),
+                                         "--tls-ca-file", str(tls[2])]
         return [
             sys.executable,
             "-m",
@@ -60,6 +72,7 @@ class ControllerOptions:
             "0",
             "--metrics-port",
             "0",
+            *files,
         ]
 
     def env(self) -> dict[str, str]:
@@ -92,9 +105,21 @@ class ControllerProcess:
         found = _WEBHOOK_LINE.findall(self.log())
         return found[-1] if found else None
 
+    def combiner_args(self) -> list[str]:
+        """The agent flags that send pool records through this controller's record combiner (once it serves)."""
+        url, tls = self.webhook_url(), self.options.tls_files()
+        if url is None or tls is None:
+            raise RuntimeError("the controller serves no record combiner agents can trust (no tls_dir, or not started)")
+        return ["--combiner-url", url, "--combiner-ca-file", str(tls[2])]
+
     def start(self, *, timeout: float = 60.0) -> None:
         """Start and wait until it leads (the leader registers the webhooks and runs leak collection);
         ProcessExitedError (with the log tail) if it dies, TimeoutError if slow."""
+        tls = self.options.tls_files()
+        if tls is not None and not tls[0].exists():
+            certificate = generate_serving_certificate(hosts=("127.0.0.1",))
+            certificate.write(tls[0].parent)
+            tls[2].write_bytes(certificate.ca_pem)
         runs_before = self.log().count(_LEADER_LINE)
         self._process.start()
         try:

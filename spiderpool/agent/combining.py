@@ -1,0 +1,135 @@
+"""Pool records through the controller's record combiner, with the agent's own writer as the way that always works.
+
+:class:`CombinedWriter` has the status writer's ``allocate``/``release``.  With a combiner configured it first asks
+the controller (``POST /v2/pool-records`` over HTTPS, the agent's bearer token) to write the record with other
+agents' records of the same pool; any answer but a durable record (no connection, a timeout, 4xx/5xx, every
+candidate taken) sends the intent to the agent's own :class:`PoolStatusWriter`, unchanged.  After a failure to reach
+the combiner the agent writes directly for ``pause`` seconds before it asks again, so a dead controller costs one
+failed connection per pause, not one per ADD.
+
+An allocation's outcome is unknown when the request timed out: the combiner may still write the record.  The direct
+write that follows is idempotent by pod UID (it finds that record, or its compare-and-swap makes the combiner's
+late write find this one), so the pod holds one address whichever lands first.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import ssl
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import orjson
+
+from spiderpool.core.record_combining import PATH, CombineRequest
+from spiderpool.k8s.status_plan import Allocated, AllocateIntent, Released, ReleaseIntent
+from spiderpool.k8s.status_writer import PoolStatusWriter
+
+log = logging.getLogger(__name__)
+
+Candidates = Callable[[str, str | None], tuple[str, ...]]
+"""(pool, the agent's choice) -> the addresses to offer, the choice first (empty: write directly)."""
+
+
+@dataclass(slots=True)
+class CombinerStats:
+    combined: int = 0  # records the combiner wrote for this agent
+    fallbacks: int = 0  # intents written directly after the combiner did not answer with a record
+    unreachable: int = 0  # requests that got no answer at all (each pauses the combiner path)
+
+
+class CombinerClient:
+    """One HTTPS session to the combiner at ``url`` (``https://host:port``), trusting ``ca_file``."""
+
+    def __init__(self, url: str, *, token: Callable[[], Awaitable[str | None]], ca_file: Path | None = None,
+                 timeout: float = 3.0) -> None:
+        self._url = url.rstrip("/") + PATH
+        self._token = token
+        self._ssl = ssl.create_default_context(cafile=str(ca_file) if ca_file is not None else None)
+        self._timeout = aiohttp.ClientTimeout(total=timeout)
+        self._session: aiohttp.ClientSession | None = None
+
+    async def send(self, request: CombineRequest) -> dict[str, Any] | None:
+        """The combiner's JSON answer for a durable record; None for any other answer.  ConnectionError or
+        TimeoutError when nobody answered."""
+        token = await self._token()
+        if token is None:
+            return None
+        if self._session is None:
+            self._session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(ssl=self._ssl))
+        headers = {"Authorization": token, "Content-Type": "application/json"}
+        try:
+            async with self._session.post(self._url, data=orjson.dumps(request.to_json()), headers=headers,
+                                          timeout=self._timeout) as response:
+                body = await response.read()
+        except aiohttp.ClientError as error:
+            raise ConnectionError(f"record combiner {self._url}: {error}") from error
+        if response.status != 200:
+            log.debug("record combiner refused %s of %s: %s %s", request.op, request.pool, response.status, body[:200])
+            return None
+        answer = orjson.loads(body)
+        return answer if isinstance(answer, dict) else None
+
+    async def close(self) -> None:
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
+
+
+class CombinedWriter:
+    """The status writer's interface: through the combiner when it answers, else through ``direct``."""
+
+    def __init__(self, direct: PoolStatusWriter, client: CombinerClient | None, *, candidates: Candidates,
+                 pause: float = 5.0) -> None:
+        self.direct = direct
+        self.stats = CombinerStats()
+        self._client, self._candidates, self._pause = client, candidates, pause
+        self._paused_until = 0.0
+
+    def _usable(self) -> CombinerClient | None:
+        if self._client is None or asyncio.get_running_loop().time() < self._paused_until:
+            return None
+        return self._client
+
+    async def _ask(self, request: CombineRequest) -> dict[str, Any] | None:
+        client = self._usable()
+        if client is None:
+            return None
+        try:
+            return await client.send(request)
+        except (ConnectionError, TimeoutError) as error:
+            self.stats.unreachable += 1
+            self._paused_until = asyncio.get_running_loop().time() + self._pause
+            log.warning("record combiner unreachable (%s); writing pool records directly for %.0fs", error,
+                        self._pause)
+            return None
+
+    async def allocate(self, pool: str, intent: AllocateIntent) -> Allocated:
+        candidates = self._candidates(pool, intent.ip) if self._usable() is not None else ()
+        if candidates:
+            answer = await self._ask(CombineRequest("allocate", pool, intent.pod_uid, pod=intent.pod, nic=intent.nic,
+                                                    candidates=candidates))
+            if answer is not None and answer.get("podUid") == intent.pod_uid and isinstance(answer.get("ip"), str):
+                self.stats.combined += 1
+                return Allocated(pool, answer["ip"], str(answer.get("pod", intent.pod)), intent.pod_uid,
+                                 existing=bool(answer.get("existing")), nic=str(answer.get("nic", "")))
+            self.stats.fallbacks += 1
+        return await self.direct.allocate(pool, intent)
+
+    async def release(self, pool: str, intent: ReleaseIntent) -> Released:
+        if self._usable() is not None:
+            answer = await self._ask(CombineRequest("release", pool, intent.pod_uid, ip=intent.ip))
+            if answer is not None and answer.get("podUid") == intent.pod_uid:
+                self.stats.combined += 1
+                return Released(pool, intent.ip, intent.pod_uid, removed=bool(answer.get("removed")))
+            self.stats.fallbacks += 1
+        return await self.direct.release(pool, intent)
+
+    async def close(self) -> None:
+        await self.direct.close()
+        if self._client is not None:
+            await self._client.close()

@@ -1,0 +1,115 @@
+"""The per-pool record combiner: agents hand their pool records to the controller, which writes several per update.
+
+With one ADD in flight per node, every agent has one record to write at a time, so an agent's own group commit has
+nothing to group and ten agents race for one pool object (two of three writes were 409s).  Here each replica runs
+one :class:`PoolStatusWriter` for the agents: requests that arrive while a write of a pool is in flight ride the next
+write.  Nothing else changes: the records are upstream's, written with compare-and-swap, and the answer is sent only
+once the record is durable.  An agent that gets no answer writes directly (see ``spiderpool.agent.combining``);
+idempotency by pod UID makes a record both paths wrote, or one the combiner wrote after the agent gave up, count once.
+
+The combiner grants nothing: a caller must present a bearer token of a user that may ``update``
+``spiderippools/status`` itself (TokenReview + SubjectAccessReview, cached).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Set
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+from aiohttp import web
+
+from spiderpool.core.errors import FieldError
+from spiderpool.core.record_combining import PATH, CombineRequest, first_free, parse_request
+from spiderpool.k8s.access_reviews import CallerCache
+from spiderpool.k8s.bodies import SpiderIPPool
+from spiderpool.k8s.status_plan import Allocated, AllocateIntent, Released, ReleaseIntent, StatusWriteError
+from spiderpool.k8s.status_writer import PoolStatusWriter
+from spiderpool.k8s.store import CustomObjectStore, StoreError
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class CandidateIntent(AllocateIntent):
+    """An allocation with the agent's candidates, in its order (``ip`` is the first)."""
+
+    candidates: tuple[str, ...] = ()
+
+
+class CandidatesTaken(Exception):
+    """Every candidate the agent offered is held: the agent re-decides on its own (it writes directly)."""
+
+
+def _from_candidates(pool: SpiderIPPool, taken: Set[str], intent: AllocateIntent) -> str | None:
+    candidates = intent.candidates if isinstance(intent, CandidateIntent) else ()
+    chosen = first_free(candidates, taken)
+    if chosen is None:
+        raise CandidatesTaken(f"all {len(candidates)} candidates are taken")
+    return chosen
+
+
+class RecordCombiner:
+    """Serves :data:`spiderpool.core.record_combining.PATH` on the controller's HTTPS server."""
+
+    def __init__(self, pools: CustomObjectStore[SpiderIPPool], callers: CallerCache) -> None:
+        self.writer = PoolStatusWriter(pools, redecide=_from_candidates, deadline=10.0)
+        self._callers = callers
+
+    async def write(self, request: CombineRequest) -> dict[str, Any]:
+        """The durable outcome of one request as JSON; StatusWriteError when it cannot be written here."""
+        if request.op == "release":
+            released = await self.writer.release(request.pool, ReleaseIntent(ip=request.ip, pod_uid=request.pod_uid))
+            return _released_json(released)
+        intent = CandidateIntent(pod=request.pod, pod_uid=request.pod_uid, ip=request.candidates[0], nic=request.nic,
+                                 candidates=request.candidates)
+        return _allocated_json(await self.writer.allocate(request.pool, intent))
+
+    async def view(self, request: web.Request) -> web.Response:
+        refusal = await self._refusal(request.headers.get("Authorization", ""))
+        if refusal is not None:
+            return refusal
+        try:
+            combine = parse_request(orjson.loads(await request.read()))
+        except (FieldError, orjson.JSONDecodeError) as error:
+            return _error(400, "invalid", str(error))
+        try:
+            return web.Response(body=orjson.dumps(await self.write(combine)), content_type="application/json")
+        except StatusWriteError as error:
+            return _error(409, type(error).__name__, str(error))
+
+    async def _refusal(self, header: str) -> web.Response | None:
+        scheme, _, token = header.partition(" ")
+        if scheme.lower() != "bearer" or not token:
+            return _error(401, "Unauthorized", "a bearer token is required")
+        try:
+            caller = await self._callers.caller(token)
+        except StoreError as error:
+            return _error(503, "Unavailable", f"cannot review the caller now: {error}")
+        if caller is None:
+            return _error(401, "Unauthorized", "the token does not authenticate")
+        if not caller.may_write_pool_status:
+            return _error(403, "Forbidden", f"{caller.user} may not update spiderippools/status")
+        return None
+
+    def add_route(self, app: web.Application) -> None:
+        app.router.add_post(PATH, self.view)
+
+    async def close(self) -> None:
+        await self.writer.close()
+
+
+def _allocated_json(allocated: Allocated) -> dict[str, Any]:
+    return {"pool": allocated.pool, "ip": allocated.ip, "pod": allocated.pod, "podUid": allocated.pod_uid,
+            "existing": allocated.existing, "nic": allocated.nic}
+
+
+def _released_json(released: Released) -> dict[str, Any]:
+    return {"pool": released.pool, "ip": released.ip, "podUid": released.pod_uid, "removed": released.removed}
+
+
+def _error(status: int, reason: str, message: str) -> web.Response:
+    return web.Response(status=status, body=orjson.dumps({"reason": reason, "message": message}),
+                        content_type="application/json")

@@ -1,0 +1,81 @@
+"""The record combiner's wire format (agent -> controller) and its one decision, pure.
+
+An agent asks the controller's combiner to write one pool record for it (``POST /v2/pool-records``): an allocation
+names the pod, its UID, the NIC and the agent's candidate addresses in its own order (its first choice first, then
+the next free ones its allocator sees); a release names the address and the UID.  The combiner applies every request
+that arrives while a write of that pool is in flight to the next write, so one compare-and-swap carries several
+agents' records.  An allocation takes the first candidate no record (nor an earlier request of the same write)
+holds; the agent decides which addresses are eligible (reserved, excluded, overlapping), the combiner only picks.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Set
+from dataclasses import dataclass
+from typing import Any, Final, Literal
+
+from spiderpool.core.addressing import canonical_ip, ip_version_of
+from spiderpool.core.errors import FieldError
+
+PATH: Final = "/v2/pool-records"
+MAX_CANDIDATES: Final = 512  # a request larger than this is refused: nobody needs it, and it bounds the work
+
+Operation = Literal["allocate", "release"]
+
+
+@dataclass(frozen=True, slots=True)
+class CombineRequest:
+    """One record to write: ``allocate`` (``pod``, ``pod_uid``, ``nic``, ``candidates``) or ``release`` (``ip``)."""
+
+    op: Operation
+    pool: str
+    pod_uid: str
+    pod: str = ""
+    nic: str = ""
+    ip: str = ""
+    candidates: tuple[str, ...] = ()
+
+    def to_json(self) -> dict[str, Any]:
+        body: dict[str, Any] = {"op": self.op, "pool": self.pool, "podUid": self.pod_uid}
+        if self.op == "allocate":
+            body |= {"pod": self.pod, "nic": self.nic, "candidates": list(self.candidates)}
+        else:
+            body["ip"] = self.ip
+        return body
+
+
+def _text(body: Mapping[str, Any], key: str, *, required: bool = True) -> str:
+    value = body.get(key, "")
+    if not isinstance(value, str) or (required and not value):
+        raise FieldError(field=key, value=value, reason="must be a non-empty string" if required else "not a string")
+    return value
+
+
+def _address(text: object, *, field: str) -> str:
+    version = ip_version_of(text) if isinstance(text, str) else None
+    if version is None:
+        raise FieldError(field=field, value=text, reason="not an IP address")
+    return canonical_ip(str(text), version=version, field=field)
+
+
+def parse_request(body: object) -> CombineRequest:
+    """A request from its JSON; FieldError naming the first bad field."""
+    if not isinstance(body, Mapping):
+        raise FieldError(field="body", value=type(body).__name__, reason="must be a JSON object")
+    op, pool, uid = _text(body, "op"), _text(body, "pool"), _text(body, "podUid")
+    if op == "release":
+        return CombineRequest("release", pool, uid, ip=_address(body.get("ip"), field="ip"))
+    if op != "allocate":
+        raise FieldError(field="op", value=op, reason="must be 'allocate' or 'release'")
+    raw = body.get("candidates")
+    if not isinstance(raw, list) or not raw or len(raw) > MAX_CANDIDATES:
+        raise FieldError(field="candidates", value=raw if not isinstance(raw, list) else len(raw),
+                         reason=f"must be a list of 1 to {MAX_CANDIDATES} addresses")
+    candidates = tuple(_address(item, field="candidates") for item in raw)
+    return CombineRequest("allocate", pool, uid, pod=_text(body, "pod"), nic=_text(body, "nic", required=False),
+                          candidates=candidates)
+
+
+def first_free(candidates: tuple[str, ...], taken: Set[str]) -> str | None:
+    """The first candidate nobody holds, in the agent's order; None when every one is taken."""
+    return next((ip for ip in candidates if ip not in taken), None)
