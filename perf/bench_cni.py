@@ -24,14 +24,16 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import functools
 import json
+import shutil
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -44,6 +46,7 @@ from spiderpool.k8s.client import make_api_client
 from spiderpool.k8s.crds import install_crds
 from spiderpool.testbed.agent_process import AgentProcess
 from spiderpool.testbed.cni_invocation import CniCall, PluginRun
+from spiderpool.testbed.controller_process import ControllerOptions, ControllerProcess
 from spiderpool.testbed.members import SimulatedNode, SimulatedPod
 from spiderpool.testbed.netconf import host_local_ipam, macvlan_config
 from spiderpool.testbed.pool_audit import audit_pools
@@ -415,21 +418,43 @@ async def run_all(plane: ControlPlane, options: argparse.Namespace) -> dict[str,
         await install_crds(client)
     finally:
         await client.close()
-    parts, found = options.parts, {}
+    parts: Sequence[str] = options.parts
+    found: dict[str, Any] = {}
     churn = {"pods": options.churn_pods, "nodes": options.churn_nodes, "inflight": options.churn_inflight}
-    async with Testbed(kubeconfig=plane.kubeconfig) as bed:
-        await bed.core.create_namespace(NAMESPACE)
-        if "exec" in parts:
-            found["exec_version"] = await asyncio.to_thread(bench_exec, bed, rounds=options.exec_rounds)
-        if "latency" in parts:
-            node = await bed.add_node(f"{bed.prefix}-latency")
-            found["add_del_ipam"] = await bench_latency(bed, node, samples=options.samples, direct=True)
-            found["add_del_macvlan"] = await bench_latency(bed, node, samples=options.samples, direct=False)
-        if "churn" in parts:
-            found["churn"] = await bench_churn(bed, **churn)
-        if "churn_lean" in parts:
-            found["churn_lean"] = await bench_churn(bed, **churn, lean=True)
+    with started_controller(plane, combiner=options.combiner) as agent_args:
+        async with Testbed(kubeconfig=plane.kubeconfig, agent_args=agent_args) as bed:
+            await run_parts(bed, options, parts, churn, found)
     return found
+
+
+async def run_parts(bed: Testbed, options: argparse.Namespace, parts: Sequence[str], churn: dict[str, Any],
+                    found: dict[str, Any]) -> None:
+    await bed.core.create_namespace(NAMESPACE)
+    if "exec" in parts:
+        found["exec_version"] = await asyncio.to_thread(bench_exec, bed, rounds=options.exec_rounds)
+    if "latency" in parts:
+        node = await bed.add_node(f"{bed.prefix}-latency")
+        found["add_del_ipam"] = await bench_latency(bed, node, samples=options.samples, direct=True)
+        found["add_del_macvlan"] = await bench_latency(bed, node, samples=options.samples, direct=False)
+    if "churn" in parts:
+        found["churn"] = await bench_churn(bed, **churn)
+    if "churn_lean" in parts:
+        found["churn_lean"] = await bench_churn(bed, **churn, lean=True)
+
+
+@contextlib.contextmanager
+def started_controller(plane: ControlPlane, *, combiner: bool) -> Iterator[list[str]]:
+    """Our deployment's controller (webhooks, leak collection, the record combiner), as the chart runs it; yields
+    the agents' flags for its record combiner (none with ``combiner=False``: agents write every record directly)."""
+    state = Path(tempfile.mkdtemp(prefix="bench-controller-"))
+    controller = ControllerProcess(ControllerOptions(kubeconfig=plane.kubeconfig, log_path=state / "controller.log",
+                                                     tls_dir=state / "tls"))
+    controller.start()
+    try:
+        yield controller.combiner_args() if combiner else []
+    finally:
+        controller.stop()
+        shutil.rmtree(state, ignore_errors=True)
 
 
 def parts_list(text: str) -> tuple[str, ...]:
@@ -450,6 +475,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--churn-inflight", type=int, default=None, metavar="K",
                         help="churn: each node works through its pods with K CNI calls in flight (default: every "
                              "call of every node at once)")
+    parser.add_argument("--no-combiner", dest="combiner", action="store_false",
+                        help="agents write every pool record directly, not through the controller's record combiner")
     parser.add_argument("--parts", type=parts_list, default=PARTS,
                         help=f"what to run, a comma list of {','.join(PARTS)} (default: all)")
     parser.add_argument("--output", type=Path, default=RESULTS)

@@ -12,7 +12,7 @@ import ipaddress
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterable, Mapping
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -123,9 +123,13 @@ def agent_config(control_plane: ControlPlane, node: str, socket: Path, **setting
 
 @asynccontextmanager
 async def running_agent(control_plane: ControlPlane, node: str, socket: Path, *, pools: Iterable[str] = (),
-                        writer_linger: float = 0.0, **settings: Any) -> AsyncIterator[Agent]:
-    """The in-process agent of ``node`` on ``socket``, entered once its pool watch has delivered ``pools``."""
+                        writer_linger: float = 0.0, combiner: tuple[str, Path] | None = None,
+                        **settings: Any) -> AsyncIterator[Agent]:
+    """The in-process agent of ``node`` on ``socket``, entered once its pool watch has delivered ``pools``;
+    ``combiner``: the (URL, CA file) of a record combiner it sends its pool records through."""
     config = agent_config(control_plane, node, socket, **settings)
+    if combiner is not None:
+        config = replace(config, combiner_url=combiner[0], combiner_ca_file=combiner[1])
     async with Agent(config, probe_interval=0.5, writer_linger=writer_linger) as agent:
         await wait_for_pools(agent, *pools)
         yield agent

@@ -49,9 +49,19 @@ class CombinerClient:
                  timeout: float = 3.0) -> None:
         self._url = url.rstrip("/") + PATH
         self._token = token
-        self._ssl = ssl.create_default_context(cafile=str(ca_file) if ca_file is not None else None)
+        self._ca_file = ca_file
         self._timeout = aiohttp.ClientTimeout(total=timeout)
         self._session: aiohttp.ClientSession | None = None
+
+    def _open(self) -> aiohttp.ClientSession:
+        """The session, made at first use: the CA file may appear after the agent started (cert-manager)."""
+        if self._session is None:
+            try:
+                context = ssl.create_default_context(cafile=str(self._ca_file) if self._ca_file is not None else None)
+            except (OSError, ssl.SSLError) as error:
+                raise ConnectionError(f"record combiner {self._url}: CA file {self._ca_file}: {error}") from error
+            self._session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(ssl=context))
+        return self._session
 
     async def send(self, request: CombineRequest) -> dict[str, Any] | None:
         """The combiner's JSON answer for a durable record; None for any other answer.  ConnectionError or
@@ -59,11 +69,10 @@ class CombinerClient:
         token = await self._token()
         if token is None:
             return None
-        if self._session is None:
-            self._session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(ssl=self._ssl))
+        session = self._open()
         headers = {"Authorization": token, "Content-Type": "application/json"}
         try:
-            async with self._session.post(self._url, data=orjson.dumps(request.to_json()), headers=headers,
+            async with session.post(self._url, data=orjson.dumps(request.to_json()), headers=headers,
                                           timeout=self._timeout) as response:
                 body = await response.read()
         except aiohttp.ClientError as error:

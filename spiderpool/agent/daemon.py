@@ -100,6 +100,13 @@ class Agent:
             raise RuntimeError("the agent is not started")
         return self._writer
 
+    @property
+    def record_writer(self) -> CombinedWriter:
+        """The writer the IPAM flows use: the record combiner when configured and reachable, else ``writer``."""
+        if self._combined is None:
+            raise RuntimeError("the agent is not started")
+        return self._combined
+
     async def start(self) -> None:
         try:
             await self._start()

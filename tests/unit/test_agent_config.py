@@ -69,3 +69,17 @@ def test_conf_yml_errors_name_the_key() -> None:
         parse_conf_yml("enableIPv4: yes please\n")
     with pytest.raises(ConfigError, match="expected a mapping"):
         parse_conf_yml("- a\n")
+
+
+def test_record_combiner_settings() -> None:
+    """AC05: The record combiner is off unless a URL is given (flag before $SPIDERPOOL_COMBINER_URL), its CA file
+    comes from the flag or $SPIDERPOOL_COMBINER_CA_FILE, and a URL that is not https:// is refused naming where it
+    came from."""
+    assert (load([], {"NODE_NAME": "n"}).combiner_url, load([], {"NODE_NAME": "n"}).combiner_ca_file) == ("", None)
+    env = {"NODE_NAME": "n", "SPIDERPOOL_COMBINER_URL": "https://ctl.kube-system.svc:5722",
+           "SPIDERPOOL_COMBINER_CA_FILE": "/etc/ca.crt"}
+    config = load([], env)
+    assert (config.combiner_url, str(config.combiner_ca_file)) == ("https://ctl.kube-system.svc:5722", "/etc/ca.crt")
+    assert load(["--combiner-url", "https://127.0.0.1:1"], env).combiner_url == "https://127.0.0.1:1"
+    with pytest.raises(ConfigError, match=r"\$SPIDERPOOL_COMBINER_URL: expected https://HOST:PORT"):
+        load([], {"NODE_NAME": "n", "SPIDERPOOL_COMBINER_URL": "http://ctl:5722"})

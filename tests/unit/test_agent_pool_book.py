@@ -207,3 +207,19 @@ def test_pv05_an_owner_does_not_hand_out_what_a_peer_still_records() -> None:
     assert book.choose("new", "u2") is None
     feed.pool(_created(pool("new", ["10.0.0.2-10.0.0.3"]), "2026-01-02T00:00:00Z"))
     assert book.choose("old", "v3") == "10.0.0.2"
+
+
+def test_candidates_offer_the_choice_then_the_next_free_addresses_without_taking_them() -> None:
+    """APB07: The record combiner's candidates: the agent's choice first, then the next free addresses in allocation
+    order (recorded, reserved and in-flight ones skipped), none of them taken by offering them."""
+    book = PoolBook()
+    feed = Feed(book)
+    feed.pool(pool("p", ["10.0.0.1-10.0.0.8"], {"10.0.0.2": "u1"}))
+    feed.reserved("r", ["10.0.0.5"])
+    chosen = book.choose("p", "u2")
+    assert chosen == "10.0.0.1"
+    assert book.candidates("p", chosen, count=3) == ("10.0.0.1", "10.0.0.3", "10.0.0.4", "10.0.0.6")
+    assert book.candidates("p", chosen, count=10) == ("10.0.0.1", "10.0.0.3", "10.0.0.4", "10.0.0.6", "10.0.0.7",
+                                                      "10.0.0.8")
+    assert book.choose("p", "u3") == "10.0.0.3"  # offering did not take it
+    assert book.candidates("p", None) == ()  # no choice: the writer decides on the server's records

@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 import yaml
+from cryptography import x509
 
 from spiderpool.agent.config import DEFAULT_HEALTH_PORT
 from spiderpool.cluster_config import parse_conf_yml
@@ -196,6 +197,35 @@ def test_agent_and_controller_get_the_same_statefulset_hold(helm: Path, tmp_path
         env = {item["name"]: item.get("value") for item in container["env"]}
         holds[kind] = env["SPIDERPOOL_GC_STATEFULSET_IP_HOLD_DURATION"]
     assert holds == {"DaemonSet": "90", "Deployment": "90"}
+
+
+def test_agents_reach_the_record_combiner_through_the_controller_service(
+        default_objects: list[dict[str, Any]], helm: Path, tmp_path: Path) -> None:
+    """CHT13: By default the agents send pool records to the controller's Service on 443 (a port it serves, with a
+    certificate whose DNS names include that Service name), trusting only the CA of the webhook Secret (its key is
+    not mounted); the controller may ask TokenReviews and SubjectAccessReviews; ``recordCombiner: false`` removes
+    the agents' side."""
+    agent = _one(default_objects, "DaemonSet")["spec"]["template"]["spec"]
+    [container] = agent["containers"]
+    env = {item["name"]: item.get("value") for item in container["env"]}
+    assert env["SPIDERPOOL_COMBINER_URL"] == "https://spiderpool-controller.spiderpool-system.svc:443"
+    mount = next(m for m in container["volumeMounts"] if m["name"] == "combiner-ca")
+    assert env["SPIDERPOOL_COMBINER_CA_FILE"] == f"{mount['mountPath']}/ca.crt"
+    volume = next(v for v in agent["volumes"] if v["name"] == "combiner-ca")["secret"]
+    secret = _one(default_objects, "Secret", volume["secretName"])
+    assert volume["items"] == [{"key": "ca.crt", "path": "ca.crt"}]
+    served = x509.load_pem_x509_certificate(base64.b64decode(secret["data"]["tls.crt"]))
+    names = served.extensions.get_extension_for_class(x509.SubjectAlternativeName).value.get_values_for_type(
+        x509.DNSName)
+    assert "spiderpool-controller.spiderpool-system.svc" in names
+    ports = _one(default_objects, "Service", "spiderpool-controller")["spec"]["ports"]
+    assert {"name": "webhook", "port": 443, "targetPort": "webhook", "protocol": "TCP"} in ports
+    rules = _one(default_objects, "ClusterRole", "spiderpool-controller")["rules"]
+    assert {"apiGroups": ["authentication.k8s.io"], "resources": ["tokenreviews"], "verbs": ["create"]} in rules
+    assert {"apiGroups": ["authorization.k8s.io"], "resources": ["subjectaccessreviews"], "verbs": ["create"]} in rules
+    off = _one(_render(helm, tmp_path, {"spiderpoolAgent": {"recordCombiner": False}}), "DaemonSet")
+    [plain] = off["spec"]["template"]["spec"]["containers"]
+    assert not {item["name"] for item in plain["env"]} & {"SPIDERPOOL_COMBINER_URL", "SPIDERPOOL_COMBINER_CA_FILE"}
 
 
 # ---------------------------------------------------------------------------------------------- security contexts

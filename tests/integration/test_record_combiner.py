@@ -1,0 +1,248 @@
+"""The controller's record combiner against the real API server: several agents, one pool, one ADD in flight each.
+
+Agents are in-process (their counters are read directly); the combiner is either served in-process on HTTPS (so a
+test can lose its answer on purpose) or the real ``spiderpool-controller`` process (so a test can SIGKILL it).
+Every case checks the invariants, never timings: every ADD answered, one record per pod, no address twice.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ssl
+import uuid
+from collections.abc import AsyncIterator, Sequence
+from contextlib import AsyncExitStack, asynccontextmanager
+from pathlib import Path
+
+import orjson
+import pytest
+from agent_support import Cluster, cni_request, eventually, running_agent, span, unique
+from aiohttp import ClientSession, TCPConnector, web
+from controller_support import ControllerProcess
+from kubernetes_asyncio.client import (
+    ApiClient,
+    AuthenticationV1TokenRequest,
+    CoreV1Api,
+    V1ObjectMeta,
+    V1Pod,
+    V1ServiceAccount,
+    V1TokenRequestSpec,
+)
+
+from spiderpool.agent.daemon import Agent
+from spiderpool.controller.certificates import generate_serving_certificate
+from spiderpool.controller.combiner import RecordCombiner
+from spiderpool.controller.webhook_server import server_ssl_context, start_site
+from spiderpool.core.record_combining import PATH
+from spiderpool.devcluster.cluster import ControlPlane
+from spiderpool.k8s.access_reviews import CallerCache
+from spiderpool.k8s.core_objects import CoreObjects
+from spiderpool.k8s.store import SpiderStores
+
+pytestmark = pytest.mark.integration
+
+Combiner = tuple[str, Path]  # (URL, CA file) as an agent is configured with them
+
+
+def certificate_files(directory: Path) -> tuple[Path, Path, Path]:
+    """A serving certificate for 127.0.0.1: (chain, key, CA)."""
+    certificate = generate_serving_certificate(hosts=("127.0.0.1",))
+    cert_file, key_file = certificate.write(directory)
+    ca_file = directory / "ca.crt"
+    ca_file.write_bytes(certificate.ca_pem)
+    return cert_file, key_file, ca_file
+
+
+@asynccontextmanager
+async def served_combiner(api: ApiClient, directory: Path, *, lose_answers: int = 0
+                          ) -> AsyncIterator[tuple[Combiner, RecordCombiner]]:
+    """A RecordCombiner on HTTPS; the first ``lose_answers`` requests are carried out (durably) and then the
+    connection is dropped without an answer, as when the controller dies between its write and its reply."""
+    combiner = RecordCombiner(SpiderStores(api).ippools, CallerCache(api))
+    lost = {"left": lose_answers}
+
+    async def view(request: web.Request) -> web.StreamResponse:
+        response = await combiner.view(request)
+        if lost["left"] > 0 and response.status == 200:
+            lost["left"] -= 1
+            assert request.transport is not None
+            request.transport.abort()
+        return response
+
+    app = web.Application()
+    app.router.add_post(PATH, view)
+    cert_file, key_file, ca_file = certificate_files(directory)
+    runner, port = await start_site(app, host="127.0.0.1", port=0,
+                                    ssl_context=server_ssl_context(cert_file=cert_file, key_file=key_file))
+    try:
+        yield (f"https://127.0.0.1:{port}", ca_file), combiner
+    finally:
+        await runner.cleanup()
+        await combiner.close()
+
+
+@asynccontextmanager
+async def agents(control_plane: ControlPlane, socket_dir: Path, nodes: Sequence[str], pool: str,
+                 combiners: Sequence[Combiner | None]) -> AsyncIterator[list[Agent]]:
+    async with AsyncExitStack() as stack:
+        yield [await stack.enter_async_context(running_agent(control_plane, node, socket_dir / f"{node}.sock",
+                                                             pools=[pool], combiner=combiner))
+               for node, combiner in zip(nodes, combiners, strict=True)]
+
+
+async def add_one_at_a_time(agent: Agent, pods: Sequence[V1Pod], pool: str) -> list[str]:
+    """The node's ADDs, one in flight (a kubelet starting pods one after the other); the addresses given."""
+    given = []
+    for pod in pods:
+        result = await agent.service.add(cni_request("ADD", pod, default_ipv4_ippool=[pool]))
+        given.append(str(result.ips[0].address.ip))
+    return given
+
+
+async def every_node(running: Sequence[Agent], pods: Sequence[Sequence[V1Pod]], pool: str,
+                     part: slice = slice(None)) -> list[str]:
+    """Every node's ADDs of ``part`` of its pods at once, one in flight per node; every address given."""
+    given = await asyncio.gather(*(add_one_at_a_time(agent, mine[part], pool)
+                                   for agent, mine in zip(running, pods, strict=True)))
+    return [ip for ips in given for ip in ips]
+
+
+async def nodes_and_pods(cluster: Cluster, *, nodes: int, pods_each: int) -> tuple[list[str], list[list[V1Pod]]]:
+    names = [await cluster.node() for _ in range(nodes)]
+    return names, [[await cluster.pod(node) for _ in range(pods_each)] for node in names]
+
+
+async def assert_one_record_per_pod(cluster: Cluster, pool: str, pods: Sequence[V1Pod], given: Sequence[str]) -> None:
+    records = await cluster.records(pool)
+    assert len(given) == len(set(given)) == len(pods), f"an address was given twice: {sorted(given)}"
+    by_uid = {record.pod_uid: ip for ip, record in records.items()}
+    assert len(by_uid) == len(records) == len(pods), f"{len(records)} records for {len(pods)} pods"
+    assert {by_uid[pod.metadata.uid] for pod in pods} == set(given)
+
+
+async def test_agents_at_one_in_flight_share_the_combiners_writes(
+        api: ApiClient, cluster: Cluster, control_plane: ControlPlane, socket_dir: Path, tmp_path: Path) -> None:
+    """RCB01: Three agents, one ADD in flight each, race for a pool of exactly 24 addresses through one combiner:
+    every ADD is answered, each pod holds one record and no address is given twice; every record went through the
+    combiner (no agent wrote the pool itself, none fell back), and the pods' DELs are written by it too."""
+    pool = await cluster.pool(subnet="10.211.0.0/24", ips=[span("10.211.0.1", 24)])
+    names, pods = await nodes_and_pods(cluster, nodes=3, pods_each=8)
+    async with served_combiner(api, tmp_path) as (address, combiner), \
+            agents(control_plane, socket_dir, names, pool, [address] * 3) as running:
+        given = await every_node(running, pods, pool)
+        every = [pod for mine in pods for pod in mine]
+        await assert_one_record_per_pod(cluster, pool, every, given)
+        assert [(agent.record_writer.stats.combined, agent.record_writer.stats.fallbacks) for agent in running
+                ] == [(8, 0)] * 3
+        assert [agent.writer.stats.write_requests for agent in running] == [0, 0, 0]
+        assert combiner.writer.stats.intents_committed == 24
+        for pod in every:
+            await cluster.terminate(pod.metadata.name)
+        for agent, mine in zip(running, pods, strict=True):
+            for pod in mine:
+                await agent.service.delete(cni_request("DEL", pod, default_ipv4_ippool=[pool]))
+        assert await cluster.records(pool) == {}
+        assert combiner.writer.stats.intents_committed == 48
+        assert [agent.writer.stats.write_requests for agent in running] == [0, 0, 0]
+
+
+def tls_args(directory: Path) -> tuple[list[str], Path]:
+    cert_file, key_file, ca_file = certificate_files(directory)
+    return ["--tls-cert-file", str(cert_file), "--tls-key-file", str(key_file), "--tls-ca-file", str(ca_file)], ca_file
+
+
+async def test_a_killed_combiner_leaves_agents_writing_directly(
+        api: ApiClient, cluster: Cluster, control_plane: ControlPlane, socket_dir: Path, tmp_path: Path) -> None:
+    """RCB02: The real controller process serves three agents' records and is SIGKILLed while their ADDs are in
+    flight: every ADD (those in flight at the kill and those after) is still answered, through the agents' own
+    writers, with one record per pod and no address twice; the agents count the combiner as unreachable."""
+    pool = await cluster.pool(subnet="10.211.1.0/24", ips=[span("10.211.1.1", 30)])
+    names, pods = await nodes_and_pods(cluster, nodes=3, pods_each=10)
+    namespace = f"rcb-{uuid.uuid4().hex[:6]}"
+    await CoreObjects(api).create_namespace(namespace)
+    args, ca_file = tls_args(tmp_path)
+    controller = ControllerProcess(control_plane, identity="rcb02", namespace=namespace, log_dir=tmp_path,
+                                   register="none", extra_args=args)
+    await asyncio.to_thread(controller.start)
+    try:
+        address = (controller.webhook_url(), ca_file)
+        async with agents(control_plane, socket_dir, names, pool, [address] * 3) as running:
+            first = asyncio.create_task(every_node(running, pods, pool, slice(0, 8)))
+            await eventually(lambda: sum(agent.record_writer.stats.combined for agent in running) >= 3, within=30)
+            await asyncio.to_thread(controller.process.kill)
+            given = await first + await every_node(running, pods, pool, slice(8, None))
+            await assert_one_record_per_pod(cluster, pool, [pod for mine in pods for pod in mine], given)
+            assert all(agent.record_writer.stats.unreachable >= 1 for agent in running)
+    finally:
+        controller.process.kill()
+
+
+async def test_a_lost_answer_is_resolved_by_the_pods_uid(
+        api: ApiClient, cluster: Cluster, control_plane: ControlPlane, socket_dir: Path, tmp_path: Path) -> None:
+    """RCB03: The combiner writes a pod's record and the connection dies before the answer (the agent cannot know
+    whether it was written): the agent writes directly, finds the pod's record by its UID and answers with that
+    address; the pool holds one record for the pod, not two."""
+    pool = await cluster.pool(subnet="10.211.2.0/24", ips=[span("10.211.2.1", 4)])
+    names, pods = await nodes_and_pods(cluster, nodes=1, pods_each=1)
+    async with served_combiner(api, tmp_path, lose_answers=1) as (address, combiner), \
+            agents(control_plane, socket_dir, names, pool, [address]) as running:
+        given = await add_one_at_a_time(running[0], pods[0], pool)
+        await assert_one_record_per_pod(cluster, pool, pods[0], given)
+        stats = running[0].record_writer.stats
+        assert (stats.combined, stats.fallbacks, stats.unreachable) == (0, 1, 1)
+        assert combiner.writer.stats.intents_committed == 1  # the combiner did write it
+        assert running[0].writer.stats.writes == 0  # ... and the direct path found it instead of writing another
+
+
+async def test_direct_writers_and_the_combiner_race_without_a_duplicate(
+        api: ApiClient, cluster: Cluster, control_plane: ControlPlane, socket_dir: Path, tmp_path: Path) -> None:
+    """RCB04: Two agents through the combiner and two writing directly (no combiner configured) race for a pool of
+    exactly 24 addresses, one ADD in flight each: compare-and-swap conflicts between the combiner and the direct
+    writers are re-decided on both sides; every pod gets one record and no address is given twice."""
+    pool = await cluster.pool(subnet="10.211.3.0/24", ips=[span("10.211.3.1", 24)])
+    names, pods = await nodes_and_pods(cluster, nodes=4, pods_each=6)
+    async with served_combiner(api, tmp_path) as (address, combiner), \
+            agents(control_plane, socket_dir, names, pool, [address, address, None, None]) as running:
+        given = await every_node(running, pods, pool)
+        await assert_one_record_per_pod(cluster, pool, [pod for mine in pods for pod in mine], given)
+        combined = [agent.record_writer.stats.combined + agent.record_writer.stats.fallbacks for agent in running]
+        assert combined == [6, 6, 0, 0]
+        assert combiner.writer.stats.intents_committed == 12 - sum(agent.record_writer.stats.fallbacks
+                                                                  for agent in running[:2])
+
+
+async def post(url: str, ca_file: Path, *, token: str | None) -> tuple[int, dict[str, object]]:
+    body = {"op": "release", "pool": "p", "podUid": "u", "ip": "10.211.4.1"}
+    headers = {"Authorization": f"Bearer {token}"} if token is not None else {}
+    ssl_context = ssl.create_default_context(cafile=str(ca_file))
+    async with ClientSession(connector=TCPConnector(ssl=ssl_context)) as session, \
+            session.post(url + PATH, data=orjson.dumps(body), headers=headers) as response:
+        return response.status, orjson.loads(await response.read())
+
+
+async def service_account_token(api: ApiClient, namespace: str, name: str) -> str:
+    core = CoreV1Api(api)
+    await core.create_namespaced_service_account(namespace, V1ServiceAccount(metadata=V1ObjectMeta(name=name)))
+    request = AuthenticationV1TokenRequest(spec=V1TokenRequestSpec(audiences=[], expiration_seconds=600))
+    answer = await core.create_namespaced_service_account_token(name, namespace, request)
+    return str(answer.status.token)
+
+
+async def test_the_combiner_writes_only_for_callers_that_may_write_themselves(
+        api: ApiClient, control_plane: ControlPlane, tmp_path: Path) -> None:
+    """RCB05: The combiner grants nothing: no bearer token or one the API server does not authenticate is 401, a
+    service account without RBAC on spiderippools/status is 403 (TokenReview + SubjectAccessReview), and only the
+    admin's token reaches the writer (a release of a pool that does not exist: 409 naming it)."""
+    namespace = unique("rcb")
+    await CoreObjects(api).create_namespace(namespace)
+    nobody = await service_account_token(api, namespace, "nobody")
+    admin = control_plane.token
+    async with served_combiner(api, tmp_path) as ((url, ca_file), _):
+        assert (await post(url, ca_file, token=None))[0] == 401
+        assert (await post(url, ca_file, token="not-a-token"))[0] == 401
+        status, body = await post(url, ca_file, token=nobody)
+        assert status == 403
+        assert "may not update spiderippools/status" in str(body["message"])
+        status, body = await post(url, ca_file, token=admin)
+        assert status == 409
+        assert "pool p not found" in str(body["message"])

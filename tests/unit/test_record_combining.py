@@ -1,0 +1,48 @@
+"""The record combiner's wire format and its one decision (``spiderpool.core.record_combining``)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from spiderpool.core.errors import FieldError
+from spiderpool.core.record_combining import MAX_CANDIDATES, CombineRequest, first_free, parse_request
+
+
+def test_requests_round_trip_with_canonical_addresses() -> None:
+    """WCB01: An allocation and a release survive ``to_json`` -> ``parse_request``; addresses come back in upstream's
+    canonical form (records are keyed by it), the candidates in the agent's order."""
+    allocate = CombineRequest("allocate", "p", "u1", pod="ns/a", nic="eth0", candidates=("10.0.0.9", "fd00:0::1"))
+    parsed = parse_request(allocate.to_json())
+    assert parsed == CombineRequest("allocate", "p", "u1", pod="ns/a", nic="eth0", candidates=("10.0.0.9", "fd00::1"))
+    release = CombineRequest("release", "p", "u1", ip="fd00:0:0::a")
+    assert parse_request(release.to_json()) == CombineRequest("release", "p", "u1", ip="fd00::a")
+
+
+@pytest.mark.parametrize(("body", "field"), [
+    ([], "body"),
+    ({"op": "allocate", "pool": "p"}, "podUid"),
+    ({"op": "steal", "pool": "p", "podUid": "u"}, "op"),
+    ({"op": "allocate", "pool": "p", "podUid": "u", "pod": "ns/a", "candidates": []}, "candidates"),
+    ({"op": "allocate", "pool": "p", "podUid": "u", "pod": "ns/a", "candidates": ["10.0.0.1"] * (MAX_CANDIDATES + 1)},
+     "candidates"),
+    ({"op": "allocate", "pool": "p", "podUid": "u", "pod": "ns/a", "candidates": ["10.0.0.0/24"]}, "candidates"),
+    ({"op": "allocate", "pool": "p", "podUid": "u", "candidates": ["10.0.0.1"]}, "pod"),
+    ({"op": "release", "pool": "p", "podUid": "u", "ip": "nope"}, "ip"),
+])
+def test_bad_requests_name_the_field(body: Any, field: str) -> None:
+    """WCB02: A malformed request is refused with a FieldError naming the offending field (the combiner answers 400
+    and the agent writes the record itself)."""
+    with pytest.raises(FieldError) as refused:
+        parse_request(body)
+    assert refused.value.field == field
+
+
+def test_first_free_keeps_the_agents_order() -> None:
+    """WCB03: The combiner takes the first candidate no record (nor an earlier request of the same write) holds, in
+    the agent's order, and says None when all are taken (the agent then re-decides on its own)."""
+    candidates = ("10.0.0.3", "10.0.0.1", "10.0.0.2")
+    assert first_free(candidates, set()) == "10.0.0.3"
+    assert first_free(candidates, {"10.0.0.3"}) == "10.0.0.1"
+    assert first_free(candidates, {"10.0.0.3", "10.0.0.1", "10.0.0.2"}) is None
