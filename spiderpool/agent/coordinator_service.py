@@ -12,6 +12,7 @@ ADD could change).
 from __future__ import annotations
 
 import asyncio
+import errno
 import logging
 import os
 from collections.abc import Callable, Mapping
@@ -40,6 +41,8 @@ from spiderpool.wire import COORDINATOR_REQUEST_PATH, HEADER_EXIT_CODE, CniPasst
 logger = logging.getLogger("spiderpool.agent.coordinator")
 T = TypeVar("T")
 _OWN_NETNS: Final = "/proc/self/ns/net"
+_PRIVILEGES_HINT: Final = (" (the agent needs CAP_NET_ADMIN and CAP_SYS_ADMIN for the coordinator: chart value "
+                           "coordinator.agentPrivileges)")
 
 
 def random_mac() -> str:
@@ -159,7 +162,10 @@ async def _dispatch(service: CoordinatorService, request: CniRequest) -> CniAnsw
         raise CniError(CniCode.INVALID_NETNS, f"failed to GetNS {error}") from None
     except NetlinkError as error:
         logger.warning("coordinator %s %s: %s", request.command, request.container_id, error)
-        raise CniError(CniCode.INTERNAL, f"coordinator: {error.args[-1]}") from None
+        hint = _PRIVILEGES_HINT if error.code == errno.EPERM else ""
+        raise CniError(CniCode.INTERNAL, f"coordinator: {error.args[-1]}{hint}") from None
+    except PermissionError as error:
+        raise CniError(CniCode.INTERNAL, f"coordinator: {error}{_PRIVILEGES_HINT}") from None
     return CniAnswer(0)
 
 

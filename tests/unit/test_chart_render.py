@@ -328,6 +328,21 @@ def test_h15_detection_gives_the_agent_only_what_it_needs(helm: Path, tmp_path: 
     assert (settings["enable_gateway_detection"], settings["enable_ip_conflict_detection"]) == (True, False)
 
 
+def test_h16_coordinator_privileges_are_opt_in(helm: Path, tmp_path: Path) -> None:
+    """H16: ``coordinator.agentPrivileges`` gives the agent container (only it) what the coordinator's work needs
+    (CAP_NET_ADMIN, CAP_NET_RAW, CAP_SYS_ADMIN, the host's /var/run/netns); without it the agent stays as H01/H03
+    say, and the default SpiderCoordinator's spec does not carry the chart-only key."""
+    objects = _render(helm, tmp_path, {"coordinator": {"agentPrivileges": True}})
+    pod = _pods(objects)["DaemonSet"]
+    agent, = (c for c in pod["containers"] if c["name"] == "spiderpool-agent")
+    assert agent["securityContext"]["capabilities"] == {"add": ["NET_ADMIN", "NET_RAW", "SYS_ADMIN"], "drop": ["ALL"]}
+    install, = pod["initContainers"]
+    assert "add" not in install["securityContext"]["capabilities"]
+    host_paths = {v["name"]: v["hostPath"]["path"] for v in pod["volumes"] if "hostPath" in v}
+    assert host_paths["host-netns"] == "/var/run/netns"
+    assert "agentPrivileges" not in _controller_env(objects)["SPIDERPOOL_DEFAULT_COORDINATOR_SPEC"]
+
+
 def _controller_env(objects: list[dict[str, Any]]) -> dict[str, str]:
     container = _one(objects, "Deployment", "spiderpool-controller")["spec"]["template"]["spec"]["containers"][0]
     return {item["name"]: item.get("value", "") for item in container["env"]}

@@ -55,7 +55,7 @@ readinessProbe:
 CAP_SYS_ADMIN (setns), CAP_NET_RAW (raw sockets), CAP_NET_ADMIN (link up) and the host's /var/run/netns. Anything else
 that needs the same (the coordinator) adds its condition here. */}}
 {{- define "spiderpool.agentEntersPodNetns" -}}
-{{- if or .Values.ipam.enableIPConflictDetection .Values.ipam.enableGatewayDetection -}}true{{- end -}}
+{{- if or .Values.ipam.enableIPConflictDetection .Values.ipam.enableGatewayDetection .Values.coordinator.agentPrivileges -}}true{{- end -}}
 {{- end }}
 
 {{/* The agent container's securityContext: the values', plus the capabilities of agentEntersPodNetns. */}}
