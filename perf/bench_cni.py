@@ -223,6 +223,7 @@ class ChurnPhase:
     latency: dict[str, float]
     failed: list[str]
     agent_cpu_seconds: float
+    controller_cpu_seconds: float = 0.0  # the record combiner's work on the agents' behalf
 
     def report(self, calls: int) -> dict[str, Any]:
         """The phase's figures: wall time, latency, failures, writes (409s apart) and the agents' CPU per call."""
@@ -234,6 +235,7 @@ class ChurnPhase:
             **self.writes,
             "agent_cpu_seconds": round(self.agent_cpu_seconds, 3),
             "agent_cpu_ms_per_call": round(self.agent_cpu_seconds * 1000 / calls, 3),
+            "controller_cpu_ms_per_call": round(self.controller_cpu_seconds * 1000 / calls, 3),
         }
 
 
@@ -242,18 +244,20 @@ def agent_pids(nodes: Sequence[SimulatedNode]) -> list[int]:
 
 
 async def timed_phase(bed: Testbed, per_node: Mapping[str, Sequence[Call[PluginRun]]], *,
-                      nodes: Sequence[SimulatedNode], inflight: int | None) -> ChurnPhase:
+                      nodes: Sequence[SimulatedNode], inflight: int | None,
+                      controller_pids: Sequence[int] = ()) -> ChurnPhase:
     """Every node works through its CNI calls, ``inflight`` at a time (None: all at once); seconds until the last
     returned, the calls' latencies and failures, the API writes they caused and the agents' CPU seconds."""
     pods = sum(len(calls) for calls in per_node.values())
     pids = agent_pids(nodes)
-    before, cpu_before = await scrape(bed), cpu_seconds(pids)
+    before, cpu_before, controller_before = await scrape(bed), cpu_seconds(pids), cpu_seconds(controller_pids)
     started = time.perf_counter()
     done = [run for runs in (await run_per_node(per_node, inflight=inflight)).values() for run in runs]
     seconds = time.perf_counter() - started
-    cpu = cpu_seconds(pids) - cpu_before
+    cpu, controller = cpu_seconds(pids) - cpu_before, cpu_seconds(controller_pids) - controller_before
     return ChurnPhase(seconds, phase_writes(difference(await scrape(bed), before), pods),
-                      latency_ms([run.seconds for run in done]), [run.describe() for run in done if not run.ok], cpu)
+                      latency_ms([run.seconds for run in done]), [run.describe() for run in done if not run.ok], cpu,
+                      controller)
 
 
 async def churn_setup(bed: Testbed, *, pods: int, nodes: int, lean: bool) -> Churn:
@@ -291,14 +295,16 @@ class Churn:
         return per_node
 
 
-async def bench_churn(bed: Testbed, *, pods: int, nodes: int, lean: bool = False, inflight: int | None = None
-                      ) -> dict[str, Any]:
+async def bench_churn(bed: Testbed, *, pods: int, nodes: int, lean: bool = False, inflight: int | None = None,
+                      controller_pids: Sequence[int] = ()) -> dict[str, Any]:
     churn = await churn_setup(bed, pods=pods, nodes=nodes, lean=lean)
-    allocate = await timed_phase(bed, churn.calls(bed.cni.add), nodes=churn.nodes, inflight=inflight)
+    allocate = await timed_phase(bed, churn.calls(bed.cni.add), nodes=churn.nodes, inflight=inflight,
+                                 controller_pids=controller_pids)
     verified = await verify_allocated(bed, churn.pool, churn.pods, lean=lean) if not allocate.failed else {
         "records": None, "audit": f"not audited: {len(allocate.failed)} ADDs failed"}
     await asyncio.gather(*(bed.terminate_pod(pod) for pod in churn.pods))  # as on "kubectl delete": untimed
-    release = await timed_phase(bed, churn.calls(bed.cni.delete), nodes=churn.nodes, inflight=inflight)
+    release = await timed_phase(bed, churn.calls(bed.cni.delete), nodes=churn.nodes, inflight=inflight,
+                                controller_pids=controller_pids)
     remaining = (await bed.stores.ippools.get(churn.pool)).get("status", {}).get("allocatedIPCount", 0)
     await asyncio.gather(*(bed.finish_pod(pod) for pod in churn.pods))
     total = allocate.writes["writes"] + release.writes["writes"]
@@ -401,7 +407,8 @@ def churn_lines(churn: Mapping[str, Any]) -> list[str]:
         found = churn[phase]
         lines.append(
             f"  {phase}: p50 {found['p50_ms']:.1f} ms, p99 {found['p99_ms']:.1f} ms, {found['failed']} failed; "
-            f"agents' CPU {found['agent_cpu_seconds']:.2f} s ({found['agent_cpu_ms_per_call']:.2f} ms/call); "
+            f"agents' CPU {found['agent_cpu_seconds']:.2f} s ({found['agent_cpu_ms_per_call']:.2f} ms/call; "
+            f"controller {found['controller_cpu_ms_per_call']:.2f} ms/call); "
             f"{found['writes']} writes ({found['writes_per_pod']}/pod; without 409s "
             f"{found['writes_per_pod_without_409']}/pod; pools {found['pool_writes']}, endpoints "
             f"{found['endpoint_writes']}, 409s {found['conflicts_409']}): {found['by_request']}"
@@ -421,7 +428,8 @@ async def run_all(plane: ControlPlane, options: argparse.Namespace) -> dict[str,
     parts: Sequence[str] = options.parts
     found: dict[str, Any] = {}
     churn = {"pods": options.churn_pods, "nodes": options.churn_nodes, "inflight": options.churn_inflight}
-    with started_controller(plane, combiner=options.combiner) as agent_args:
+    with started_controller(plane, combiner=options.combiner) as (agent_args, controller_pid):
+        churn["controller_pids"] = [controller_pid]
         async with Testbed(kubeconfig=plane.kubeconfig, agent_args=agent_args) as bed:
             await run_parts(bed, options, parts, churn, found)
     return found
@@ -443,15 +451,17 @@ async def run_parts(bed: Testbed, options: argparse.Namespace, parts: Sequence[s
 
 
 @contextlib.contextmanager
-def started_controller(plane: ControlPlane, *, combiner: bool) -> Iterator[list[str]]:
+def started_controller(plane: ControlPlane, *, combiner: bool) -> Iterator[tuple[list[str], int]]:
     """Our deployment's controller (webhooks, leak collection, the record combiner), as the chart runs it; yields
-    the agents' flags for its record combiner (none with ``combiner=False``: agents write every record directly)."""
+    the agents' flags for its record combiner (none with ``combiner=False``: agents write every record directly)
+    and its pid."""
     state = Path(tempfile.mkdtemp(prefix="bench-controller-"))
     controller = ControllerProcess(ControllerOptions(kubeconfig=plane.kubeconfig, log_path=state / "controller.log",
                                                      tls_dir=state / "tls"))
     controller.start()
     try:
-        yield controller.combiner_args() if combiner else []
+        assert controller.pid is not None
+        yield (controller.combiner_args() if combiner else []), controller.pid
     finally:
         controller.stop()
         shutil.rmtree(state, ignore_errors=True)

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Final
 
@@ -23,6 +23,8 @@ import peer_whereabouts
 import upstream
 
 from spiderpool.devcluster.cluster import ControlPlane
+from spiderpool.testbed.agent_process import AgentProcess
+from spiderpool.testbed.controller_process import ControllerOptions, ControllerProcess
 from spiderpool.testbed.members import SimulatedNode
 from spiderpool.testbed.netconf import macvlan_config
 from spiderpool.testbed.testbed import Testbed
@@ -93,13 +95,25 @@ def _agent_pids(nodes: Sequence[SimulatedNode]) -> list[int]:
 
 
 async def deploy_ours(bed: Testbed, plane: ControlPlane, names: Sequence[str], pool: PoolRange) -> Deployment:
+    """Our agents and our controller, as the chart deploys them: the agents send pool records through the
+    controller's record combiner. The controller's CPU is counted with the agents'."""
     await asyncio.to_thread(plane.sync_api().install_crds)
     spec: Any = {"subnet": pool.subnet, "ips": [f"{pool.first}-{pool.last}"]}
     await bed.stores.ippools.create({"metadata": {"name": POOL}, "spec": spec})
-    nodes = await _nodes(bed, names, agents=True)
+    options = ControllerOptions(kubeconfig=plane.kubeconfig, log_path=bed.run_dir / "controller.log",
+                                tls_dir=bed.run_dir / "controller-tls")
+    controller = ControllerProcess(options)
+    await asyncio.to_thread(controller.start)
+    nodes = await _nodes(bed, names, agents=False)
+    for node in nodes:
+        assert node.agent is not None
+        given = node.agent.options
+        node.agent = AgentProcess(replace(given, extra_args=(*given.extra_args, *controller.combiner_args())))
+    await asyncio.gather(*(asyncio.to_thread(node.agent.start) for node in nodes if node.agent is not None))
     configs = {node.name: bed.macvlan(node, network=NETWORK, default_ipv4_ippool=[POOL]) for node in nodes}
     return Deployment("ours", bed.cni.plugin("spiderpool"), bed.cni_bin_dir, configs, nodes,
-                      lambda: _agent_pids(nodes), lambda: _spider_leftovers(bed))
+                      lambda: _agent_pids(nodes) + ([controller.pid] if controller.pid is not None else []),
+                      lambda: _spider_leftovers(bed), stop=controller.stop)
 
 
 async def deploy_whereabouts(bed: Testbed, plane: ControlPlane, names: Sequence[str], pool: PoolRange) -> Deployment:
