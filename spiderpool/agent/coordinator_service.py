@@ -117,7 +117,8 @@ class CoordinatorService:
         conf = await self._conf(request, tolerant=True)
         if conf.mode == DISABLED:
             return
-        addresses = list(dict.fromkeys(_prev_addresses(request.config) + await self._ifname_addresses(request)))
+        # prevResult (CNI >= 0.4.0) names the addresses; the pod's namespace is read only when it does not
+        addresses = _prev_addresses(request.config) or await self._ifname_addresses(request)
         async with self._node_lock:
             node, _, table = await self._in_host(lambda: read_node((), conf.host_rule_table))
             steps = plan_del(request.container_id or "", addresses, node, table)

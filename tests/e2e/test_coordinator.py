@@ -143,3 +143,39 @@ async def test_co02_overlay_nic_after_a_ptp_eth0(bed: Testbed, namespace: str, p
     assert f"{net1} dev veth" in run_ip("route", "show", "table", "500", netns=node.netns)
     await _coordinator_del(bed, pod, conf, ifname="net1")
     assert _node_tables(node) == before
+
+
+async def test_co03_second_underlay_nic_gets_a_policy_table(bed: Testbed, namespace: str, pools: Pools,
+                                                            coordinator: None) -> None:
+    """CO03: a two-NIC underlay pod (eth0 on ens192, net1 on ens224, each macvlan + spiderpool + coordinator): net1
+    reuses veth0, its default route leaves the main table for table 101 (veth0, eth0, net1: 98 + 3) with
+    ``from <net1> lookup 101``, table 101 routes the node's addresses through veth0; the node reaches both pod
+    addresses (through the host veth) and the pod reaches the node's address on ens224; DEL of net1 then eth0
+    leaves the node's tables as they were."""
+    first, second = unique("co03-a"), unique("co03-b")
+    await pools.create(first, subnet="10.250.86.0/24", ips=["10.250.86.10-10.250.86.20"], gateway="10.250.86.1")
+    await pools.create(second, subnet="10.250.87.0/24", ips=["10.250.87.10-10.250.87.20"], gateway="10.250.87.1")
+    node = await bed.add_node(unique(f"{bed.prefix}-co03"))
+    run_ip("addr", "add", "10.250.86.1/24", "dev", "ens192", netns=node.netns)
+    run_ip("addr", "add", "10.250.87.1/24", "dev", "ens224", netns=node.netns)
+    before = _node_tables(node)
+    pod = await bed.create_pod(node, name="co03", namespace=namespace)
+    networks = [macvlan_config(name=f"co03-{master}", master=master, ipam=spiderpool_ipam(
+        socket_path=node.socket_path, default_ipv4_ippool=[pool])) for master, pool in
+        (("ens192", first), ("ens224", second))]
+    confs = [await _chain(bed, pod, networks[0]), await _chain(bed, pod, networks[1], ifname="net1")]
+    assert interface_names(pod.netns) == ["lo", "eth0", "veth0", "net1"]
+    net1 = ip_interface(run_ip("-4", "-o", "addr", "show", "dev", "net1", netns=pod.netns).split()[3]).ip
+    eth0 = ip_interface(run_ip("-4", "-o", "addr", "show", "dev", "eth0", netns=pod.netns).split()[3]).ip
+    main = {str(route.dst): route.dev for route in read_routes(pod.netns, version=4)}
+    assert main["default"] == "eth0"
+    table = {str(route.dst): route.dev for route in read_routes(pod.netns, version=4, table="101")}
+    assert (table["default"], table["10.250.87.1"], table["10.250.86.1"]) == ("net1", "veth0", "veth0")
+    assert f"from {net1} lookup 101" in run_ip("rule", "show", netns=pod.netns)
+    assert probe_tcp(pod.netns, ip_address("10.250.87.1")) == "answered"
+    assert probe_tcp(node.netns, net1) == "answered"
+    assert probe_tcp(node.netns, eth0) == "answered"
+    await _coordinator_del(bed, pod, confs[1], ifname="net1")
+    await _coordinator_del(bed, pod, confs[0])
+    await bed.remove_pod(pod)
+    assert _node_tables(node) == before
