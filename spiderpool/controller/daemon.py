@@ -157,6 +157,7 @@ class Controller:
         app = make_webhook_app(deps, ctx.metrics)
         combiner = RecordCombiner(ctx.stores.ippools, CallerCache(ctx.api))
         combiner.add_route(app)
+        ctx.metrics.watch_combiner(lambda: combiner.writer.stats)
         stack.push_async_callback(combiner.close)  # after the server stopped taking requests (the stack is LIFO)
         runner, port = await start_site(app, host=host, port=self.options.webhook_port,
                                         ssl_context=server_ssl_context(cert_file=cert_file, key_file=key_file))

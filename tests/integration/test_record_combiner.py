@@ -28,10 +28,12 @@ from kubernetes_asyncio.client import (
     V1ServiceAccount,
     V1TokenRequestSpec,
 )
+from prometheus_client import generate_latest
 
 from spiderpool.agent.daemon import Agent
 from spiderpool.controller.certificates import generate_serving_certificate
 from spiderpool.controller.combiner import RecordCombiner
+from spiderpool.controller.metrics import ControllerMetrics
 from spiderpool.controller.webhook_server import server_ssl_context, start_site
 from spiderpool.core.record_combining import PATH
 from spiderpool.devcluster.cluster import ControlPlane
@@ -124,7 +126,8 @@ async def test_agents_at_one_in_flight_share_the_combiners_writes(
         api: ApiClient, cluster: Cluster, control_plane: ControlPlane, socket_dir: Path, tmp_path: Path) -> None:
     """RCB01: Three agents, one ADD in flight each, race for a pool of exactly 24 addresses through one combiner:
     every ADD is answered, each pod holds one record and no address is given twice; every record went through the
-    combiner (no agent wrote the pool itself, none fell back), and the pods' DELs are written by it too."""
+    combiner (no agent wrote the pool itself, none fell back), and the pods' DELs are written by it too; the
+    controller's metrics count them."""
     pool = await cluster.pool(subnet="10.211.0.0/24", ips=[span("10.211.0.1", 24)])
     names, pods = await nodes_and_pods(cluster, nodes=3, pods_each=8)
     async with served_combiner(api, tmp_path) as (address, combiner), \
@@ -143,6 +146,10 @@ async def test_agents_at_one_in_flight_share_the_combiners_writes(
                 await agent.service.delete(cni_request("DEL", pod, default_ipv4_ippool=[pool]))
         assert await cluster.records(pool) == {}
         assert combiner.writer.stats.intents_committed == 48
+        metrics = ControllerMetrics()
+        metrics.watch_combiner(lambda: combiner.writer.stats)
+        exposition = generate_latest(metrics.registry).decode()
+        assert "spiderpool_record_combiner_intents_committed_total 48.0" in exposition
         assert [agent.writer.stats.write_requests for agent in running] == [0, 0, 0]
 
 
