@@ -56,14 +56,19 @@ def certificate_files(directory: Path) -> tuple[Path, Path, Path]:
 
 
 @asynccontextmanager
-async def served_combiner(api: ApiClient, directory: Path, *, lose_answers: int = 0
-                          ) -> AsyncIterator[tuple[Combiner, RecordCombiner]]:
+async def served_combiner(api: ApiClient, directory: Path, *, lose_answers: int = 0,
+                          hold: asyncio.Event | None = None) -> AsyncIterator[tuple[Combiner, RecordCombiner]]:
     """A RecordCombiner on HTTPS; the first ``lose_answers`` requests are carried out (durably) and then the
-    connection is dropped without an answer, as when the controller dies between its write and its reply."""
+    connection is dropped without an answer, as when the controller dies between its write and its reply; with
+    ``hold``, each request waits for that event before the combiner sees it (a combiner slower than the agent's
+    patience)."""
     combiner = RecordCombiner(SpiderStores(api).ippools, CallerCache(api))
     lost = {"left": lose_answers}
 
     async def view(request: web.Request) -> web.StreamResponse:
+        if hold is not None:
+            await request.read()  # buffered now: the agent will have hung up by the time the combiner reads it
+            await hold.wait()
         response = await combiner.view(request)
         if lost["left"] > 0 and response.status == 200:
             lost["left"] -= 1
@@ -253,3 +258,23 @@ async def test_the_combiner_writes_only_for_callers_that_may_write_themselves(
         status, body = await post(url, ca_file, token=admin)
         assert status == 409
         assert "pool p not found" in str(body["message"])
+
+
+async def test_a_late_combiner_write_finds_the_record_the_agent_wrote(
+        api: ApiClient, cluster: Cluster, control_plane: ControlPlane, socket_dir: Path, tmp_path: Path) -> None:
+    """RCB06: The combiner is slower than the agent's patience: the agent gives up on it and writes the record
+    itself; when the combiner finally carries the request out, it finds the pod's record by UID and writes nothing:
+    one record for the pod, the address the CNI answer named."""
+    pool = await cluster.pool(subnet="10.211.5.0/24", ips=[span("10.211.5.1", 4)])
+    names, pods = await nodes_and_pods(cluster, nodes=1, pods_each=1)
+    hold = asyncio.Event()
+    async with served_combiner(api, tmp_path, hold=hold) as (address, combiner), \
+            agents(control_plane, socket_dir, names, pool, [address]) as running:
+        given = await add_one_at_a_time(running[0], pods[0], pool)
+        stats = running[0].record_writer.stats
+        assert (stats.combined, stats.fallbacks, stats.unreachable) == (0, 1, 1)
+        assert running[0].writer.stats.writes == 1
+        hold.set()
+        await eventually(lambda: combiner.writer.stats.intents_committed == 1, within=30)
+        assert combiner.writer.stats.write_requests == 0  # it found the record: nothing to write
+        await assert_one_record_per_pod(cluster, pool, pods[0], given)
