@@ -146,7 +146,7 @@ class Agent:
         reserved.add_handler(self.book.on_reserved_event)
         writer = self._writer = PoolStatusWriter(stores.ippools, redecide=self.book.redecide,
                                                  linger=self._writer_linger, cached_pool=pools.get,
-                                                 observe=self.book.observe)
+                                                 observe=self.book.observe, codecs=self.book.codecs)
         combined = self._combined = CombinedWriter(writer, self._combiner_client(api), candidates=self.book.candidates)
         context = IpamContext(
             node_name=node, settings=self.config.cluster, book=self.book, records=RecordAllocator(self.book, combined),

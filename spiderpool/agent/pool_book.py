@@ -6,9 +6,11 @@ write pending).  The newest object is the watch event's or the status writer's o
 (:meth:`PoolBook.observe`), whichever has the higher ``resourceVersion``; an older copy arriving later is ignored.
 Each of them patches the used set with the difference between the previous and the new records, so a record removed
 by another writer is free here as soon as either shows it; the allocator is rebuilt only when the pool's ranges
-change.  A mark that no record and no in-flight choice justifies is dropped when its choice settles and whenever
-the writer asks for a new choice (``redecide``).  SpiderReservedIP changes re-block every pool of that family.  An
-index pod UID -> (pool, address) serves DEL, GC and CHECK.
+change.  A mark that no record and no in-flight choice justifies is dropped when its choice settles, and when the
+writer asks for a new choice (``redecide``) while nothing looks free.  SpiderReservedIP changes re-block every pool
+of that family.  An index pod UID -> (pool, address) serves DEL, GC and CHECK.  Status strings are decoded
+incrementally (:mod:`spiderpool.core.record_text`, one codec per pool shared with the status writer), and each new
+object is applied as its difference from the last: a write costs an agent O(changed records) in Python.
 
 Admission is not trusted: every pool is checked with the webhook's per-object rules (addresses, gateway and routes
 inside the subnet) and an invalid one is refused with the reason (``refusals``); an address several valid pools
@@ -29,10 +31,11 @@ from dataclasses import dataclass, field
 from spiderpool.agent.conflicts import ConflictQuarantine
 from spiderpool.agent.pool_overlaps import OverlapTracker
 from spiderpool.core.addressing import IPRange, merge_ranges
-from spiderpool.core.allocations import AllocationsFormatError, PoolIPAllocation, decode_allocated_ips
+from spiderpool.core.allocations import AllocationsFormatError, PoolIPAllocation
 from spiderpool.core.allocator import AllocatorError, PoolAllocator, format_address, parse_address
 from spiderpool.core.errors import InvalidSpec
 from spiderpool.core.pool_overlap import Loss, held_ranges
+from spiderpool.core.record_text import DecodedRecords, RecordsCodecs, changed_addresses
 from spiderpool.core.specs import PoolView, ReservedIPSpec, parse_reservedip_spec
 from spiderpool.core.validation import validate_ippool_object
 from spiderpool.k8s.bodies import SpiderIPPool, SpiderReservedIP
@@ -52,7 +55,7 @@ class _Pool:
     allocator: PoolAllocator | None = None
     ranges_key: tuple[object, ...] = ()
     records: dict[str, PoolIPAllocation] = field(default_factory=dict)
-    seen: dict[str, PoolIPAllocation] = field(default_factory=dict)  # the records of the newest object applied
+    seen: DecodedRecords = field(default_factory=lambda: DecodedRecords(None, {}, []))  # of the newest object applied
     newest: SpiderIPPool | None = None  # that object (its resourceVersion orders the copies that arrive)
     inflight: set[str] = field(default_factory=set)
     problem: str | None = None
@@ -63,10 +66,6 @@ OverlapNotice = Callable[[SpiderIPPool, tuple[Loss, ...]], object]
 """Called with a pool object and what it loses to older overlapping pools, whenever that changes (empty: nothing)."""
 
 
-def _records_of(pool: SpiderIPPool) -> dict[str, PoolIPAllocation]:
-    return decode_allocated_ips(pool.get("status", {}).get("allocatedIPs"))
-
-
 def _not_newer(pool: SpiderIPPool, newest: SpiderIPPool | None) -> bool:
     """Whether ``pool`` is known to be the same or an older version than ``newest`` (unknown order: False)."""
     new, old = resource_version_number(pool), resource_version_number(newest)
@@ -75,7 +74,8 @@ def _not_newer(pool: SpiderIPPool, newest: SpiderIPPool | None) -> bool:
 
 class PoolBook:
     def __init__(self, *, enable_ipv4: bool = True, enable_ipv6: bool = True,
-                 on_overlap: OverlapNotice | None = None) -> None:
+                 on_overlap: OverlapNotice | None = None, codecs: RecordsCodecs | None = None) -> None:
+        self.codecs = codecs if codecs is not None else RecordsCodecs()  # shared with the status writer
         self._pools: dict[str, _Pool] = {}
         self._reserved: dict[str, ReservedIPSpec] = {}
         self._blocked: dict[int, list[IPRange]] = {4: [], 6: []}
@@ -168,19 +168,36 @@ class PoolBook:
         return (chosen, *(format_address(allocator.version, address) for address in peeked))
 
     def redecide(self, pool: SpiderIPPool, taken: Set[str], intent: AllocateIntent) -> str | None:
-        """The writer's callback: another address, given the server's ``taken`` ones; None when truly full."""
+        """The writer's callback: another address, given the server's ``taken`` ones; None when truly full.
+
+        The book has applied the object the writer plans on (watch event or ``observe``), so its marks already hold
+        ``taken`` but for what it has not seen yet: the next free address not in ``taken`` is the answer, found in
+        O(1) per address skipped.  Only when nothing looks free are marks that neither ``taken`` nor an in-flight
+        choice justifies dropped and the search repeated: "exhausted" is concluded on the server's records alone.
+        """
         entry = self._pools.get(pool["metadata"]["name"])
         if entry is None or entry.allocator is None:
             return None
-        allocator = entry.allocator
-        self._forget_unknown_marks(entry, taken)
-        allocator.load_used(taken)  # texts outside the pool come back rejected: nothing to mark
-        address = allocator.allocate()
-        if address is None:
-            return None
-        text = format_address(allocator.version, address)
-        entry.inflight.add(text)
+        text = self._next_free_outside(entry, taken)
+        if text is None:
+            self._forget_unknown_marks(entry, taken)
+            entry.allocator.load_used(taken)  # texts outside the pool come back rejected: nothing to mark
+            text = self._next_free_outside(entry, taken)
+        if text is not None:
+            entry.inflight.add(text)
         return text
+
+    @staticmethod
+    def _next_free_outside(entry: _Pool, taken: Set[str]) -> str | None:
+        """The lowest address free here and not in ``taken`` (now marked), or None; a taken one found free here is
+        left marked: the server holds it."""
+        allocator = entry.allocator
+        assert allocator is not None
+        while (address := allocator.allocate()) is not None:
+            text = format_address(allocator.version, address)
+            if text not in taken:
+                return text
+        return None
 
     def _forget_unknown_marks(self, entry: _Pool, taken: Set[str]) -> None:
         """Free every mark that neither ``taken`` (the server's records the writer plans on, with the batch's
@@ -238,6 +255,7 @@ class PoolBook:
         name = event.object["metadata"]["name"]
         if event.type == "DELETED":
             gone = self._pools.pop(name, None)
+            self.codecs.forget(name)
             for ip, record in (gone.records if gone is not None else {}).items():
                 self._owners_discard(record.pod_uid, (name, ip))
             self._track_overlaps(name, None, created="")
@@ -260,7 +278,7 @@ class PoolBook:
         entry.newest = pool
         self._apply_spec(name, entry, pool)
         try:
-            fresh = _records_of(pool)
+            fresh = self.codecs.of(name).decode(pool.get("status", {}).get("allocatedIPs"))
         except AllocationsFormatError as error:
             if entry.view is not None:  # an invalid pool keeps its spec's reason
                 entry.problem = f"pool {name}: {error}"
@@ -347,19 +365,19 @@ class PoolBook:
         allocator.load_used([*entry.records, *entry.inflight])
         entry.allocator = allocator
 
-    def _apply_records(self, name: str, entry: _Pool, fresh: dict[str, PoolIPAllocation]) -> None:
+    def _apply_records(self, name: str, entry: _Pool, fresh: DecodedRecords) -> None:
+        """Patch the book with what changed from the last applied object's records: O(changes) in Python."""
         previous, entry.seen = entry.seen, fresh
-        for ip in previous:
-            if ip not in fresh:
-                self._drop(name, entry, ip)
-                if ip not in entry.inflight:
-                    self._unmark(entry, ip)
-        for ip, record in fresh.items():
-            if previous.get(ip) != record:
-                self._put(name, entry, ip, record)
-                self._mark(entry, ip)
-                entry.inflight.discard(ip)
-        if previous.keys() != fresh.keys():
+        gone, came = changed_addresses(previous, fresh)
+        for ip in gone:
+            self._drop(name, entry, ip)
+            if ip not in entry.inflight:
+                self._unmark(entry, ip)
+        for ip in came:
+            self._put(name, entry, ip, fresh.records[ip])
+            self._mark(entry, ip)
+            entry.inflight.discard(ip)
+        if gone or any(ip not in previous.records for ip in came):
             self._reblock_peers(name)
 
     def on_reserved_event(self, event: WatchEvent[SpiderReservedIP]) -> None:

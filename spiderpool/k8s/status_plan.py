@@ -12,12 +12,16 @@ from __future__ import annotations
 
 from collections.abc import Callable, Set
 from dataclasses import dataclass
+from dataclasses import field as dataclass_field
+from operator import attrgetter
 from typing import TYPE_CHECKING, Any, cast
 
 from spiderpool.core.addressing import canonical_ip, ip_version_of
 from spiderpool.core.allocations import PoolIPAllocation, allocated_ip_count, encode_allocated_ips
 from spiderpool.core.errors import FieldError
 from spiderpool.k8s.bodies import SpiderIPPool
+
+_POD_UID = attrgetter("pod_uid")
 
 if TYPE_CHECKING:  # planning only carries the caller's future; it never touches an event loop
     import asyncio
@@ -105,12 +109,17 @@ class PendingIntent:
 
 @dataclass(slots=True)
 class BatchPlan:
-    """The result of applying a batch to one pool object: the records to write and each intent's outcome."""
+    """The result of applying a batch to one pool object: the records to write and each intent's outcome.
+
+    ``removed`` and ``added`` are what the batch changed in the base records (so the write can encode only those).
+    """
 
     records: dict[str, PoolIPAllocation]
     outcomes: list[Outcome | StatusWriteError]
     changed: bool
     redecisions: int
+    removed: list[str] = dataclass_field(default_factory=list)
+    added: dict[str, PoolIPAllocation] = dataclass_field(default_factory=dict)
 
 
 def canonical_address(text: object, *, field: str) -> str:
@@ -138,7 +147,7 @@ def plan_batch(
 ) -> BatchPlan:
     """Apply ``batch`` in order to a copy of ``records`` (the pool's current records)."""
     working = dict(records)
-    owner_ip = {record.pod_uid: ip for ip, record in working.items()}
+    owner_ip = dict(zip(map(_POD_UID, working.values()), working, strict=True))  # C loops: the base is large
     taken = set(working)  # also keeps addresses released in this batch out of this batch's allocations
     plan = BatchPlan(records=working, outcomes=[], changed=False, redecisions=0)
     refusal = _allocation_refusal(name, pool)
@@ -151,6 +160,8 @@ def plan_batch(
                 del working[intent.ip]
                 owner_ip.pop(intent.pod_uid, None)
                 plan.changed = True
+                if plan.added.pop(intent.ip, None) is None:
+                    plan.removed.append(intent.ip)
             plan.outcomes.append(Released(name, intent.ip, intent.pod_uid, removed))
             continue
         held = owner_ip.get(intent.pod_uid)
@@ -165,7 +176,7 @@ def plan_batch(
         if isinstance(ip, StatusWriteError):
             plan.outcomes.append(ip)
             continue
-        working[ip] = PoolIPAllocation(pod=intent.pod, pod_uid=intent.pod_uid, nic=intent.nic)
+        working[ip] = plan.added[ip] = PoolIPAllocation(pod=intent.pod, pod_uid=intent.pod_uid, nic=intent.nic)
         owner_ip[intent.pod_uid] = ip
         taken.add(ip)
         plan.changed = True
@@ -207,9 +218,14 @@ def _decide(
 
 def status_body(pool: SpiderIPPool, records: dict[str, PoolIPAllocation]) -> SpiderIPPool:
     """``pool`` with its records replaced: the JSON string map (omitted when empty) and the matching count."""
+    return encoded_status_body(pool, encode_allocated_ips(records), allocated_ip_count(records))
+
+
+def encoded_status_body(pool: SpiderIPPool, encoded: str | None, count: int) -> SpiderIPPool:
+    """``pool`` with ``status.allocatedIPs`` replaced by the already encoded records (None: none) and their count."""
     status: dict[str, Any] = {key: value for key, value in pool.get("status", {}).items() if key != "allocatedIPs"}
-    encoded = encode_allocated_ips(records)
     if encoded is not None:
         status["allocatedIPs"] = encoded
-    status["allocatedIPCount"] = allocated_ip_count(records)
+    status["allocatedIPCount"] = count
     return cast(SpiderIPPool, {**pool, "status": status})
+

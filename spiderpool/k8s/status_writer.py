@@ -25,8 +25,9 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, cast
 
-from spiderpool.core.allocations import AllocationsFormatError, PoolIPAllocation, decode_allocated_ips
+from spiderpool.core.allocations import AllocationsFormatError
 from spiderpool.core.errors import FieldError
+from spiderpool.core.record_text import DecodedRecords, RecordsCodecs
 from spiderpool.k8s.api_errors import is_transient
 from spiderpool.k8s.bodies import SpiderIPPool
 from spiderpool.k8s.status_plan import (
@@ -43,8 +44,8 @@ from spiderpool.k8s.status_plan import (
     StatusWriteError,
     WriteAbandoned,
     check_intent,
+    encoded_status_body,
     plan_batch,
-    status_body,
 )
 from spiderpool.k8s.store import Conflicted, CustomObjectStore, NotFound
 
@@ -74,7 +75,7 @@ class _Lane:
     queue: list[PendingIntent] = field(default_factory=list)
     worker: asyncio.Task[None] | None = None
     base: SpiderIPPool | None = None
-    records: dict[str, PoolIPAllocation] | None = None
+    records: DecodedRecords | None = None
 
 
 def _is_transient(error: BaseException) -> bool:
@@ -133,6 +134,7 @@ class PoolStatusWriter:
         error_backoff: tuple[float, float] = (0.05, 2.0),
         cached_pool: Callable[[str], SpiderIPPool | None] | None = None,
         observe: Callable[[SpiderIPPool], object] | None = None,
+        codecs: RecordsCodecs | None = None,
     ) -> None:
         if max_batch < 1:
             raise FieldError(field="max_batch", value=max_batch, reason="must be at least 1")
@@ -147,6 +149,7 @@ class PoolStatusWriter:
         self._conflict_backoff, self._error_backoff = conflict_backoff, error_backoff
         self._cached_pool = cached_pool
         self._observe = observe
+        self._codecs = codecs if codecs is not None else RecordsCodecs()
         self._lanes: dict[str, _Lane] = {}
         self._closed = False
 
@@ -215,7 +218,7 @@ class PoolStatusWriter:
                     continue
                 if self._catch_up(name, lane):
                     fresh = False
-                plan = plan_batch(name, lane.base, lane.records, batch, self._redecide)
+                plan = plan_batch(name, lane.base, lane.records.records, batch, self._redecide)
                 self.stats.redecisions += plan.redecisions
                 if not plan.changed and not fresh:
                     lane.base = None  # "nothing to write" must be judged on the server's state, not on a cached copy
@@ -265,9 +268,9 @@ class PoolStatusWriter:
         self._set_base(lane, cached)
         return True
 
-    @staticmethod
-    def _set_base(lane: _Lane, pool: SpiderIPPool) -> None:
-        lane.records = decode_allocated_ips(pool.get("status", {}).get("allocatedIPs"))
+    def _set_base(self, lane: _Lane, pool: SpiderIPPool) -> None:
+        codec = self._codecs.of(pool["metadata"]["name"])
+        lane.records = codec.decode(pool.get("status", {}).get("allocatedIPs"))
         lane.base = pool
 
     def _observed(self, pool: SpiderIPPool) -> None:
@@ -281,7 +284,10 @@ class PoolStatusWriter:
     async def _write(self, lane: _Lane, plan: BatchPlan) -> bool:
         """Compare-and-swap the planned records; False (and the base dropped) when the pool changed meanwhile."""
         assert lane.base is not None
-        body = status_body(lane.base, plan.records)
+        assert lane.records is not None
+        codec = self._codecs.of(lane.base["metadata"]["name"])
+        encoded = codec.encode(plan.records, base=lane.records, removed=plan.removed, added=plan.added)
+        body = encoded_status_body(lane.base, encoded.text, len(plan.records))
         lane.base = None  # until the outcome is known: after an error the write may or may not have landed
         self.stats.write_requests += 1
         result = await self._pools.swap_status(body)
@@ -289,7 +295,7 @@ class PoolStatusWriter:
             self.stats.conflicts += 1
             return False
         self.stats.writes += 1
-        lane.base, lane.records = result.object, plan.records
+        lane.base, lane.records = result.object, encoded
         self._observed(result.object)
         return True
 
