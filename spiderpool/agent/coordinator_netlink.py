@@ -11,6 +11,7 @@ from __future__ import annotations
 import errno
 import os
 import socket
+import subprocess
 from collections.abc import Iterable, Sequence
 from ipaddress import ip_address, ip_interface, ip_network
 from pathlib import Path
@@ -30,6 +31,7 @@ from spiderpool.core.coordinator_facts import (
     DeleteRoute,
     DeleteRule,
     LinkFact,
+    MarkReplies,
     NamespaceFacts,
     RouteFact,
     RouteSpec,
@@ -127,6 +129,25 @@ def write_sysctl(key: str, value: str) -> None:
     Path("/proc/sys", *key.split(".")).write_text(value)
 
 
+_RESTORE: Final = {4: "iptables-restore", 6: "ip6tables-restore"}
+
+
+def mark_replies(step: MarkReplies) -> None:
+    """The mangle rules of ``step`` in the current thread's namespace (a child process inherits the thread's)."""
+    mark = f"{step.mark:#08x}"
+    rules = (f"*mangle\n-A PREROUTING -i {step.link} -m conntrack --ctstate NEW -j MARK --set-xmark {mark}\n"
+             f"-A PREROUTING -m mark --mark {mark} -j CONNMARK --save-mark\n"
+             "-A OUTPUT -j CONNMARK --restore-mark\nCOMMIT\n")
+    for family in step.families:
+        try:
+            done = subprocess.run([_RESTORE[family], "--noflush"], input=rules.encode(), capture_output=True,
+                                  check=False, timeout=30)
+        except (OSError, subprocess.TimeoutExpired) as error:
+            raise NetlinkError(errno.EIO, f"{_RESTORE[family]}: {error}") from error
+        if done.returncode != 0:
+            raise NetlinkError(errno.EIO, f"{_RESTORE[family]}: {done.stderr.decode(errors='replace').strip()}")
+
+
 def _index(ipr: Any, name: str) -> int:
     found = ipr.link_lookup(ifname=name)
     if not found:
@@ -201,6 +222,8 @@ def _apply(ipr: Any, step: Step, host_netns_fd: int | None) -> None:
             _tolerating({errno.EEXIST}, ipr.rule, "add", **_rule_args(rule))
         case DeleteRule(rule=rule):
             _tolerating(_GONE, ipr.rule, "del", **_rule_args(rule))
+        case MarkReplies():
+            mark_replies(step)
 
 
 def apply_steps(steps: Sequence[Step], *, host_netns_fd: int | None = None) -> None:
@@ -212,4 +235,5 @@ def apply_steps(steps: Sequence[Step], *, host_netns_fd: int | None = None) -> N
             try:
                 _apply(ipr, step, host_netns_fd)
             except NetlinkError as error:
-                raise NetlinkError(error.code, f"{step}: {os.strerror(error.code)}") from error
+                detail = error.args[1] if len(error.args) > 1 and error.args[1] else os.strerror(error.code)
+                raise NetlinkError(error.code, f"{step}: {detail}") from error

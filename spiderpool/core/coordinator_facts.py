@@ -172,7 +172,18 @@ class DeleteRule:
     rule: RuleSpec
 
 
+@dataclass(frozen=True, slots=True)
+class MarkReplies:
+    """Upstream's makeReplyPacketViaVeth in the pod: iptables mangle rules marking connections that arrive on
+    ``link`` (0x1, saved to and restored from the connection), for each IP family."""
+
+    link: str
+    families: tuple[int, ...]
+    mark: int = 1
+    side: Side = POD
+
+
 Step: TypeAlias = (
     SetLinkUp | CreateVeth | DeleteLink | AddAddress | SetMac | SetTxQueueLen | SetSysctl | AddNeighbour | AddRoute
-    | DeleteRoute | AddRule | DeleteRule
+    | DeleteRoute | AddRule | DeleteRule | MarkReplies
 )

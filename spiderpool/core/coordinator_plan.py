@@ -9,8 +9,7 @@ A later underlay NIC (``net1``...) reuses ``veth0`` and gets a policy-routing ta
 with its routes moved there when ``tunePodRoutes``. Overlay (a NIC after an overlay CNI's ``eth0``): the same
 through ``eth0`` and its host peer, the overlay default route copied to table 100 for replies.
 
-Not done (deviations, see docs/coordinator.md): upstream's iptables mangle rules that mark connections arriving on
-``veth0`` with the fwmark rule to table 100; the gratuitous ARP after a MAC change.
+Not done (a deviation, see docs/coordinator.md): the gratuitous ARP after a MAC change.
 """
 
 from __future__ import annotations
@@ -33,6 +32,7 @@ from spiderpool.core.coordinator_facts import (
     AddRule,
     CreateVeth,
     LinkFact,
+    MarkReplies,
     NamespaceFacts,
     RouteSpec,
     RuleSpec,
@@ -49,6 +49,7 @@ UNDERLAY_VETH: Final = "veth0"
 OVERLAY_NIC: Final = "eth0"
 HOST_RULE_PRIORITY: Final = 1000
 POD_RULE_TABLE: Final = 100
+REPLY_MARK: Final = 1
 # Node interfaces whose addresses the pod is not given a route to (upstream's DefaultNodeInterfacesToExclude,
 # matched as Go's MatchString does: anywhere, the ^ anchors where written).
 _NODE_EXCLUDED: Final = re.compile(
@@ -215,6 +216,8 @@ def plan_add(inputs: AddInputs) -> AddPlan:
     source = next((a.ip for a in overlay_nic.addresses if a.version == 4), None) if overlay_nic else None
     steps += _host_routes(conf, nic, hosts, first, table, pod_veth, host_veth, source)
     steps += _routed_cidrs(conf, hosts, wanted, MAIN_TABLE if first else table, pod_veth, source)
+    if mode == UNDERLAY and first:
+        steps += _reply_marks(hosts, wanted, source)
     if conf.tune_pod_routes and (not first or mode == OVERLAY):
         steps += plan_route_tuning(conf, pod, ifname, mode, first, table)
     policy_table = MAIN_TABLE if mode == UNDERLAY and first else table
@@ -265,6 +268,18 @@ def _routed_cidrs(conf: CoordinatorConf, hosts: Sequence[IpAddress], wanted: fro
             continue  # upstream: "ignore adding hijack routing table, due to gateway is nil"
         src = source if cidr.version == 4 else None
         steps.append(AddRoute(POD, RouteSpec(cidr.version, cidr, table, pod_veth, gateway, src)))
+    return steps
+
+
+def _reply_marks(hosts: Sequence[IpAddress], wanted: frozenset[int], source: IpAddress | None) -> list[Step]:
+    """Replies to connections that came in through veth0 (NodePort traffic the node forwarded) leave through it:
+    marked connections look up table 100, whose default route is veth0 via the node."""
+    steps: list[Step] = [MarkReplies(UNDERLAY_VETH, tuple(sorted(wanted)))]
+    for family in sorted(wanted):
+        gateway = next((h for h in hosts if h.version == family), None)
+        steps += [AddRule(POD, RuleSpec(family, POD_RULE_TABLE, HOST_RULE_PRIORITY, fwmark=REPLY_MARK)),
+                  AddRoute(POD, RouteSpec(family, None, POD_RULE_TABLE, UNDERLAY_VETH, gateway,
+                                          source if family == 4 else None))]
     return steps
 
 

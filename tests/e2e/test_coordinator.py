@@ -11,7 +11,7 @@ import pytest
 
 from spiderpool.testbed.members import SimulatedNode, SimulatedPod
 from spiderpool.testbed.netconf import host_local_ipam, macvlan_config, spiderpool_ipam
-from spiderpool.testbed.netns import run_ip
+from spiderpool.testbed.netns import in_netns, run_command, run_ip
 from spiderpool.testbed.netns_state import interface_names, probe_tcp, read_routes
 from spiderpool.testbed.testbed import Testbed
 
@@ -78,7 +78,8 @@ async def test_co01_underlay_pods_reach_their_node_and_services(bed: Testbed, na
                                                                coordinator: None) -> None:
     """CO01: underlay mode through the real chain (macvlan + spiderpool, then coordinator): each of two pods on one
     node reaches the node's address and a Service CIDR routed on the node (neither reachable over macvlan alone),
-    and the other pod; CHECK passes; DEL (twice, and again once the sandbox is gone) leaves the node's rules and
+    and the other pod; the reply marks are in the pod's mangle table (not the host's); CHECK passes; DEL (twice,
+    and again once the sandbox is gone) leaves the node's rules and
     routes exactly as they were before the first pod."""
     pool = unique("co01-v4")
     await pools.create(pool, subnet="10.250.81.0/24", ips=["10.250.81.10-10.250.81.20"], gateway=NODE_ADDRESS)
@@ -104,6 +105,10 @@ async def test_co01_underlay_pods_reach_their_node_and_services(bed: Testbed, na
     assert probe_tcp(pods[0].netns, peer) == "answered"
     rules = run_ip("rule", "show", netns=node.netns)
     assert "1000:\tfrom all lookup 500" in rules
+    mangle = run_command(in_netns(pods[0].netns, ["iptables", "-t", "mangle", "-S"]))
+    assert "-A PREROUTING -i veth0 -m conntrack --ctstate NEW -j MARK --set-xmark 0x1/0xffffffff" in mangle
+    assert "1000:\tfrom all fwmark 0x1 lookup 100" in run_ip("rule", "show", netns=pods[0].netns)
+    assert "veth0" not in run_command(["iptables", "-t", "mangle", "-S"])  # the test host's own: untouched
     checked = await bed.cni.pod_command(pods[0], "CHECK", confs[0], ifname="eth0",
                                         extra_env={"SPIDERPOOL_SOCKET": str(node.socket_path)})
     assert checked.ok, checked.describe()

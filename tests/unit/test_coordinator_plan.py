@@ -22,6 +22,7 @@ from spiderpool.core.coordinator_facts import (
     DeleteRoute,
     DeleteRule,
     LinkFact,
+    MarkReplies,
     NamespaceFacts,
     RouteFact,
     RouteSpec,
@@ -97,9 +98,10 @@ def test_cu01_netconf_completed_from_the_coordinator_as_upstream() -> None:
 
 def test_cu02_underlay_first_nic_plan() -> None:
     """CU02: underlay eth0 (auto): the veth pair (host end up, both MACs chosen), node addresses through veth0 in
-    table 101 and main, static neighbours both ways, the service CIDR via the node's address, rp_filter, and on the
-    node the pref-1000 rule and the route back through the host veth; node addresses exclude lo, veth* and the
-    kernel's source first."""
+    table 101 and main, static neighbours both ways, the service CIDR via the node's address, rp_filter, the reply
+    marks (mangle rules, fwmark rule to table 100 and its default route through veth0), and on the node the
+    pref-1000 rule and the route back through the host veth; node addresses exclude lo, veth* and the kernel's
+    source first."""
     pod = NamespaceFacts(links=(link("lo", 1, "127.0.0.1/8"), link("eth0", 2, "10.6.0.10/24")),
                          routes=(default_via(2, "10.6.0.254"), connected(2, "10.6.0.0/24")))
     plan = plan_add(inputs(pod))
@@ -121,6 +123,9 @@ def test_cu02_underlay_first_nic_plan() -> None:
     assert AddRoute(NODE, RouteSpec(4, ip_network("10.6.0.10/32"), 500, HOST_VETH, None, None, SCOPE_LINK),
                     replace=True) in steps
     assert not of(steps, DeleteRoute)  # the first NIC's routes stay where they are
+    assert of(steps, MarkReplies) == [MarkReplies("veth0", (4,))]  # replies to what came in through veth0 ...
+    assert AddRule(POD, RuleSpec(4, 100, 1000, fwmark=1)) in steps  # ... look up table 100: veth0 via the node
+    assert AddRoute(POD, RouteSpec(4, None, 100, "veth0", ip_address("10.6.0.1"), src)) in steps
 
 
 def test_cu03_second_underlay_nic_gets_its_own_table() -> None:
@@ -137,6 +142,7 @@ def test_cu03_second_underlay_nic_gets_its_own_table() -> None:
     steps = plan.steps
     assert steps[0] == SetLinkUp(POD, "net1")
     assert not of(steps, CreateVeth)
+    assert not of(steps, MarkReplies)
     assert AddNeighbour(NODE, HOST_VETH, ip_address("10.7.0.10"), "02:aa:00:00:00:09") in steps
     assert AddRoute(POD, RouteSpec(4, ip_network("10.96.0.0/12"), 101, "veth0", ip_address("10.6.0.1"),
                                    ip_address("10.6.0.10"))) in steps
