@@ -37,6 +37,7 @@ bench: ## run every benchmark under perf/ and record the results in perf/results
 	$(PYTHON) perf/bench_cni.py --json
 	$(PYTHON) perf/bench_gc.py --json
 	$(PYTHON) perf/bench_coordinator.py --json
+	$(PYTHON) perf/bench_peers.py --json
 
 ifeq ($(NODE),real)
 CLUSTER_CLI = $(PYTHON) -m spiderpool.devcluster.realnode

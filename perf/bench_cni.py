@@ -34,23 +34,23 @@ import sys
 import tempfile
 import time
 from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from benchkit import machine, percentile
+from churn_parts import agent_pids, configured_nodes, phase_writes
 from inflight import Call, cpu_seconds, latency_ms, run_per_node
 
 from spiderpool.devcluster.cluster import ControlPlane
 from spiderpool.k8s.client import make_api_client
 from spiderpool.k8s.crds import install_crds
-from spiderpool.testbed.agent_process import AgentProcess
 from spiderpool.testbed.cni_invocation import CniCall, PluginRun
 from spiderpool.testbed.controller_process import ControllerOptions, ControllerProcess
 from spiderpool.testbed.members import SimulatedNode, SimulatedPod
 from spiderpool.testbed.netconf import host_local_ipam, macvlan_config
 from spiderpool.testbed.pool_audit import audit_pools
-from spiderpool.testbed.request_counting import RequestCounts, breakdown, conflicts, difference, writes
+from spiderpool.testbed.request_counting import RequestCounts, difference
 from spiderpool.testbed.request_counting import parse_request_counts as parse_counts
 from spiderpool.testbed.testbed import Testbed
 
@@ -60,8 +60,6 @@ TARGETS = {
     "writes_per_pod_churn": ("<=", 0.3),
     "writes_per_pod_churn_lean": ("<=", 0.3),
 }
-LEAN_CONF = "enableStatelessSpiderEndpoint: false\n"
-FULL_CONF = "enableStatelessSpiderEndpoint: true\n"
 NAMESPACE = "bench"
 STEPS: tuple[tuple[str, str | None], ...] = (("ADD+DEL", None), ("  ADD", "add_only"), ("  DEL", "del_only"))
 WARMUP = 5  # ADD+DEL pairs per path run before the measured samples
@@ -165,37 +163,9 @@ async def scrape(bed: Testbed) -> RequestCounts:
     return parse_counts(await bed.core.read_metrics())
 
 
-def phase_writes(delta: RequestCounts, pods: int) -> dict[str, Any]:
-    """Write requests of a phase, per pod, with the lost races (409 Conflict) also counted apart."""
-    total, lost = writes(delta), conflicts(delta)
-    return {
-        "writes": total,
-        "writes_per_pod": round(total / pods, 4),
-        "pool_writes": writes(delta, resource="spiderippools"),
-        "endpoint_writes": writes(delta, resource="spiderendpoints"),
-        "conflicts_409": lost,
-        "conflicts_409_per_pod": round(lost / pods, 4),
-        "writes_per_pod_without_409": round((total - lost) / pods, 4),
-        "by_request": breakdown(delta),
-    }
-
-
-async def configured_node(bed: Testbed, name: str, *, lean: bool) -> SimulatedNode:
-    """A node whose agent reads a ``conf.yml`` of ``enableStatelessSpiderEndpoint: false`` (lean) or ``true``."""
-    conf_dir = bed.run_dir / ("conf-lean" if lean else "conf-full")
-    conf_dir.mkdir(exist_ok=True)
-    (conf_dir / "conf.yml").write_text(LEAN_CONF if lean else FULL_CONF)
-    node = await bed.add_node(name, start_agent=False)
-    assert node.agent is not None
-    node.agent = AgentProcess(replace(node.agent.options, config_dir=conf_dir))
-    await asyncio.to_thread(node.agent.start)
-    return node
-
-
 async def churn_nodes(bed: Testbed, count: int, *, lean: bool) -> list[SimulatedNode]:
     tag = "lean" if lean else "churn"
-    return list(await asyncio.gather(*(configured_node(bed, f"{bed.prefix}-{tag}{i}", lean=lean)
-                                       for i in range(count))))
+    return await configured_nodes(bed, [f"{bed.prefix}-{tag}{i}" for i in range(count)], lean=lean)
 
 
 async def verify_allocated(bed: Testbed, pool: str, pods: Sequence[SimulatedPod], *, lean: bool) -> dict[str, Any]:
@@ -237,10 +207,6 @@ class ChurnPhase:
             "agent_cpu_ms_per_call": round(self.agent_cpu_seconds * 1000 / calls, 3),
             "controller_cpu_ms_per_call": round(self.controller_cpu_seconds * 1000 / calls, 3),
         }
-
-
-def agent_pids(nodes: Sequence[SimulatedNode]) -> list[int]:
-    return [pid for node in nodes if node.agent is not None and (pid := node.agent.pid) is not None]
 
 
 async def timed_phase(bed: Testbed, per_node: Mapping[str, Sequence[Call[PluginRun]]], *,

@@ -10,10 +10,10 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from peer_report import OURS, PEERS
+from peer_report import ORDER
 from peer_table import SYSTEM_LABELS
 
-COLOURS = {"ours": "#1b7837", "upstream": "#2166ac", "whereabouts": "#b2182b"}
+COLOURS = {"ours": "#1b7837", "ours-full": "#7fbf7b", "upstream": "#2166ac", "whereabouts": "#b2182b"}
 
 
 def _cdf(latencies_ms: Sequence[float], calls: int) -> tuple[list[float], list[float]]:
@@ -39,7 +39,7 @@ def plot(runs: Sequence[Mapping[str, Any]], path: Path, *, title: str) -> str:
     inflights = sorted({run["inflight"] for run in runs})
     figure, axes = plt.subplots(1, len(inflights), figsize=(6.2 * len(inflights), 4.6), squeeze=False, sharey=True)
     for axis, inflight in zip(axes[0], inflights, strict=True):
-        for system in (OURS, *PEERS):
+        for system in ORDER:
             mine = [run for run in runs if run["system"] == system and run["inflight"] == inflight]
             if not mine:
                 continue

@@ -13,6 +13,7 @@ from typing import Any, Final, NamedTuple
 
 OURS: Final = "ours"
 PEERS: Final = ("upstream", "whereabouts")
+ORDER: Final = (OURS, "ours-full", *PEERS)  # rows and curves; ratios compare the peers with ``ours`` only
 # ratio name -> (comparison, bound): the targets for this benchmark
 TARGETS: Final = {
     "add_vs_upstream_k1": (">=", 5.0),

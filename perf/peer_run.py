@@ -26,14 +26,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final
 
+from churn_parts import phase_writes
 from inflight import Call, by_round_robin, cpu_seconds, latency_ms, run_per_node
 from peer_systems import DEPLOYERS, Deployment, PoolRange, pool_range
 
 from spiderpool.devcluster.cluster import ControlPlane
 from spiderpool.testbed.cni_invocation import PluginRun, exec_plugin
 from spiderpool.testbed.members import SimulatedPod
-from spiderpool.testbed.request_counting import RequestCounts, breakdown, conflicts, difference, parse_request_counts
-from spiderpool.testbed.request_counting import writes as count_writes
+from spiderpool.testbed.request_counting import RequestCounts, difference, parse_request_counts
 from spiderpool.testbed.testbed import Testbed
 
 NAMESPACE: Final = "peers"
@@ -112,18 +112,13 @@ async def phase(probe: Probe, deployment: Deployment, pods: Sequence[SimulatedPo
     runs = [run for node_runs in (await run_per_node(per_node, inflight=inflight)).values() for run in node_runs]
     seconds = time.perf_counter() - started
     counts_after, cpu_after = await probe.read()
-    delta = difference(counts_after, counts_before)
-    total, lost = count_writes(delta), conflicts(delta)
     failed = [run.describe() for run in runs if not run.ok]
     report = {
         "seconds": round(seconds, 3),
         **latency_ms([run.seconds for run in runs]),
         "failed": len(failed),
         "failed_examples": failed[:3],
-        "writes": total,
-        "writes_per_pod": round(total / len(pods), 4),
-        "conflicts_409": lost,
-        "writes_by_request": breakdown(delta),
+        **phase_writes(difference(counts_after, counts_before), len(pods)),
         "cpu_seconds": {key: round(cpu_after[key] - cpu_before[key], 3) for key in cpu_after},
         "latencies_ms": [round(run.seconds * 1000, 2) for run in runs],
         "ok": [run.ok for run in runs],

@@ -5,6 +5,7 @@ macvlan would: the executable, the node's network configuration, CNI_PATH and en
 its node agents (for their CPU) and a way to count what a finished DEL phase left behind.
 
 - ``ours``: this project's agent per node (its defaults) and the ``spiderpool`` executable, one SpiderIPPool;
+  ``ours-full`` (on request): the same with a SpiderEndpoint per pod (``enableStatelessSpiderEndpoint: true``);
 - ``upstream``: upstream Spiderpool v1.2.2's ``spiderpool-agent`` per node and its ``spiderpool`` executable, upstream's
   CRDs, the pool filled as upstream's webhook would (``perf/upstream.py``);
 - ``whereabouts``: whereabouts v0.9.2's executable with its defaults, its CRDs, no node agent
@@ -21,6 +22,7 @@ from typing import Any, Final
 
 import peer_whereabouts
 import upstream
+from churn_parts import FULL_CONF, agent_pids
 
 from spiderpool.devcluster.cluster import ControlPlane
 from spiderpool.testbed.agent_process import AgentProcess
@@ -31,12 +33,7 @@ from spiderpool.testbed.testbed import Testbed
 
 NETWORK: Final = "peers"
 POOL: Final = "peers-v4"
-SYSTEMS: Final = ("ours", "upstream", "whereabouts")
-LABELS: Final = {
-    "ours": "this project",
-    "upstream": "upstream Spiderpool v1.2.2",
-    "whereabouts": f"whereabouts {peer_whereabouts.WHEREABOUTS_VERSION}",
-}
+SYSTEMS: Final = ("ours", "upstream", "whereabouts")  # the default set; ``ours-full`` on request
 
 
 @dataclass(frozen=True)
@@ -90,11 +87,8 @@ async def _spider_leftovers(bed: Testbed) -> dict[str, int]:
     return {"records": records, "endpoints": endpoints}
 
 
-def _agent_pids(nodes: Sequence[SimulatedNode]) -> list[int]:
-    return [pid for node in nodes if node.agent is not None and (pid := node.agent.pid) is not None]
-
-
-async def deploy_ours(bed: Testbed, plane: ControlPlane, names: Sequence[str], pool: PoolRange) -> Deployment:
+async def _deploy_ours(bed: Testbed, plane: ControlPlane, names: Sequence[str], pool: PoolRange, *, full: bool
+                       ) -> Deployment:
     """Our agents and our controller, as the chart deploys them: the agents send pool records through the
     controller's record combiner. The controller's CPU is counted with the agents'."""
     await asyncio.to_thread(plane.sync_api().install_crds)
@@ -104,16 +98,31 @@ async def deploy_ours(bed: Testbed, plane: ControlPlane, names: Sequence[str], p
                                 tls_dir=bed.run_dir / "controller-tls")
     controller = ControllerProcess(options)
     await asyncio.to_thread(controller.start)
+    conf_dir = bed.run_dir / "conf-full"
+    if full:
+        conf_dir.mkdir(exist_ok=True)
+        (conf_dir / "conf.yml").write_text(FULL_CONF)
     nodes = await _nodes(bed, names, agents=False)
     for node in nodes:
         assert node.agent is not None
         given = node.agent.options
-        node.agent = AgentProcess(replace(given, extra_args=(*given.extra_args, *controller.combiner_args())))
+        node.agent = AgentProcess(replace(given, extra_args=(*given.extra_args, *controller.combiner_args()),
+                                          config_dir=conf_dir if full else given.config_dir))
     await asyncio.gather(*(asyncio.to_thread(node.agent.start) for node in nodes if node.agent is not None))
     configs = {node.name: bed.macvlan(node, network=NETWORK, default_ipv4_ippool=[POOL]) for node in nodes}
-    return Deployment("ours", bed.cni.plugin("spiderpool"), bed.cni_bin_dir, configs, nodes,
-                      lambda: _agent_pids(nodes) + ([controller.pid] if controller.pid is not None else []),
+    return Deployment("ours-full" if full else "ours", bed.cni.plugin("spiderpool"), bed.cni_bin_dir, configs, nodes,
+                      lambda: agent_pids(nodes) + ([controller.pid] if controller.pid is not None else []),
                       lambda: _spider_leftovers(bed), stop=controller.stop)
+
+
+async def deploy_ours(bed: Testbed, plane: ControlPlane, names: Sequence[str], pool: PoolRange) -> Deployment:
+    """This project with the agents' defaults (lean endpoints)."""
+    return await _deploy_ours(bed, plane, names, pool, full=False)
+
+
+async def deploy_ours_full(bed: Testbed, plane: ControlPlane, names: Sequence[str], pool: PoolRange) -> Deployment:
+    """This project in the full mode (``enableStatelessSpiderEndpoint: true``: a SpiderEndpoint per pod)."""
+    return await _deploy_ours(bed, plane, names, pool, full=True)
 
 
 async def deploy_whereabouts(bed: Testbed, plane: ControlPlane, names: Sequence[str], pool: PoolRange) -> Deployment:
@@ -169,8 +178,8 @@ async def deploy_upstream(bed: Testbed, plane: ControlPlane, names: Sequence[str
                       lambda: _spider_leftovers(bed), stop=stop, sandboxes=True)
 
 
-DEPLOYERS: Final[dict[str, Deployer]] = {"ours": deploy_ours, "upstream": deploy_upstream,
-                                         "whereabouts": deploy_whereabouts}
+DEPLOYERS: Final[dict[str, Deployer]] = {"ours": deploy_ours, "ours-full": deploy_ours_full,
+                                         "upstream": deploy_upstream, "whereabouts": deploy_whereabouts}
 
 
 def prepare(systems: Sequence[str], log: Callable[[str], None]) -> None:

@@ -8,10 +8,11 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any, Final
 
-from peer_report import DOC_BEGIN, DOC_END, OURS, PEERS
+from peer_report import DOC_BEGIN, DOC_END, ORDER
 
 SYSTEM_LABELS: Final = {
     "ours": "this project (defaults: lean endpoints)",
+    "ours-full": "this project, full mode (a SpiderEndpoint per pod)",
     "upstream": "upstream Spiderpool v1.2.2, agent + executable",
     "whereabouts": "whereabouts v0.9.2",
 }
@@ -84,7 +85,7 @@ def row(entry: Mapping[str, Any], *, pods: int) -> str:
 def table(summary: Mapping[str, Mapping[str, Any]], *, pods: int) -> str:
     lines = [HEADER, "|" + "---|" * HEADER.count(" | ") + "---|"]
     for inflight in sorted({entry["inflight"] for entry in summary.values()}, reverse=True):
-        for system in (OURS, *PEERS):
+        for system in ORDER:
             entry = summary.get(f"{system}_k{inflight}")
             if entry is not None:
                 lines.append(row(entry, pods=pods))
