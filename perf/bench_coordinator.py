@@ -5,7 +5,8 @@ Two identical set-ups, each on its own control plane (etcd + kube-apiserver, sam
 same SpiderCoordinator ``default`` (upstream's chart defaults as its webhook completes them, status ``Synced``
 written as its controller would) and pool:
 
-- **ours**: our agent (testbed), our ``spiderpool`` and ``coordinator`` executables;
+- **ours**: our agent (testbed, its defaults: no SpiderEndpoint for a plain pod), our ``spiderpool`` and
+  ``coordinator`` executables;
 - **upstream**: upstream's agent, ``spiderpool`` and ``coordinator`` (:mod:`upstream`: built from the Go module proxy
   and cached).  Its ``coordinator`` asks the agent at the fixed ``/var/run/spidernet/spiderpool.sock``, so the
   benchmark runs in a mount namespace of its own where that directory is a private one (nothing on the host changes).
