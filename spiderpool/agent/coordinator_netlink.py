@@ -12,6 +12,7 @@ import errno
 import os
 import socket
 import subprocess
+import threading
 from collections.abc import Iterable, Sequence
 from ipaddress import ip_address, ip_interface, ip_network
 from pathlib import Path
@@ -130,22 +131,45 @@ def write_sysctl(key: str, value: str) -> None:
 
 
 _RESTORE: Final = {4: "iptables-restore", 6: "ip6tables-restore"}
+_VETH_WAIT: Final = 30.0
 
 
-def mark_replies(step: MarkReplies) -> None:
-    """The mangle rules of ``step`` in the current thread's namespace (a child process inherits the thread's)."""
+def start_reply_marks(step: MarkReplies) -> list[tuple[str, subprocess.Popen[bytes]]]:
+    """Start writing the mangle rules of ``step`` in the current thread's namespace (a child process inherits the
+    thread's); ``finish_reply_marks`` waits for them."""
     mark = f"{step.mark:#08x}"
     rules = (f"*mangle\n-A PREROUTING -i {step.link} -m conntrack --ctstate NEW -j MARK --set-xmark {mark}\n"
              f"-A PREROUTING -m mark --mark {mark} -j CONNMARK --save-mark\n"
-             "-A OUTPUT -j CONNMARK --restore-mark\nCOMMIT\n")
+             "-A OUTPUT -j CONNMARK --restore-mark\nCOMMIT\n").encode()
+    started = []
     for family in step.families:
         try:
-            done = subprocess.run([_RESTORE[family], "--noflush"], input=rules.encode(), capture_output=True,
-                                  check=False, timeout=30)
-        except (OSError, subprocess.TimeoutExpired) as error:
+            process = subprocess.Popen([_RESTORE[family], "--noflush"], stdin=subprocess.PIPE,
+                                       stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        except OSError as error:
             raise NetlinkError(errno.EIO, f"{_RESTORE[family]}: {error}") from error
-        if done.returncode != 0:
-            raise NetlinkError(errno.EIO, f"{_RESTORE[family]}: {done.stderr.decode(errors='replace').strip()}")
+        if process.stdin is not None:  # always: stdin=PIPE
+            process.stdin.write(rules)
+            process.stdin.close()
+        started.append((_RESTORE[family], process))
+    return started
+
+
+def finish_reply_marks(started: Sequence[tuple[str, subprocess.Popen[bytes]]]) -> None:
+    failures = []
+    for name, process in started:
+        stderr = process.stderr.read() if process.stderr is not None else b""  # until it exits (stdin is closed)
+        if process.stderr is not None:
+            process.stderr.close()
+        try:
+            process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+        if process.returncode != 0:
+            failures.append(f"{name}: {stderr.decode(errors='replace').strip()}")
+    if failures:
+        raise NetlinkError(errno.EIO, "; ".join(failures))
 
 
 def _index(ipr: Any, name: str) -> int:
@@ -187,15 +211,15 @@ def _tolerating(codes: Iterable[int], call: Any, *args: Any, **kwargs: Any) -> N
             raise
 
 
-def _apply(ipr: Any, step: Step, host_netns_fd: int | None) -> None:
+def _apply(ipr: Any, step: Step, peer_netns_fd: int | None) -> None:
     match step:
         case SetLinkUp(link=link):
             ipr.link("set", index=_index(ipr, link), state="up")
         case CreateVeth():
-            peer: dict[str, Any] = {"ifname": step.host_name, "address": step.host_mac, "mtu": step.mtu}
-            if host_netns_fd is not None:
-                peer["net_ns_fd"] = host_netns_fd
-            ipr.link("add", ifname=step.pod_name, kind="veth", address=step.pod_mac, mtu=step.mtu, peer=peer)
+            peer: dict[str, Any] = {"ifname": step.pod_name, "address": step.pod_mac, "mtu": step.mtu}
+            if peer_netns_fd is not None:
+                peer["net_ns_fd"] = peer_netns_fd
+            ipr.link("add", ifname=step.host_name, kind="veth", address=step.host_mac, mtu=step.mtu, peer=peer)
         case DeleteLink(link=link):
             found = ipr.link_lookup(ifname=link)
             if found:
@@ -223,17 +247,39 @@ def _apply(ipr: Any, step: Step, host_netns_fd: int | None) -> None:
         case DeleteRule(rule=rule):
             _tolerating(_GONE, ipr.rule, "del", **_rule_args(rule))
         case MarkReplies():
-            mark_replies(step)
+            pass  # started before the netlink steps (apply_steps)
 
 
-def apply_steps(steps: Sequence[Step], *, host_netns_fd: int | None = None) -> None:
-    """Apply ``steps`` in order in the current thread's namespace; the first failure raises ``NetlinkError``."""
-    if not steps:
+def apply_steps(steps: Sequence[Step], *, peer_netns_fd: int | None = None, veth_made: threading.Event | None = None,
+                wait_for_veth: bool = False) -> None:
+    """Apply ``steps`` in order in the current thread's namespace; the first failure raises ``NetlinkError``.
+
+    The node's side sets ``veth_made`` once its ``CreateVeth`` is done (or failed: always, when it returns); the
+    pod's side (``wait_for_veth``) waits for it before its first netlink step. Reply marks start first, in parallel.
+    """
+    marks: list[tuple[str, subprocess.Popen[bytes]]] = []
+    try:
+        for step in steps:
+            if isinstance(step, MarkReplies):
+                marks += start_reply_marks(step)
+        if wait_for_veth and veth_made is not None and not veth_made.wait(_VETH_WAIT):
+            raise NetlinkError(errno.ETIMEDOUT, "the node did not make the veth pair")
+        _apply_all(steps, peer_netns_fd, None if wait_for_veth else veth_made)
+    finally:
+        if veth_made is not None and not wait_for_veth:
+            veth_made.set()
+        finish_reply_marks(marks)  # always waited for: no process left behind
+
+
+def _apply_all(steps: Sequence[Step], peer_netns_fd: int | None, veth_made: threading.Event | None) -> None:
+    if not any(not isinstance(step, MarkReplies) for step in steps):
         return
     with IPRoute() as ipr:
         for step in steps:
             try:
-                _apply(ipr, step, host_netns_fd)
+                _apply(ipr, step, peer_netns_fd)
             except NetlinkError as error:
                 detail = error.args[1] if len(error.args) > 1 and error.args[1] else os.strerror(error.code)
                 raise NetlinkError(error.code, f"{step}: {detail}") from error
+            if isinstance(step, CreateVeth) and veth_made is not None:
+                veth_made.set()

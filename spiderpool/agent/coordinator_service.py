@@ -15,7 +15,8 @@ import asyncio
 import errno
 import logging
 import os
-from collections.abc import Callable, Mapping
+import threading
+from collections.abc import Callable, Mapping, Sequence
 from ipaddress import ip_interface
 from typing import Final, TypeVar
 
@@ -31,7 +32,7 @@ from spiderpool.core.cni import error_version, parse_request
 from spiderpool.core.cni_result import format_error
 from spiderpool.core.cni_types import CniCode, CniCommand, CniError, CniRequest, IpAddress
 from spiderpool.core.coordinator_config import CoordinatorNotReady
-from spiderpool.core.coordinator_facts import NODE, POD
+from spiderpool.core.coordinator_facts import NODE, POD, CreateVeth, Step
 from spiderpool.core.coordinator_netconf import DISABLED, OVERLAY, UNDERLAY, CoordinatorConf, parse_coordinator_conf
 from spiderpool.core.coordinator_plan import AddInputs, plan_add, pod_addresses, resolve_mode
 from spiderpool.core.coordinator_teardown import check_underlay, plan_del
@@ -40,7 +41,6 @@ from spiderpool.wire import COORDINATOR_REQUEST_PATH, HEADER_EXIT_CODE, CniPasst
 
 logger = logging.getLogger("spiderpool.agent.coordinator")
 T = TypeVar("T")
-_OWN_NETNS: Final = "/proc/self/ns/net"
 _PRIVILEGES_HINT: Final = (" (the agent needs CAP_NET_ADMIN and CAP_SYS_ADMIN for the coordinator: chart value "
                            "coordinator.agentPrivileges)")
 
@@ -85,23 +85,37 @@ class CoordinatorService:
         return parse_coordinator_conf(request.config, api)
 
     async def add(self, request: CniRequest) -> None:
-        conf = await self._conf(request, tolerant=False)
+        netns, ifname, container_id = request.netns or "", request.ifname or "", request.container_id or ""
+        # the SpiderCoordinator and the pod's namespace are read at once (a disabled mode wastes one read)
+        conf, pod = await asyncio.gather(self._conf(request, tolerant=False),
+                                         asyncio.to_thread(run_in_netns, netns, read_pod))
         if conf.mode == DISABLED:
             return
-        netns, ifname, container_id = request.netns or "", request.ifname or "", request.container_id or ""
         async with self._node_lock:
-            pod = await asyncio.to_thread(run_in_netns, netns, read_pod)
             targets = pod_addresses(pod, ifname)
             node, sources, _ = await self._in_host(lambda: read_node(targets, conf.host_rule_table))
             plan = plan_add(AddInputs(conf, ifname, container_id, pod, node, sources, random_mac(), random_mac()))
             logger.debug("coordinator ADD %s %s: %s mode, table %d", container_id, ifname, plan.mode, plan.table)
-            host_fd = os.open(self._host_netns or _OWN_NETNS, os.O_RDONLY | os.O_CLOEXEC)
-            try:
-                pod_steps = [step for step in plan.steps if step.side == POD]
-                await asyncio.to_thread(run_in_netns, netns, lambda: apply_steps(pod_steps, host_netns_fd=host_fd))
-            finally:
-                os.close(host_fd)
-            await self._in_host(lambda: apply_steps([step for step in plan.steps if step.side == NODE]))
+            await self._apply(netns, plan.steps)
+
+    async def _apply(self, netns: str, steps: Sequence[Step]) -> None:
+        """The pod's and the node's steps at once; the pod's wait for the node's veth pair when there is one."""
+        pod_steps = [step for step in steps if step.side == POD]
+        node_steps = [step for step in steps if step.side == NODE]
+        made = threading.Event()
+        waits = any(isinstance(step, CreateVeth) for step in node_steps)
+        pod_fd = os.open(netns, os.O_RDONLY | os.O_CLOEXEC)
+        try:
+            outcomes = await asyncio.gather(
+                self._in_host(lambda: apply_steps(node_steps, peer_netns_fd=pod_fd, veth_made=made)),
+                asyncio.to_thread(run_in_netns, netns, lambda: apply_steps(pod_steps, veth_made=made,
+                                                                              wait_for_veth=waits)),
+                return_exceptions=True)
+        finally:
+            os.close(pod_fd)
+        for outcome in outcomes:  # the node's failure first: it explains the pod's
+            if isinstance(outcome, BaseException):
+                raise outcome
 
     async def _ifname_addresses(self, request: CniRequest) -> list[IpAddress]:
         if not request.netns:

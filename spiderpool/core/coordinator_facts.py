@@ -71,14 +71,15 @@ class SetLinkUp:
 
 @dataclass(frozen=True, slots=True)
 class CreateVeth:
-    """A veth pair made in the pod's namespace with its peer in the node's, both MACs set (no systemd race)."""
+    """A veth pair made in the node's namespace with its peer moved into the pod's, both MACs set (no systemd race);
+    the pod's steps wait for it, the node's others run meanwhile."""
 
     pod_name: str
     host_name: str
     mtu: int
     pod_mac: str
     host_mac: str
-    side: Side = POD
+    side: Side = NODE
 
 
 @dataclass(frozen=True, slots=True)

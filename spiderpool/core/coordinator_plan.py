@@ -204,7 +204,9 @@ def plan_add(inputs: AddInputs) -> AddPlan:
     pod_veth, host_veth, pod_mac, host_mac = _veths(inputs, mode, first)
     steps: list[Step] = [] if nic.up else [SetLinkUp(POD, ifname)]
     if mode == UNDERLAY and first:
-        steps += [CreateVeth(UNDERLAY_VETH, host_veth, conf.veth_mtu, pod_mac, host_mac), SetLinkUp(NODE, host_veth),
+        # the reply marks first: an iptables-restore process runs while netlink does the rest
+        steps += [MarkReplies(UNDERLAY_VETH, tuple(sorted(wanted))),
+                  CreateVeth(UNDERLAY_VETH, host_veth, conf.veth_mtu, pod_mac, host_mac), SetLinkUp(NODE, host_veth),
                   SetLinkUp(POD, pod_veth)]
         if wanted != {6} and conf.veth_link_address is not None:
             steps.append(AddAddress(POD, pod_veth, _as_interface(conf.veth_link_address)))
@@ -274,7 +276,7 @@ def _routed_cidrs(conf: CoordinatorConf, hosts: Sequence[IpAddress], wanted: fro
 def _reply_marks(hosts: Sequence[IpAddress], wanted: frozenset[int], source: IpAddress | None) -> list[Step]:
     """Replies to connections that came in through veth0 (NodePort traffic the node forwarded) leave through it:
     marked connections look up table 100, whose default route is veth0 via the node."""
-    steps: list[Step] = [MarkReplies(UNDERLAY_VETH, tuple(sorted(wanted)))]
+    steps: list[Step] = []
     for family in sorted(wanted):
         gateway = next((h for h in hosts if h.version == family), None)
         steps += [AddRule(POD, RuleSpec(family, POD_RULE_TABLE, HOST_RULE_PRIORITY, fwmark=REPLY_MARK)),

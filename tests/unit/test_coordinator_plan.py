@@ -109,7 +109,8 @@ def test_cu02_underlay_first_nic_plan() -> None:
         UNDERLAY, True, 101, "veth0", HOST_VETH)
     assert plan.node_addresses == (ip_address("10.6.0.1"), ip_address("10.7.0.1"))
     steps = plan.steps
-    assert steps[:3] == (CreateVeth("veth0", HOST_VETH, 1500, "02:aa:00:00:00:01", "02:bb:00:00:00:02"),
+    assert steps[:4] == (MarkReplies("veth0", (4,)),
+                         CreateVeth("veth0", HOST_VETH, 1500, "02:aa:00:00:00:01", "02:bb:00:00:00:02"),
                          SetLinkUp(NODE, HOST_VETH), SetLinkUp(POD, "veth0"))
     assert SetSysctl(POD, "net.ipv4.conf.all.rp_filter", "0") in steps
     assert AddNeighbour(NODE, HOST_VETH, ip_address("10.6.0.10"), "02:aa:00:00:00:01") in steps
