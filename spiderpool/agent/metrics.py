@@ -32,6 +32,7 @@ _WRITER_COUNTERS: Final = (
     ("writes", "status updates that succeeded"),
     ("conflicts", "status updates that lost a compare-and-swap race"),
     ("fresh_reads", "pools read directly from the API server"),
+    ("watch_catch_ups", "lost races re-planned on the watch's newer copy of the pool, without a read"),
     ("redecisions", "allocations re-decided because the chosen address was taken"),
     ("transient_errors", "status writes retried after a transient error"),
     ("intents_committed", "allocation and release records made durable"),

@@ -60,6 +60,7 @@ class WriterStats:
     writes: int = 0
     conflicts: int = 0
     fresh_reads: int = 0
+    watch_catch_ups: int = 0  # lost races re-planned on the watch's newer copy instead of a read
     redecisions: int = 0
     transient_errors: int = 0
     intents_committed: int = 0
@@ -76,6 +77,7 @@ class _Lane:
     worker: asyncio.Task[None] | None = None
     base: SpiderIPPool | None = None
     records: DecodedRecords | None = None
+    lost: int | None = None  # the resourceVersion of the base the last write lost with
 
 
 def _is_transient(error: BaseException) -> bool:
@@ -209,12 +211,12 @@ class PoolStatusWriter:
         loop = asyncio.get_running_loop()
         started = loop.time()
         conflicts = errors = 0
-        fresh, use_cache = False, True
+        fresh, use_cache, newer_than = False, True, None
         while True:
             try:
                 if lane.base is None or lane.records is None:
-                    fresh = await self._load_base(name, lane, use_cache=use_cache)
-                    use_cache = False
+                    fresh = await self._load_base(name, lane, use_cache=use_cache, newer_than=newer_than)
+                    use_cache, newer_than = False, None
                     continue
                 if self._catch_up(name, lane):
                     fresh = False
@@ -232,6 +234,7 @@ class PoolStatusWriter:
                     elapsed = loop.time() - started
                     raise WriteAbandoned(name, f"pool {name}: gave up after {conflicts} conflicts in {elapsed:.1f}s")
                 await asyncio.sleep(_jitter(conflicts, base=self._conflict_backoff[0], cap=self._conflict_backoff[1]))
+                newer_than = lane.lost  # the watch's copy will do once it is newer than what lost
                 if self._batching and len(batch) < self._max_batch:
                     batch.extend(self._take(lane, self._max_batch - len(batch)))
                     self.stats.largest_batch = max(self.stats.largest_batch, len(batch))
@@ -249,9 +252,19 @@ class PoolStatusWriter:
                 log.warning("pool %s: status write failed (%s); retrying", name, error or type(error).__name__)
                 await asyncio.sleep(_jitter(errors, base=self._error_backoff[0], cap=self._error_backoff[1]))
 
-    async def _load_base(self, name: str, lane: _Lane, *, use_cache: bool) -> bool:
-        """Load the pool object to plan on; True when it was read directly from the API server."""
-        pool = self._cached_pool(name) if use_cache and self._cached_pool is not None else None
+    async def _load_base(self, name: str, lane: _Lane, *, use_cache: bool, newer_than: int | None = None) -> bool:
+        """Load the pool object to plan on; True when it was read directly from the API server.
+
+        ``use_cache``: the watch cache's copy will do; ``newer_than``: it will do if its resourceVersion is above
+        that (after a lost race: the watch event of the write that won, whichever comes first, it or a read).
+        """
+        pool = self._cached_pool(name) if self._cached_pool is not None else None
+        if pool is not None and not use_cache:
+            version = resource_version_number(pool)
+            if newer_than is None or version is None or version <= newer_than:
+                pool = None
+            else:
+                self.stats.watch_catch_ups += 1
         fresh = pool is None
         if pool is None:
             self.stats.fresh_reads += 1
@@ -293,6 +306,7 @@ class PoolStatusWriter:
         result = await self._pools.swap_status(body)
         if isinstance(result, Conflicted):
             self.stats.conflicts += 1
+            lane.lost = resource_version_number(body)
             return False
         self.stats.writes += 1
         lane.base, lane.records = result.object, encoded

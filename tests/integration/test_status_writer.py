@@ -400,3 +400,45 @@ async def test_writes_queued_across_an_apiserver_restart_all_land(
         await close_api_client(client)
     assert records == {r.ip: (r.pod, r.pod_uid) for r in results}
     assert len(records) == len(results)
+
+
+async def _lost_race(api: ApiClient, writers: Callable[..., PoolStatusWriter], *, watch_delivers: bool
+                     ) -> PoolStatusWriter:
+    """A writer plans on a stale copy (another node's write of 10.50.0.1 landed since) and loses; afterwards its
+    watch copy is the newer object (``watch_delivers``) or still the stale one (the watch lags)."""
+    pool = await make_pool(api, size=8)
+    stale = await SpiderStores(api).ippools.get(pool)
+    candidates = addresses("10.50.0.1", 8)
+    await writers(redecide=first_fit(candidates)).allocate(pool, intent(1, ip="10.50.0.1"))
+    newer = await SpiderStores(api).ippools.get(pool)
+    lost: list[PoolStatusWriter] = []
+
+    def watch_copy(name: str) -> SpiderIPPool:
+        return newer if watch_delivers and lost[0].stats.conflicts else stale
+
+    writer = writers(redecide=first_fit(candidates), cached_pool=watch_copy)
+    lost.append(writer)
+    result = await writer.allocate(pool, intent(2, ip="10.50.0.1"))
+    assert result.ip == "10.50.0.2"
+    assert (await stored_records(api, pool))[0] == {"10.50.0.1": ("default/pod-1", "uid-1"),
+                                                     "10.50.0.2": ("default/pod-2", "uid-2")}
+    assert writer.stats.conflicts == 1
+    return writer
+
+
+async def test_sw17_a_lost_race_is_replanned_on_the_watch_copy_without_a_read(
+    api: ApiClient, writers: Callable[..., PoolStatusWriter]
+) -> None:
+    """SW17: after a 409, the watch already holds the object of the write that won: the writer re-decides on it and
+    writes, with no direct read (before: every lost race cost a GET, whatever the watch had)."""
+    writer = await _lost_race(api, writers, watch_delivers=True)
+    assert (writer.stats.fresh_reads, writer.stats.watch_catch_ups) == (0, 1)
+
+
+async def test_sw18_a_lagging_watch_still_gets_a_read_after_a_lost_race(
+    api: ApiClient, writers: Callable[..., PoolStatusWriter]
+) -> None:
+    """SW18: after a 409 the watch still shows the copy that lost: the writer reads the pool directly (never plans
+    twice on what it knows is stale)."""
+    writer = await _lost_race(api, writers, watch_delivers=False)
+    assert (writer.stats.fresh_reads, writer.stats.watch_catch_ups) == (1, 0)
