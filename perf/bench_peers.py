@@ -10,7 +10,7 @@ request with 409s (``apiserver_request_total``), CPU seconds of agents / executa
 when each run started; ``ratios.*`` (e.g. ``ratios.add_vs_upstream_k1``: upstream's ADD phase over ours).
 
     python perf/bench_peers.py [--json] [--quick] [--systems ours,upstream,whereabouts[,ours-full]] [--inflight 1,10]
-                               [--rounds 2] [--pods 1000] [--nodes 10] [--no-docs]
+                               [--rounds 2] [--pods 1000] [--nodes 10] [--no-docs] [--output PATH]
 
 Builds what it lacks first (whereabouts and upstream from the Go module proxy, cached in ``~/.cache/spiderpool``).
 Root (simulated nodes are network namespaces).  Writes perf/results/bench_peers.json, docs/bench_peers.png and the
@@ -52,6 +52,7 @@ def options_from(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--pods", type=int, default=1000)
     parser.add_argument("--nodes", type=int, default=10)
     parser.add_argument("--no-docs", action="store_true", help="leave docs/ (table and plot) untouched")
+    parser.add_argument("--output", type=Path, help="the JSON file (default perf/results/bench_peers[_quick].json)")
     options = parser.parse_args(argv)
     if options.quick:
         options.pods, options.rounds, options.no_docs = 100, 1, True
@@ -120,15 +121,15 @@ def main(argv: list[str] | None = None) -> int:
     runs = run_all(options, log)
     document = document_of(options, runs, started)
     text = table(document["summary"], pods=options.pods)
-    name = "bench_peers_quick.json" if options.quick else "bench_peers.json"
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / name).write_text(json.dumps(document, indent=1) + "\n")
+    output = options.output or RESULTS / ("bench_peers_quick.json" if options.quick else "bench_peers.json")
+    output.parent.mkdir(parents=True, exist_ok=True)
+    output.write_text(json.dumps(document, indent=1) + "\n")
     title = f"{options.pods} pods over {options.nodes} nodes, pool of {options.pods}, {document['machine']['date']}"
     if not options.no_docs:
         log(plot(runs, PLOT, title=title))
         DOC.write_text(replace_section(DOC.read_text(), doc_section(document, text)))
     else:
-        log(plot(runs, RESULTS / name.replace(".json", ".png"), title=title))
+        log(plot(runs, output.with_suffix(".png"), title=title))
     print(text, file=out)
     print("\n".join(ratio_lines(document["ratios"], document["verdicts"])), file=out)
     if options.json:

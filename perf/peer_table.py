@@ -20,7 +20,7 @@ WITHOUT_AGENT: Final = frozenset({"whereabouts"})
 HEADER: Final = (
     "| in flight per node | system | ADD phase | ADD p50 / p99 | DEL phase | DEL p50 / p99 | failed ADDs / DELs "
     "| duplicates | API writes per pod, ADD phase (409s) | leaked after DEL "
-    "| CPU s in the ADD phase: agents / executables / API server | load at start |"
+    "| CPU s in the ADD phase: agents (ours: + controller) / executables / API server | load at start |"
 )
 
 
