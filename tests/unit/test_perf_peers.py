@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import ipaddress
+import json
+from pathlib import Path
 from typing import Any
 
+import peer_whereabouts
 import pytest
 from peer_report import DOC_BEGIN, DOC_END, ratios, schedule, summarize, verdicts
 from peer_run import duplicates
@@ -106,3 +109,21 @@ def test_hh05_pool_has_exactly_the_pod_count_and_duplicates_count_extra_holders(
     assert last != subnet.broadcast_address
     assert duplicates(["10.0.0.1", "10.0.0.2", "10.0.0.1", None, None, "10.0.0.1"]) == 2
     assert duplicates([None, "10.0.0.3"]) == 0
+
+
+def test_hh06_whereabouts_gets_the_flat_file_and_range_its_daemonset_and_nad_would_give(tmp_path: Path) -> None:
+    """HH06: whereabouts' network configuration names the pool's first and last address of its subnet and the
+    node's flat file, which holds the Kubernetes datastore and the kubeconfig (mode 0600, as its install script
+    writes it); records left are counted over every IPPool's ``spec.allocations``."""
+    pool = pool_range(1000)
+    flat = peer_whereabouts.write_flat_file(tmp_path / "whereabouts.conf", kubeconfig=tmp_path / "kubeconfig")
+    assert json.loads(flat.read_text())["kubernetes"] == {"kubeconfig": str(tmp_path / "kubeconfig")}
+    assert json.loads(flat.read_text())["datastore"] == "kubernetes"
+    assert flat.stat().st_mode & 0o777 == 0o600
+    config = peer_whereabouts.network_config(name="n", master="m0", flat_file=flat, subnet=pool.subnet,
+                                             first=pool.first, last=pool.last)
+    assert config["ipam"] == {"type": "whereabouts", "range": "10.240.0.0/20", "range_start": "10.240.0.1",
+                              "range_end": "10.240.3.232", "configuration_path": str(flat)}
+    pools: list[dict[str, Any]] = [{"spec": {"allocations": {"1": {}, "7": {}}}}, {"spec": {}},
+                                   {"spec": {"allocations": {"3": {}}}}]
+    assert peer_whereabouts.allocations_of(pools) == 3
