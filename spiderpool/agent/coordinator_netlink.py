@@ -9,6 +9,7 @@ anything: the steps come from ``core.coordinator_plan``/``core.coordinator_teard
 from __future__ import annotations
 
 import errno
+import logging
 import os
 import socket
 import subprocess
@@ -21,12 +22,14 @@ from typing import Any, Final
 from pyroute2 import IPRoute
 from pyroute2.netlink.exceptions import NetlinkError
 
+from spiderpool.agent.neighbor_probe import announce
 from spiderpool.core.cni_types import IpAddress, IpInterface
 from spiderpool.core.coordinator_facts import (
     AddAddress,
     AddNeighbour,
     AddRoute,
     AddRule,
+    Announce,
     CreateVeth,
     DeleteLink,
     DeleteRoute,
@@ -45,6 +48,7 @@ from spiderpool.core.coordinator_facts import (
 )
 from spiderpool.core.coordinator_teardown import NodeTable
 
+logger = logging.getLogger("spiderpool.agent.coordinator")
 _IFF_UP: Final = 0x1
 _IFF_BROADCAST: Final = 0x2
 _IFF_MULTICAST: Final = 0x1000
@@ -248,6 +252,11 @@ def _apply(ipr: Any, step: Step, peer_netns_fd: int | None) -> None:
             _tolerating(_GONE, ipr.rule, "del", **_rule_args(rule))
         case MarkReplies():
             pass  # started before the netlink steps (apply_steps)
+        case Announce(link=link, addresses=addresses):
+            try:
+                announce(link, list(addresses))
+            except OSError as error:  # upstream logs and goes on: the neighbours learn the MAC anyway
+                logger.warning("coordinator: announcing %s on %s failed: %s", addresses, link, error)
 
 
 def apply_steps(steps: Sequence[Step], *, peer_netns_fd: int | None = None, veth_made: threading.Event | None = None,

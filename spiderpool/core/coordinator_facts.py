@@ -184,7 +184,17 @@ class MarkReplies:
     side: Side = POD
 
 
+@dataclass(frozen=True, slots=True)
+class Announce:
+    """Gratuitous ARP / unsolicited neighbour advertisements for ``addresses`` from ``link`` (after a new MAC);
+    best effort, as upstream's."""
+
+    link: str
+    addresses: tuple[IpAddress, ...]
+    side: Side = POD
+
+
 Step: TypeAlias = (
     SetLinkUp | CreateVeth | DeleteLink | AddAddress | SetMac | SetTxQueueLen | SetSysctl | AddNeighbour | AddRoute
-    | DeleteRoute | AddRule | DeleteRule | MarkReplies
+    | DeleteRoute | AddRule | DeleteRule | MarkReplies | Announce
 )

@@ -9,7 +9,7 @@ A later underlay NIC (``net1``...) reuses ``veth0`` and gets a policy-routing ta
 with its routes moved there when ``tunePodRoutes``. Overlay (a NIC after an overlay CNI's ``eth0``): the same
 through ``eth0`` and its host peer, the overlay default route copied to table 100 for replies.
 
-Not done (a deviation, see docs/coordinator.md): the gratuitous ARP after a MAC change.
+A new MAC (``podMACPrefix``) is announced with gratuitous ARP / unsolicited NA, as upstream does.
 """
 
 from __future__ import annotations
@@ -30,6 +30,7 @@ from spiderpool.core.coordinator_facts import (
     AddNeighbour,
     AddRoute,
     AddRule,
+    Announce,
     CreateVeth,
     LinkFact,
     MarkReplies,
@@ -235,7 +236,8 @@ def _as_interface(address: IpAddress) -> IpInterface:
 def _nic_tuning(conf: CoordinatorConf, nic: LinkFact, wanted: frozenset[int]) -> list[Step]:
     steps: list[Step] = []
     if conf.mac_prefix:
-        steps.append(SetMac(POD, nic.name, mac_with_prefix(conf.mac_prefix, nic.addresses[0].ip)))
+        steps += [SetMac(POD, nic.name, mac_with_prefix(conf.mac_prefix, nic.addresses[0].ip)),
+                  Announce(nic.name, tuple(address.ip for address in nic.addresses))]
     if conf.tx_queue_len > 0:
         steps.append(SetTxQueueLen(POD, nic.name, conf.tx_queue_len))
     if 6 in wanted:

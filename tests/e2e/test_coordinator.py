@@ -3,25 +3,29 @@ simulated node's namespace (case IDs in docs/e2e-cases.md; modes in docs/coordin
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Mapping
+import contextlib
+import socket
+from collections.abc import AsyncIterator, Callable, Mapping
 from ipaddress import ip_address, ip_interface
 from typing import Any
 
 import pytest
 
+from spiderpool.agent.netns import socket_in_netns
 from spiderpool.testbed.members import SimulatedNode, SimulatedPod
 from spiderpool.testbed.netconf import host_local_ipam, macvlan_config, spiderpool_ipam
-from spiderpool.testbed.netns import in_netns, run_command, run_ip
+from spiderpool.testbed.netns import in_netns, netns_path, run_command, run_ip
 from spiderpool.testbed.netns_state import interface_names, probe_tcp, read_routes
 from spiderpool.testbed.testbed import Testbed
 
-from .support import Pools, unique
+from .support import Pools, eventually, unique
 
 pytestmark = pytest.mark.e2e
 
 NODE_ADDRESS = "10.250.81.1"
 SERVICE_ADDRESS = "10.250.82.10"  # on the node's lo: a "Service" the node answers for
 SERVICE_CIDR = "10.250.82.0/24"
+ETH_P_ARP = 0x0806
 
 
 @pytest.fixture
@@ -55,11 +59,14 @@ def _coordinator_conf(network: Mapping[str, Any], prev: Mapping[str, Any], **key
 
 
 async def _chain(bed: Testbed, pod: SimulatedPod, main: Mapping[str, Any], ifname: str = "eth0",
-                 **keys: Any) -> dict[str, Any]:
-    """ADD of ``main`` then of the coordinator with its result as prevResult (a runtime running a conflist)."""
+                 between: Callable[[], object] | None = None, **keys: Any) -> dict[str, Any]:
+    """ADD of ``main`` then of the coordinator with its result as prevResult (a runtime running a conflist);
+    ``between`` runs in between."""
     env = {"SPIDERPOOL_SOCKET": str(pod.node.socket_path)}
     added = await bed.cni.add(pod, main, ifname=ifname, extra_env=env)
     assert added.ok, added.describe()
+    if between is not None:
+        between()
     conf = _coordinator_conf(main, added.json(), **keys)
     chained = await bed.cni.pod_command(pod, "ADD", conf, ifname=ifname, extra_env=env)
     assert chained.ok, chained.describe()
@@ -184,3 +191,38 @@ async def test_co03_second_underlay_nic_gets_a_policy_table(bed: Testbed, namesp
     await _coordinator_del(bed, pod, confs[0])
     await bed.remove_pod(pod)
     assert _node_tables(node) == before
+
+
+async def test_co04_mac_prefix_is_announced(bed: Testbed, namespace: str, pools: Pools, coordinator: None) -> None:
+    """CO04: ``podMACPrefix``: the pod's eth0 gets the prefix + its IPv4 address's bytes, and a gratuitous ARP for
+    the address from the new MAC (sender = target = the pod's address; the kernel's own announcement, arp_notify,
+    turned off) reaches a host on the same segment (another node's ens192, listening with a packet socket made
+    inside its namespace)."""
+    pool = unique("co04-v4")
+    await pools.create(pool, subnet="10.250.88.0/24", ips=["10.250.88.10"], gateway="10.250.88.1")
+    node = await bed.add_node(unique(f"{bed.prefix}-co04"))
+    run_ip("addr", "add", "10.250.88.1/24", "dev", "ens192", netns=node.netns)
+    other = await bed.add_node(unique(f"{bed.prefix}-co04-other"), start_agent=False)
+    listener = socket_in_netns(str(netns_path(other.netns)), socket.AF_PACKET, socket.SOCK_RAW, socket.htons(ETH_P_ARP))
+    network = macvlan_config(name="co04-macvlan", master="ens192", ipam=spiderpool_ipam(
+        socket_path=node.socket_path, default_ipv4_ippool=[pool]))
+    pod = await bed.create_pod(node, name="co04", namespace=namespace)
+    with listener:
+        listener.bind(("ens192", ETH_P_ARP))
+        listener.setblocking(False)
+        # macvlan sets arp_notify, so the kernel would announce a new MAC by itself: off, to see the coordinator's
+        quiet = in_netns(pod.netns, ["sysctl", "-q", "-w", "net.ipv4.conf.eth0.arp_notify=0"])
+        conf = await _chain(bed, pod, network, between=lambda: run_command(quiet), podMACPrefix="0a:1b")
+        assert "link/ether 0a:1b:0a:fa:58:0a" in run_ip("-o", "link", "show", "dev", "eth0", netns=pod.netns)
+        frames: list[bytes] = []
+
+        async def announced() -> bool:
+            with contextlib.suppress(BlockingIOError):
+                while True:
+                    frames.append(listener.recv(2048))
+            wanted = bytes.fromhex("0a1b0afa580a"), ip_address("10.250.88.10").packed
+            return any(f[20:22] in (b"\x00\x01", b"\x00\x02") and (f[22:28], f[28:32]) == wanted
+                       and f[38:42] == wanted[1] for f in frames)
+
+        await eventually(announced, what="a gratuitous ARP for 10.250.88.10 from 0a:1b:0a:fa:58:0a")
+    await _coordinator_del(bed, pod, conf)

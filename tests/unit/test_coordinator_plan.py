@@ -17,6 +17,7 @@ from spiderpool.core.coordinator_facts import (
     AddNeighbour,
     AddRoute,
     AddRule,
+    Announce,
     CreateVeth,
     DeleteLink,
     DeleteRoute,
@@ -196,13 +197,15 @@ def test_cu05_default_route_nic_override_moves_the_other_nic() -> None:
 
 
 def test_cu06_mac_prefix_txqueuelen_rp_filter_and_disabled() -> None:
-    """CU06: ``podMACPrefix`` + the address's last four bytes (IPv4 and IPv6), txqueuelen set in the pod, a
+    """CU06: ``podMACPrefix`` + the address's last four bytes (IPv4 and IPv6) announced right after, txqueuelen set
+    in the pod, a
     negative rp_filter left alone, IPv6 enabled for an IPv6 NIC, nothing at all when disabled."""
     assert mac_with_prefix("0a:1b", ip_address("10.6.0.10")) == "0a:1b:0a:06:00:0a"
     assert mac_with_prefix("0A-1b", ip_address("fd00::1:2:3")) == "0a:1b:00:02:00:03"
     pod = NamespaceFacts(links=(link("lo", 1), link("eth0", 2, "10.6.0.10/24", "fd00::10/64")))
     steps = plan_add(inputs(pod, podMACPrefix="0a:1b", txQueueLen=2000, podRPFilter=-1)).steps
-    assert SetMac(POD, "eth0", "0a:1b:0a:06:00:0a") in steps
+    new_mac = steps.index(SetMac(POD, "eth0", "0a:1b:0a:06:00:0a"))
+    assert steps[new_mac + 1] == Announce("eth0", (ip_address("10.6.0.10"), ip_address("fd00::10")))
     assert SetTxQueueLen(POD, "eth0", 2000) in steps
     assert SetSysctl(POD, "net.ipv6.conf.all.disable_ipv6", "0") in steps
     assert not any(step.key.endswith("rp_filter") for step in of(steps, SetSysctl))
