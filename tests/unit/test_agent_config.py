@@ -83,3 +83,13 @@ def test_record_combiner_settings() -> None:
     assert load(["--combiner-url", "https://127.0.0.1:1"], env).combiner_url == "https://127.0.0.1:1"
     with pytest.raises(ConfigError, match=r"\$SPIDERPOOL_COMBINER_URL: expected https://HOST:PORT"):
         load([], {"NODE_NAME": "n", "SPIDERPOOL_COMBINER_URL": "http://ctl:5722"})
+
+
+def test_host_netns_for_the_coordinator() -> None:
+    """AC06: the coordinator's host side is the agent's own namespace unless ``--host-netns`` (before
+    ``$SPIDERPOOL_HOST_NETNS``) names one (the testbed's simulated nodes); an empty value means the agent's own."""
+    assert load([], {"NODE_NAME": "n"}).host_netns is None
+    assert load([], {"NODE_NAME": "n", "SPIDERPOOL_HOST_NETNS": ""}).host_netns is None
+    env = {"NODE_NAME": "n", "SPIDERPOOL_HOST_NETNS": "/run/netns/env"}
+    assert load([], env).host_netns == "/run/netns/env"
+    assert load(["--host-netns", "/run/netns/flag"], env).host_netns == "/run/netns/flag"
