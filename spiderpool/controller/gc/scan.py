@@ -19,8 +19,9 @@ from spiderpool.controller.gc.views import (
     pod_seen,
     statefulset_seen,
 )
-from spiderpool.core.allocations import AllocationsFormatError, decode_allocated_ips
+from spiderpool.core.allocations import AllocationsFormatError
 from spiderpool.core.gc_planning import GcDecision, GcPolicy, Holder, Observation, plan
+from spiderpool.core.record_text import DecodedRecords, RecordsCodecs, changed_addresses
 from spiderpool.k8s.bodies import Node, Pod, SpiderEndpoint, SpiderIPPool
 from spiderpool.k8s.client import ApiClient
 from spiderpool.k8s.statefulsets import statefulset_source
@@ -29,6 +30,7 @@ from spiderpool.k8s.watch_cache import WatchCache, WatchEvent, custom_object_sou
 
 PodKey = tuple[str, str]  # (namespace, name)
 RecordKey = tuple[str, str, str]  # (pool, ip, pod uid)
+_NO_RECORDS = DecodedRecords(None, {}, [])
 
 
 def pod_key_of(pod: str) -> PodKey:
@@ -37,34 +39,43 @@ def pod_key_of(pod: str) -> PodKey:
 
 
 class RecordIndex:
-    """Pool records by pod name, kept in step with the pool cache."""
+    """Pool records by pod name, kept in step with the pool cache.
+
+    Each pool's status is decoded incrementally and applied as its difference from the last event's: an event costs
+    the collector Python work in proportion to the records that changed, not to the pool's size.
+    """
 
     def __init__(self, on_pod: Callable[[PodKey], None]) -> None:
-        self._by_pool: dict[str, dict[str, tuple[PodKey, str]]] = {}
+        self._by_pool: dict[str, DecodedRecords] = {}
         self._by_pod: dict[PodKey, set[RecordKey]] = {}
+        self._codecs = RecordsCodecs()
         self._on_pod = on_pod
         self.malformed: set[str] = set()
 
     def on_pool_event(self, event: WatchEvent[SpiderIPPool]) -> None:
         name = event.object["metadata"]["name"]
-        records: dict[str, tuple[PodKey, str]] = {}
-        if event.type != "DELETED":
+        records = _NO_RECORDS
+        if event.type == "DELETED":
+            self._codecs.forget(name)
+        else:
             try:
-                decoded = decode_allocated_ips(event.object.get("status", {}).get("allocatedIPs"))
+                records = self._codecs.of(name).decode(event.object.get("status", {}).get("allocatedIPs"))
             except AllocationsFormatError:
                 self.malformed.add(name)  # never guess at a record we cannot read: leave the pool alone
                 return
             self.malformed.discard(name)
-            records = {ip: (pod_key_of(record.pod), record.pod_uid) for ip, record in decoded.items()}
-        before = self._by_pool.get(name, {})
-        for ip, (pod, uid) in before.items():
-            if records.get(ip) != (pod, uid):
-                self._by_pod.get(pod, set()).discard((name, ip, uid))
-                self._on_pod(pod)
-        for ip, (pod, uid) in records.items():
-            if before.get(ip) != (pod, uid):
-                self._by_pod.setdefault(pod, set()).add((name, ip, uid))
-                self._on_pod(pod)
+        before = self._by_pool.get(name, _NO_RECORDS)
+        gone, came = changed_addresses(before, records)
+        for ip in (*gone, *(ip for ip in came if ip in before.records)):
+            record = before.records[ip]
+            pod = pod_key_of(record.pod)
+            self._by_pod.get(pod, set()).discard((name, ip, record.pod_uid))
+            self._on_pod(pod)
+        for ip in came:
+            record = records.records[ip]
+            pod = pod_key_of(record.pod)
+            self._by_pod.setdefault(pod, set()).add((name, ip, record.pod_uid))
+            self._on_pod(pod)
         self._by_pool[name] = records
 
     def records_of(self, pod: PodKey) -> set[RecordKey]:
@@ -74,7 +85,7 @@ class RecordIndex:
         return [pod for pod, records in self._by_pod.items() if records]
 
     def __len__(self) -> int:
-        return sum(len(records) for records in self._by_pool.values())
+        return sum(len(decoded.records) for decoded in self._by_pool.values())
 
 
 @dataclass(slots=True)
