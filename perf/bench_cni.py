@@ -394,7 +394,8 @@ async def run_all(plane: ControlPlane, options: argparse.Namespace) -> dict[str,
     parts: Sequence[str] = options.parts
     found: dict[str, Any] = {}
     churn = {"pods": options.churn_pods, "nodes": options.churn_nodes, "inflight": options.churn_inflight}
-    with started_controller(plane, combiner=options.combiner) as (agent_args, controller_pid):
+    with started_controller(plane, combiner=options.combiner, always=options.combiner_always) as (
+            agent_args, controller_pid):
         churn["controller_pids"] = [controller_pid]
         async with Testbed(kubeconfig=plane.kubeconfig, agent_args=agent_args) as bed:
             await run_parts(bed, options, parts, churn, found)
@@ -417,7 +418,8 @@ async def run_parts(bed: Testbed, options: argparse.Namespace, parts: Sequence[s
 
 
 @contextlib.contextmanager
-def started_controller(plane: ControlPlane, *, combiner: bool) -> Iterator[tuple[list[str], int]]:
+def started_controller(plane: ControlPlane, *, combiner: bool, always: bool = False
+                       ) -> Iterator[tuple[list[str], int]]:
     """Our deployment's controller (webhooks, leak collection, the record combiner), as the chart runs it; yields
     the agents' flags for its record combiner (none with ``combiner=False``: agents write every record directly)
     and its pid."""
@@ -427,7 +429,8 @@ def started_controller(plane: ControlPlane, *, combiner: bool) -> Iterator[tuple
     controller.start()
     try:
         assert controller.pid is not None
-        yield (controller.combiner_args() if combiner else []), controller.pid
+        flags = [*controller.combiner_args(), *(["--combiner-always"] if always else [])]
+        yield (flags if combiner else []), controller.pid
     finally:
         controller.stop()
         shutil.rmtree(state, ignore_errors=True)
@@ -453,6 +456,8 @@ def main(argv: list[str] | None = None) -> int:
                              "call of every node at once)")
     parser.add_argument("--no-combiner", dest="combiner", action="store_false",
                         help="agents write every pool record directly, not through the controller's record combiner")
+    parser.add_argument("--combiner-always", action="store_true",
+                        help="agents send every pool record through the combiner, not only contended pools' records")
     parser.add_argument("--parts", type=parts_list, default=PARTS,
                         help=f"what to run, a comma list of {','.join(PARTS)} (default: all)")
     parser.add_argument("--output", type=Path, default=RESULTS)

@@ -123,13 +123,14 @@ def agent_config(control_plane: ControlPlane, node: str, socket: Path, **setting
 
 @asynccontextmanager
 async def running_agent(control_plane: ControlPlane, node: str, socket: Path, *, pools: Iterable[str] = (),
-                        writer_linger: float = 0.0, combiner: tuple[str, Path] | None = None,
+                        writer_linger: float = 0.0, combiner: tuple[str, Path] | None = None, always: bool = True,
                         **settings: Any) -> AsyncIterator[Agent]:
     """The in-process agent of ``node`` on ``socket``, entered once its pool watch has delivered ``pools``;
-    ``combiner``: the (URL, CA file) of a record combiner it sends its pool records through."""
+    ``combiner``: the (URL, CA file) of a record combiner it sends its pool records through (``always``: every
+    record, not only those of contended pools)."""
     config = agent_config(control_plane, node, socket, **settings)
     if combiner is not None:
-        config = replace(config, combiner_url=combiner[0], combiner_ca_file=combiner[1])
+        config = replace(config, combiner_url=combiner[0], combiner_ca_file=combiner[1], combiner_always=always)
     async with Agent(config, probe_interval=0.5, writer_linger=writer_linger) as agent:
         await wait_for_pools(agent, *pools)
         yield agent

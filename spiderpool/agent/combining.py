@@ -25,7 +25,7 @@ from typing import Any
 import aiohttp
 import orjson
 
-from spiderpool.core.record_combining import PATH, CombineRequest
+from spiderpool.core.record_combining import CONTENTION_WINDOW, PATH, CombineRequest
 from spiderpool.k8s.status_plan import Allocated, AllocateIntent, Released, ReleaseIntent
 from spiderpool.k8s.status_writer import PoolStatusWriter
 
@@ -90,38 +90,56 @@ class CombinerClient:
 
 
 class CombinedWriter:
-    """The status writer's interface: through the combiner when it answers, else through ``direct``."""
+    """The status writer's interface: through the combiner when it answers, else through ``direct``.
+
+    Only a contended pool goes through the combiner (unless ``always``): one whose direct writes lost a race or
+    found that another writer had changed it, or whose combined write carried other agents' records too, within the
+    last ``window`` seconds.  Alone on a pool, an agent writes directly and saves the hop.
+    """
 
     def __init__(self, direct: PoolStatusWriter, client: CombinerClient | None, *, candidates: Candidates,
-                 pause: float = 5.0) -> None:
+                 node: str = "", pause: float = 5.0, always: bool = False, window: float = CONTENTION_WINDOW) -> None:
         self.direct = direct
         self.stats = CombinerStats()
         self._client, self._candidates, self._pause = client, candidates, pause
+        self._always, self._window, self._node = always, window, node
         self._paused_until = 0.0
+        self._contended_until: dict[str, float] = {}
+        direct.on_contention = self.contended
 
-    def _usable(self) -> CombinerClient | None:
-        if self._client is None or asyncio.get_running_loop().time() < self._paused_until:
+    def contended(self, pool: str) -> None:
+        """Another writer got in the way on ``pool``: combine its records for the next ``window`` seconds."""
+        self._contended_until[pool] = asyncio.get_running_loop().time() + self._window
+
+    def _usable(self, pool: str) -> CombinerClient | None:
+        now = asyncio.get_running_loop().time()
+        if self._client is None or now < self._paused_until:
+            return None
+        if not self._always and now >= self._contended_until.get(pool, 0.0):
             return None
         return self._client
 
     async def _ask(self, request: CombineRequest) -> dict[str, Any] | None:
-        client = self._usable()
+        client = self._usable(request.pool)
         if client is None:
             return None
         try:
-            return await client.send(request)
+            answer = await client.send(request)
         except (ConnectionError, TimeoutError) as error:
             self.stats.unreachable += 1
             self._paused_until = asyncio.get_running_loop().time() + self._pause
             log.warning("record combiner unreachable (%s); writing pool records directly for %.0fs", error,
                         self._pause)
             return None
+        if answer is not None and answer.get("contended"):
+            self.contended(request.pool)
+        return answer
 
     async def allocate(self, pool: str, intent: AllocateIntent) -> Allocated:
-        candidates = self._candidates(pool, intent.ip) if self._usable() is not None else ()
+        candidates = self._candidates(pool, intent.ip) if self._usable(pool) is not None else ()
         if candidates:
             answer = await self._ask(CombineRequest("allocate", pool, intent.pod_uid, pod=intent.pod, nic=intent.nic,
-                                                    candidates=candidates))
+                                                    candidates=candidates, node=self._node))
             if answer is not None and answer.get("podUid") == intent.pod_uid and isinstance(answer.get("ip"), str):
                 self.stats.combined += 1
                 return Allocated(pool, answer["ip"], str(answer.get("pod", intent.pod)), intent.pod_uid,
@@ -130,8 +148,8 @@ class CombinedWriter:
         return await self.direct.allocate(pool, intent)
 
     async def release(self, pool: str, intent: ReleaseIntent) -> Released:
-        if self._usable() is not None:
-            answer = await self._ask(CombineRequest("release", pool, intent.pod_uid, ip=intent.ip))
+        if self._usable(pool) is not None:
+            answer = await self._ask(CombineRequest("release", pool, intent.pod_uid, ip=intent.ip, node=self._node))
             if answer is not None and answer.get("podUid") == intent.pod_uid:
                 self.stats.combined += 1
                 return Released(pool, intent.ip, intent.pod_uid, removed=bool(answer.get("removed")))

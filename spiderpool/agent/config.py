@@ -45,6 +45,7 @@ class AgentConfig:
     # served with (None: the system's trust store).
     combiner_url: str = ""
     combiner_ca_file: Path | None = None
+    combiner_always: bool = False  # every record through the combiner, not only those of contended pools
 
 
 def _port(source: str, text: str) -> int:
@@ -67,6 +68,12 @@ def _https_url(source: str, text: str) -> str:
     if not text.startswith("https://") or len(text) <= len("https://"):
         raise ConfigError(f"{source}: expected https://HOST:PORT, got {text!r}")
     return text
+
+
+def _flag(source: str, text: str) -> bool:
+    if text.lower() not in ("true", "false"):
+        raise ConfigError(f"{source}: expected true or false, got {text!r}")
+    return text.lower() == "true"
 
 
 def _log_level(source: str, text: str) -> str:
@@ -101,6 +108,9 @@ def run_argument_parser() -> argparse.ArgumentParser:
                         "$SPIDERPOOL_HOST_NETNS, else the agent's own)")
     parser.add_argument("--combiner-url", help="the controller's record combiner, https://HOST:PORT (default: "
                                                "$SPIDERPOOL_COMBINER_URL; none: pool records are written directly)")
+    parser.add_argument("--combiner-always", action="store_const", const="true",
+                        help="send every pool record through the combiner, not only those of pools other writers "
+                             "contend for (default: $SPIDERPOOL_COMBINER_ALWAYS, false)")
     parser.add_argument("--combiner-ca-file", help="CA of the combiner's certificate (default: "
                                                    "$SPIDERPOOL_COMBINER_CA_FILE, else the system's)")
     parser.add_argument("--log-level", help="debug, info, warning or error (default: $SPIDERPOOL_LOG_LEVEL, info)")
@@ -127,6 +137,7 @@ def load_agent_config(options: argparse.Namespace, env: Mapping[str, str]) -> Ag
     host_netns = _pick(options.host_netns, "--host-netns", env, ("SPIDERPOOL_HOST_NETNS",))
     combiner = _pick(options.combiner_url, "--combiner-url", env, ("SPIDERPOOL_COMBINER_URL",))
     combiner_ca = _pick(options.combiner_ca_file, "--combiner-ca-file", env, ("SPIDERPOOL_COMBINER_CA_FILE",))
+    always = _pick(options.combiner_always, "--combiner-always", env, ("SPIDERPOOL_COMBINER_ALWAYS",))
     return AgentConfig(
         node_name=node[1].strip(),
         socket_path=socket_path,
@@ -141,4 +152,5 @@ def load_agent_config(options: argparse.Namespace, env: Mapping[str, str]) -> Ag
         host_netns=host_netns[1] if host_netns and host_netns[1] else None,
         combiner_url=_https_url(*combiner) if combiner else "",
         combiner_ca_file=Path(combiner_ca[1]) if combiner_ca else None,
+        combiner_always=_flag(*always) if always else False,
     )

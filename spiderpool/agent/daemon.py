@@ -147,7 +147,8 @@ class Agent:
         writer = self._writer = PoolStatusWriter(stores.ippools, redecide=self.book.redecide,
                                                  linger=self._writer_linger, cached_pool=pools.get,
                                                  observe=self.book.observe, codecs=self.book.codecs)
-        combined = self._combined = CombinedWriter(writer, self._combiner_client(api), candidates=self.book.candidates)
+        combined = self._combined = CombinedWriter(writer, self._combiner_client(api), candidates=self.book.candidates,
+                                                   node=node, always=self.config.combiner_always)
         context = IpamContext(
             node_name=node, settings=self.config.cluster, book=self.book, records=RecordAllocator(self.book, combined),
             endpoints=EndpointBook(stores.endpoints, endpoints), pods=PodLookup(pods, reader),

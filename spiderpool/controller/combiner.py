@@ -13,6 +13,7 @@ The combiner grants nothing: a caller must present a bearer token of a user that
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Set
 from dataclasses import dataclass
@@ -22,7 +23,14 @@ import orjson
 from aiohttp import web
 
 from spiderpool.core.errors import FieldError
-from spiderpool.core.record_combining import PATH, CombineRequest, first_free, parse_request
+from spiderpool.core.record_combining import (
+    CONTENTION_WINDOW,
+    PATH,
+    CombineRequest,
+    NodeActivity,
+    first_free,
+    parse_request,
+)
 from spiderpool.k8s.access_reviews import CallerCache
 from spiderpool.k8s.bodies import SpiderIPPool
 from spiderpool.k8s.status_plan import Allocated, AllocateIntent, Released, ReleaseIntent, StatusWriteError
@@ -57,15 +65,19 @@ class RecordCombiner:
     def __init__(self, pools: CustomObjectStore[SpiderIPPool], callers: CallerCache) -> None:
         self.writer = PoolStatusWriter(pools, redecide=_from_candidates, deadline=10.0)
         self._callers = callers
+        self._activity = NodeActivity(window=CONTENTION_WINDOW)
 
     async def write(self, request: CombineRequest) -> dict[str, Any]:
         """The durable outcome of one request as JSON; StatusWriteError when it cannot be written here."""
+        now = asyncio.get_running_loop().time()
+        others = self._activity.asked(request.pool, request.node, now=now)
+        contended = {"contended": others or self.writer.busy(request.pool)}  # the agent keeps combining while true
         if request.op == "release":
             released = await self.writer.release(request.pool, ReleaseIntent(ip=request.ip, pod_uid=request.pod_uid))
-            return _released_json(released)
+            return _released_json(released) | contended
         intent = CandidateIntent(pod=request.pod, pod_uid=request.pod_uid, ip=request.candidates[0], nic=request.nic,
                                  candidates=request.candidates)
-        return _allocated_json(await self.writer.allocate(request.pool, intent))
+        return _allocated_json(await self.writer.allocate(request.pool, intent)) | contended
 
     async def view(self, request: web.Request) -> web.Response:
         refusal = await self._refusal(request.headers.get("Authorization", ""))

@@ -18,6 +18,7 @@ from spiderpool.core.addressing import canonical_ip, ip_version_of
 from spiderpool.core.errors import FieldError
 
 PATH: Final = "/v2/pool-records"
+CONTENTION_WINDOW: Final = 30.0  # seconds a pool counts as contended after another writer was seen
 MAX_CANDIDATES: Final = 512  # a request larger than this is refused: nobody needs it, and it bounds the work
 
 Operation = Literal["allocate", "release"]
@@ -34,9 +35,10 @@ class CombineRequest:
     nic: str = ""
     ip: str = ""
     candidates: tuple[str, ...] = ()
+    node: str = ""  # the asking agent's node: the combiner tells it whether other nodes write this pool too
 
     def to_json(self) -> dict[str, Any]:
-        body: dict[str, Any] = {"op": self.op, "pool": self.pool, "podUid": self.pod_uid}
+        body: dict[str, Any] = {"op": self.op, "pool": self.pool, "podUid": self.pod_uid, "node": self.node}
         if self.op == "allocate":
             body |= {"pod": self.pod, "nic": self.nic, "candidates": list(self.candidates)}
         else:
@@ -63,8 +65,9 @@ def parse_request(body: object) -> CombineRequest:
     if not isinstance(body, Mapping):
         raise FieldError(field="body", value=type(body).__name__, reason="must be a JSON object")
     op, pool, uid = _text(body, "op"), _text(body, "pool"), _text(body, "podUid")
+    node = _text(body, "node", required=False)
     if op == "release":
-        return CombineRequest("release", pool, uid, ip=_address(body.get("ip"), field="ip"))
+        return CombineRequest("release", pool, uid, ip=_address(body.get("ip"), field="ip"), node=node)
     if op != "allocate":
         raise FieldError(field="op", value=op, reason="must be 'allocate' or 'release'")
     raw = body.get("candidates")
@@ -73,9 +76,28 @@ def parse_request(body: object) -> CombineRequest:
                          reason=f"must be a list of 1 to {MAX_CANDIDATES} addresses")
     candidates = tuple(_address(item, field="candidates") for item in raw)
     return CombineRequest("allocate", pool, uid, pod=_text(body, "pod"), nic=_text(body, "nic", required=False),
-                          candidates=candidates)
+                          candidates=candidates, node=node)
 
 
 def first_free(candidates: tuple[str, ...], taken: Set[str]) -> str | None:
     """The first candidate nobody holds, in the agent's order; None when every one is taken."""
     return next((ip for ip in candidates if ip not in taken), None)
+
+
+class NodeActivity:
+    """Which nodes asked for records of which pool, and when: whether a pool is contended from a node's view (another
+    node asked within ``window`` seconds).  Times are the caller's clock; nothing here reads one."""
+
+    def __init__(self, *, window: float) -> None:
+        self._window = window
+        self._seen: dict[str, dict[str, float]] = {}
+
+    def asked(self, pool: str, node: str, *, now: float) -> bool:
+        """Record ``node``'s request for ``pool`` at ``now``; True when another node asked within the window."""
+        nodes = self._seen.setdefault(pool, {})
+        recent = now - self._window
+        for name in [name for name, at in nodes.items() if at < recent]:
+            del nodes[name]  # bounded by the nodes active in the window
+        others = any(name != node for name in nodes)
+        nodes[node] = now
+        return others

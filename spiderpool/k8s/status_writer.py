@@ -67,6 +67,7 @@ class WriterStats:
     intents_failed: int = 0
     largest_batch: int = 0
     longest_conflict_streak: int = 0
+    foreign_changes: int = 0  # writes planned on the watch's newer copy: another writer had changed the pool
 
 
 @dataclass(slots=True)
@@ -153,6 +154,8 @@ class PoolStatusWriter:
         self._observe = observe
         self._codecs = codecs if codecs is not None else RecordsCodecs()
         self._lanes: dict[str, _Lane] = {}
+        # Called with a pool's name when another writer got in the way (a lost race, or a newer copy in the cache).
+        self.on_contention: Callable[[str], object] | None = None
         self._closed = False
 
     async def allocate(self, pool: str, intent: AllocateIntent) -> Allocated:
@@ -279,7 +282,18 @@ class PoolStatusWriter:
         if cached is None or not is_newer(cached, lane.base):
             return False
         self._set_base(lane, cached)
+        self.stats.foreign_changes += 1
+        self._contended(name)
         return True
+
+    def _contended(self, name: str) -> None:
+        if self.on_contention is not None:
+            self.on_contention(name)
+
+    def busy(self, pool: str) -> bool:
+        """Whether a write of ``pool`` is in flight or queued here now."""
+        lane = self._lanes.get(pool)
+        return lane is not None and lane.worker is not None
 
     def _set_base(self, lane: _Lane, pool: SpiderIPPool) -> None:
         codec = self._codecs.of(pool["metadata"]["name"])
@@ -298,7 +312,8 @@ class PoolStatusWriter:
         """Compare-and-swap the planned records; False (and the base dropped) when the pool changed meanwhile."""
         assert lane.base is not None
         assert lane.records is not None
-        codec = self._codecs.of(lane.base["metadata"]["name"])
+        name = lane.base["metadata"]["name"]
+        codec = self._codecs.of(name)
         encoded = codec.encode(plan.records, base=lane.records, removed=plan.removed, added=plan.added)
         body = encoded_status_body(lane.base, encoded.text, len(plan.records))
         lane.base = None  # until the outcome is known: after an error the write may or may not have landed
@@ -307,6 +322,7 @@ class PoolStatusWriter:
         if isinstance(result, Conflicted):
             self.stats.conflicts += 1
             lane.lost = resource_version_number(body)
+            self._contended(name)
             return False
         self.stats.writes += 1
         lane.base, lane.records = result.object, encoded

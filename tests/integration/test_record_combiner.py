@@ -39,6 +39,8 @@ from spiderpool.core.record_combining import PATH
 from spiderpool.devcluster.cluster import ControlPlane
 from spiderpool.k8s.access_reviews import CallerCache
 from spiderpool.k8s.core_objects import CoreObjects
+from spiderpool.k8s.status_plan import AllocateIntent
+from spiderpool.k8s.status_writer import PoolStatusWriter
 from spiderpool.k8s.store import SpiderStores
 
 pytestmark = pytest.mark.integration
@@ -90,10 +92,10 @@ async def served_combiner(api: ApiClient, directory: Path, *, lose_answers: int 
 
 @asynccontextmanager
 async def agents(control_plane: ControlPlane, socket_dir: Path, nodes: Sequence[str], pool: str,
-                 combiners: Sequence[Combiner | None]) -> AsyncIterator[list[Agent]]:
+                 combiners: Sequence[Combiner | None], *, always: bool = True) -> AsyncIterator[list[Agent]]:
     async with AsyncExitStack() as stack:
         yield [await stack.enter_async_context(running_agent(control_plane, node, socket_dir / f"{node}.sock",
-                                                             pools=[pool], combiner=combiner))
+                                                             pools=[pool], combiner=combiner, always=always))
                for node, combiner in zip(nodes, combiners, strict=True)]
 
 
@@ -278,3 +280,29 @@ async def test_a_late_combiner_write_finds_the_record_the_agent_wrote(
         await eventually(lambda: combiner.writer.stats.intents_committed == 1, within=30)
         assert combiner.writer.stats.write_requests == 0  # it found the record: nothing to write
         await assert_one_record_per_pod(cluster, pool, pods[0], given)
+
+
+async def test_an_agent_alone_writes_directly_until_another_writer_gets_in_the_way(
+        api: ApiClient, cluster: Cluster, control_plane: ControlPlane, socket_dir: Path, tmp_path: Path) -> None:
+    """RCB07: With the default policy an agent alone on a pool writes its records itself (no hop to the
+    controller); once its writer finds the pool changed by another writer (here a record written meanwhile by
+    someone else), its next records go through the combiner."""
+    pool = await cluster.pool(subnet="10.211.6.0/24", ips=[span("10.211.6.1", 8)])
+    names, pods = await nodes_and_pods(cluster, nodes=1, pods_each=3)
+    async with served_combiner(api, tmp_path) as (address, combiner), \
+            agents(control_plane, socket_dir, names, pool, [address], always=False) as running:
+        agent = running[0]
+        given = await add_one_at_a_time(agent, pods[0][:1], pool)
+        assert (agent.record_writer.stats.combined, agent.writer.stats.writes) == (0, 1)
+        other = PoolStatusWriter(SpiderStores(api).ippools, redecide=lambda *_: None)
+        await other.allocate(pool, AllocateIntent(pod="default/other", pod_uid=unique("uid"), ip="10.211.6.8"))
+        await other.close()
+        await eventually(lambda: agent.book.record(pool, "10.211.6.8") is not None)
+        given += await add_one_at_a_time(agent, pods[0][1:2], pool)
+        assert (agent.record_writer.stats.combined, agent.writer.stats.writes, agent.writer.stats.foreign_changes) == (
+            0, 2, 1)
+        given += await add_one_at_a_time(agent, pods[0][2:], pool)
+        assert (agent.record_writer.stats.combined, agent.writer.stats.writes) == (1, 2)
+        assert combiner.writer.stats.intents_committed == 1
+        records = await cluster.records(pool)
+        assert sorted(records) == sorted([*given, "10.211.6.8"])

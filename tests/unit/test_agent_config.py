@@ -74,7 +74,7 @@ def test_conf_yml_errors_name_the_key() -> None:
 def test_record_combiner_settings() -> None:
     """AC05: The record combiner is off unless a URL is given (flag before $SPIDERPOOL_COMBINER_URL), its CA file
     comes from the flag or $SPIDERPOOL_COMBINER_CA_FILE, and a URL that is not https:// is refused naming where it
-    came from."""
+    came from; only contended pools use it unless --combiner-always / $SPIDERPOOL_COMBINER_ALWAYS=true."""
     assert (load([], {"NODE_NAME": "n"}).combiner_url, load([], {"NODE_NAME": "n"}).combiner_ca_file) == ("", None)
     env = {"NODE_NAME": "n", "SPIDERPOOL_COMBINER_URL": "https://ctl.kube-system.svc:5722",
            "SPIDERPOOL_COMBINER_CA_FILE": "/etc/ca.crt"}
@@ -83,6 +83,11 @@ def test_record_combiner_settings() -> None:
     assert load(["--combiner-url", "https://127.0.0.1:1"], env).combiner_url == "https://127.0.0.1:1"
     with pytest.raises(ConfigError, match=r"\$SPIDERPOOL_COMBINER_URL: expected https://HOST:PORT"):
         load([], {"NODE_NAME": "n", "SPIDERPOOL_COMBINER_URL": "http://ctl:5722"})
+    assert not config.combiner_always
+    assert load([], {**env, "SPIDERPOOL_COMBINER_ALWAYS": "True"}).combiner_always
+    assert load(["--combiner-always"], env).combiner_always
+    with pytest.raises(ConfigError, match=r"\$SPIDERPOOL_COMBINER_ALWAYS: expected true or false"):
+        load([], {**env, "SPIDERPOOL_COMBINER_ALWAYS": "yes"})
 
 
 def test_host_netns_for_the_coordinator() -> None:

@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 
 from spiderpool.core.errors import FieldError
-from spiderpool.core.record_combining import MAX_CANDIDATES, CombineRequest, first_free, parse_request
+from spiderpool.core.record_combining import MAX_CANDIDATES, CombineRequest, NodeActivity, first_free, parse_request
 
 
 def test_requests_round_trip_with_canonical_addresses() -> None:
@@ -46,3 +46,15 @@ def test_first_free_keeps_the_agents_order() -> None:
     assert first_free(candidates, set()) == "10.0.0.3"
     assert first_free(candidates, {"10.0.0.3"}) == "10.0.0.1"
     assert first_free(candidates, {"10.0.0.3", "10.0.0.1", "10.0.0.2"}) is None
+
+
+def test_node_activity_says_whether_other_nodes_write_the_pool() -> None:
+    """WCB04: A pool is contended from a node's view while another node asked for its records within the window;
+    a node alone, or others seen longer ago, is not; pools are apart."""
+    activity = NodeActivity(window=30.0)
+    assert not activity.asked("p", "n1", now=0.0)
+    assert not activity.asked("p", "n1", now=1.0)  # only itself
+    assert activity.asked("p", "n2", now=2.0)
+    assert activity.asked("p", "n1", now=3.0)
+    assert not activity.asked("q", "n1", now=3.0)
+    assert not activity.asked("p", "n1", now=40.0)  # n2 last asked at 2.0: out of the window
