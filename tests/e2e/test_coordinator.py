@@ -226,3 +226,34 @@ async def test_co04_mac_prefix_is_announced(bed: Testbed, namespace: str, pools:
 
         await eventually(announced, what="a gratuitous ARP for 10.250.88.10 from 0a:1b:0a:fa:58:0a")
     await _coordinator_del(bed, pod, conf)
+
+
+async def test_co05_dual_stack_underlay(bed: Testbed, namespace: str, pools: Pools, coordinator: None) -> None:
+    """CO05: dual-stack underlay: the pod reaches the node's IPv4 and IPv6 addresses and an IPv4 and an IPv6 Service
+    CIDR through veth0; the node has the pref-1000 rule for both families and routes both pod addresses back; the
+    reply marks are in both of the pod's mangle tables; DEL leaves the node's tables as they were."""
+    v4, v6 = unique("co05-v4"), unique("co05-v6")
+    await pools.create(v4, subnet="10.250.89.0/24", ips=["10.250.89.10-10.250.89.20"], gateway="10.250.89.1")
+    await pools.create(v6, subnet="fd00:250:89::/64", ips=["fd00:250:89::10-fd00:250:89::20"],
+                       gateway="fd00:250:89::1")
+    node = await bed.add_node(unique(f"{bed.prefix}-co05"))
+    for address, device in (("10.250.89.1/24", "ens192"), ("fd00:250:89::1/64", "ens192"),
+                            ("10.250.90.10/32", "lo"), ("fd00:250:90::10/128", "lo")):
+        run_ip("addr", "add", address, "dev", device, netns=node.netns)
+    before = _node_tables(node)
+    network = macvlan_config(name="co05-macvlan", master="ens192", ipam=spiderpool_ipam(
+        socket_path=node.socket_path, default_ipv4_ippool=[v4], default_ipv6_ippool=[v6]))
+    pod = await bed.create_pod(node, name="co05", namespace=namespace)
+    conf = await _chain(bed, pod, network, serviceCIDR=["10.250.90.0/24", "fd00:250:90::/64"])
+    for target in ("10.250.89.1", "fd00:250:89::1", "10.250.90.10", "fd00:250:90::10"):
+        assert probe_tcp(pod.netns, ip_address(target)) == "answered", target
+    routes6 = {str(route.dst): route.dev for route in read_routes(pod.netns, version=6)}
+    assert (routes6["fd00:250:89::1"], routes6["fd00:250:90::/64"]) == ("veth0", "veth0")
+    rules = run_ip("-6", "rule", "show", netns=node.netns)
+    assert "1000:\tfrom all lookup 500" in rules
+    assert "fd00:250:89::10 dev veth" in run_ip("-6", "route", "show", "table", "500", netns=node.netns)
+    mangle6 = run_command(in_netns(pod.netns, ["ip6tables", "-t", "mangle", "-S"]))
+    assert "-A PREROUTING -i veth0 -m conntrack --ctstate NEW -j MARK --set-xmark 0x1/0xffffffff" in mangle6
+    await _coordinator_del(bed, pod, conf)
+    await bed.remove_pod(pod)
+    assert _node_tables(node) == before
