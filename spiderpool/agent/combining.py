@@ -4,8 +4,9 @@
 the controller (``POST /v2/pool-records`` over HTTPS, the agent's bearer token) to write the record with other
 agents' records of the same pool; any answer but a durable record (no connection, a timeout, 4xx/5xx, every
 candidate taken) sends the intent to the agent's own :class:`PoolStatusWriter`, unchanged.  After a failure to reach
-the combiner the agent writes directly for ``pause`` seconds before it asks again, so a dead controller costs one
-failed connection per pause, not one per ADD.
+the combiner, or an answer that it serves nobody like this agent (401, 403, 404, 503), the agent writes directly for
+``pause`` seconds before it asks again, so a dead or misconfigured controller costs one request per pause, not one
+per ADD.
 
 An allocation's outcome is unknown when the request timed out: the combiner may still write the record.  The direct
 write that follows is idempotent by pod UID (it finds that record, or its compare-and-swap makes the combiner's
@@ -30,6 +31,8 @@ from spiderpool.k8s.status_plan import Allocated, AllocateIntent, Released, Rele
 from spiderpool.k8s.status_writer import PoolStatusWriter
 
 log = logging.getLogger(__name__)
+
+_UNSERVED = frozenset({401, 403, 404, 503})  # no token accepted, no RBAC, an older controller, no review possible
 
 Candidates = Callable[[str, str | None], tuple[str, ...]]
 """(pool, the agent's choice) -> the addresses to offer, the choice first (empty: write directly)."""
@@ -77,6 +80,8 @@ class CombinerClient:
                 body = await response.read()
         except aiohttp.ClientError as error:
             raise ConnectionError(f"record combiner {self._url}: {error}") from error
+        if response.status in _UNSERVED:  # it will refuse every request alike for a while: pause, as if unreachable
+            raise ConnectionError(f"record combiner {self._url}: {response.status} {body[:200]!r}")
         if response.status != 200:
             log.debug("record combiner refused %s of %s: %s %s", request.op, request.pool, response.status, body[:200])
             return None

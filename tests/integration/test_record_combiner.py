@@ -306,3 +306,30 @@ async def test_an_agent_alone_writes_directly_until_another_writer_gets_in_the_w
         assert combiner.writer.stats.intents_committed == 1
         records = await cluster.records(pool)
         assert sorted(records) == sorted([*given, "10.211.6.8"])
+
+
+async def test_a_controller_without_the_combiner_costs_one_request_per_pause(
+        cluster: Cluster, control_plane: ControlPlane, socket_dir: Path, tmp_path: Path) -> None:
+    """RCB08: A controller that does not serve the combiner (an older one: 404) is asked once; the agent writes
+    directly and, within its pause, does not ask again: two ADDs, one request, both records written."""
+    pool = await cluster.pool(subnet="10.211.7.0/24", ips=[span("10.211.7.1", 4)])
+    names, pods = await nodes_and_pods(cluster, nodes=1, pods_each=2)
+    asked: list[str] = []
+
+    async def older(request: web.Request) -> web.StreamResponse:
+        asked.append(request.path)
+        raise web.HTTPNotFound()
+
+    app = web.Application()
+    app.router.add_post(PATH, older)
+    cert_file, key_file, ca_file = certificate_files(tmp_path)
+    runner, port = await start_site(app, host="127.0.0.1", port=0,
+                                    ssl_context=server_ssl_context(cert_file=cert_file, key_file=key_file))
+    try:
+        async with agents(control_plane, socket_dir, names, pool, [(f"https://127.0.0.1:{port}", ca_file)]) as running:
+            given = await add_one_at_a_time(running[0], pods[0], pool)
+            stats = running[0].record_writer.stats
+            assert (stats.combined, stats.unreachable, len(asked)) == (0, 1, 1)
+            await assert_one_record_per_pod(cluster, pool, pods[0], given)
+    finally:
+        await runner.cleanup()
