@@ -37,6 +37,7 @@ from spiderpool.core.coordinator_facts import (
 from spiderpool.core.coordinator_netconf import DISABLED, OVERLAY, UNDERLAY, parse_coordinator_conf
 from spiderpool.core.coordinator_plan import AddInputs, mac_with_prefix, node_addresses, plan_add
 from spiderpool.core.coordinator_teardown import NodeTable, check_underlay, plan_del
+from spiderpool.core.multus_render import coordinator_plugin
 
 API: dict[str, Any] = {"mode": "auto", "tunePodRoutes": True, "hostRuleTable": 500, "overlayPodCIDR": [],
                        "serviceCIDR": ["10.96.0.0/12"], "hijackCIDR": None}
@@ -243,3 +244,17 @@ def test_cu08_node_addresses_of_the_pods_families_each_once() -> None:
                                  link("br0", 5, "10.6.0.1/24", "192.168.1.1/24")))
     found = node_addresses(node, [ip_address("10.6.0.1"), ip_address("fd00::1")], frozenset({4}))
     assert found == (ip_address("10.6.0.1"), ip_address("192.168.1.1"))
+
+
+def test_cu09_the_rendered_nad_coordinator_parses_as_meant() -> None:
+    """CU09: the coordinator entry SpiderMultusConfig renders into a NAD (``core.multus_render``) reaches the plan as
+    its spec meant: ``podDefaultRouteNIC`` (rendered as upstream's ``podDefaultRouteNic``), hijack CIDRs, MAC prefix,
+    mode, policy routes; an empty spec leaves everything to the SpiderCoordinator."""
+    spec = {"mode": "underlay", "podDefaultRouteNIC": "net1", "hijackCIDR": ["169.254.0.0/16"],
+            "podMACPrefix": "0a:1b", "tunePodRoutes": False, "txQueueLen": 0, "podCIDRType": "none",
+            "podRPFilter": 2, "policyRoutes": [{"dst": "10.10.0.0/16", "gw": "10.6.0.1"}]}
+    conf = parse_coordinator_conf(coordinator_plugin(spec), API)
+    assert (conf.mode, conf.pod_default_route_nic, conf.hijack_cidr, conf.mac_prefix, conf.tune_pod_routes,
+            conf.pod_rp_filter) == ("underlay", "net1", (ip_network("169.254.0.0/16"),), "0a:1b", False, 2)
+    assert [(str(r.dst), str(r.gw)) for r in conf.policy_routes] == [("10.10.0.0/16", "10.6.0.1")]
+    assert parse_coordinator_conf(coordinator_plugin({}), API) == parse_coordinator_conf({}, API)
