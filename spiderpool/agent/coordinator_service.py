@@ -5,8 +5,8 @@ fetches over ``GET /v1/coordinator/config``), reads the pod's and the node's nam
 ``core.coordinator_plan``), applies the pod's steps from a thread inside the pod's namespace and the node's steps in
 the node's, and prints the ``prevResult`` unchanged in the configuration's version, as upstream's plugin does. DEL
 removes what ADD made on the node (``core.coordinator_teardown``) and tolerates a gone namespace; CHECK verifies.
-Node-side changes of one agent are serialised (a rule is removed only when its table is empty, which a concurrent
-ADD could change).
+ADDs run at once; a DEL has the node alone (``NodeGate``: it removes the host rule only when the host table is
+empty, which a concurrent ADD could change).
 """
 
 from __future__ import annotations
@@ -28,6 +28,7 @@ from spiderpool.agent.cni_endpoint import CniAnswer
 from spiderpool.agent.coordinator_api import CoordinatorApi
 from spiderpool.agent.coordinator_netlink import apply_steps, read_node, read_pod
 from spiderpool.agent.netns import NetnsGone, run_in_netns
+from spiderpool.agent.node_gate import NodeGate
 from spiderpool.core.cni import error_version, parse_request
 from spiderpool.core.cni_result import format_error
 from spiderpool.core.cni_types import CniCode, CniCommand, CniError, CniRequest, IpAddress
@@ -68,7 +69,7 @@ class CoordinatorService:
     def __init__(self, api: CoordinatorApi, *, host_netns: str | None) -> None:
         self._api = api
         self._host_netns = host_netns
-        self._node_lock = asyncio.Lock()
+        self._node = NodeGate()
 
     async def _in_host(self, work: Callable[[], T]) -> T:
         if self._host_netns is None:
@@ -91,7 +92,7 @@ class CoordinatorService:
                                          asyncio.to_thread(run_in_netns, netns, read_pod))
         if conf.mode == DISABLED:
             return
-        async with self._node_lock:
+        async with self._node.shared():
             targets = pod_addresses(pod, ifname)
             node, sources, _ = await self._in_host(lambda: read_node(targets, conf.host_rule_table))
             plan = plan_add(AddInputs(conf, ifname, container_id, pod, node, sources, random_mac(), random_mac()))
@@ -133,7 +134,7 @@ class CoordinatorService:
             return
         # prevResult (CNI >= 0.4.0) names the addresses; the pod's namespace is read only when it does not
         addresses = _prev_addresses(request.config) or await self._ifname_addresses(request)
-        async with self._node_lock:
+        async with self._node.exclusive():
             node, _, table = await self._in_host(lambda: read_node((), conf.host_rule_table))
             steps = plan_del(request.container_id or "", addresses, node, table)
             await self._in_host(lambda: apply_steps(steps))
