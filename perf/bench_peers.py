@@ -61,20 +61,33 @@ def options_from(argv: Sequence[str] | None) -> argparse.Namespace:
     if unknown:
         parser.error(f"unknown systems {unknown}; choose from {sorted(DEPLOYERS)}")
     options.inflight = [int(k) for k in options.inflight.split(",")]
+    if options.pods < 1 or options.nodes < 1 or options.rounds < 1 or min(options.inflight) < 1:
+        parser.error("--pods, --nodes, --rounds and every --inflight K must be at least 1")
     return options
 
 
-def run_all(options: argparse.Namespace, log: Callable[[str], None]) -> list[dict[str, Any]]:
+def run_all(options: argparse.Namespace, log: Callable[[str], None], checkpoint: Callable[[list[dict[str, Any]]], None]
+            ) -> list[dict[str, Any]]:
+    """Every planned run in order; a run that raises is recorded with its error and the others go on (a full run
+    takes most of an hour: one peer's bad start must not lose the rest); the runs so far are checkpointed after
+    each."""
     order = schedule(options.systems, rounds=options.rounds, inflights=options.inflight)
-    runs = []
+    runs: list[dict[str, Any]] = []
     for number, planned in enumerate(order, start=1):
         log(f"run {number}/{len(order)}: {planned.system}, K={planned.inflight}, round {planned.round}")
         spec = RunSpec(planned.system, planned.inflight, options.pods, options.nodes, planned.round)
-        run = run_once(spec)
-        log(f"  ADD {run['add']['seconds']:.1f} s (p50 {run['add']['p50_ms']:.0f} / p99 {run['add']['p99_ms']:.0f} ms,"
-            f" {run['add']['failed']} failed), DEL {run['del']['seconds']:.1f} s, leaked {run['leaked']},"
-            f" load {run['load_average_1m']}")
-        runs.append(run)
+        try:
+            run = run_once(spec)
+        except Exception as error:  # recorded and shown under the table, never dropped
+            log(f"  FAILED: {error!r}")
+            runs.append({"system": spec.system, "inflight": spec.inflight, "round": spec.round,
+                         "error": f"{type(error).__name__}: {error}"[-2000:]})
+        else:
+            log(f"  ADD {run['add']['seconds']:.1f} s (p50 {run['add']['p50_ms']:.0f} / p99 "
+                f"{run['add']['p99_ms']:.0f} ms, {run['add']['failed']} failed), DEL {run['del']['seconds']:.1f} s, "
+                f"leaked {run['leaked']}, load {run['load_average_1m']}")
+            runs.append(run)
+        checkpoint(runs)
     return runs
 
 
@@ -91,6 +104,8 @@ def document_of(options: argparse.Namespace, runs: list[dict[str, Any]], started
         "ratios": found,
         "targets": {name: f"{op} {bound:g}" for name, (op, bound) in TARGETS.items()},
         "verdicts": verdicts(found),
+        "errors": [f"{run['system']} K={run['inflight']} round {run['round']}: {run['error']}"
+                   for run in runs if "error" in run],
         "runs": runs,
         "wall_seconds": round(time.perf_counter() - started, 1),
     }
@@ -99,12 +114,13 @@ def document_of(options: argparse.Namespace, runs: list[dict[str, Any]], started
 def doc_section(document: Mapping[str, Any], text: str) -> str:
     info, params = document["machine"], document["parameters"]
     loads = ", ".join(f"{run['system']} K={run['inflight']} r{run['round']}: {run['load_average_1m']}"
-                      for run in document["runs"])
+                      for run in document["runs"] if "error" not in run)
+    errors = [f"- run that failed (left out of the table): {error}" for error in document["errors"]]
     return "\n".join([
         f"Measured {info['date']} on {info['cores']} cores ({info['cpu']}), Python {info['python']}, Kubernetes "
         f"{info['kubernetes']}: {params['pods']} pods over {params['nodes']} nodes, a pool of {params['pool_size']}, "
         f"{params['rounds']} round(s), the systems alternating; load average (1 min) when each run started: {loads}.",
-        "", text, "", *ratio_lines(document["ratios"], document["verdicts"]), "",
+        "", text, "", *errors, *ratio_lines(document["ratios"], document["verdicts"]), "",
         "![ADD latency distribution per system and K](bench_peers.png)",
     ])
 
@@ -117,12 +133,16 @@ def main(argv: list[str] | None = None) -> int:
         print(f"[bench_peers] {message}", file=sys.stderr, flush=True)
 
     started = time.perf_counter()
-    prepare(options.systems, log)  # builds before any timing: a cold cache costs minutes
-    runs = run_all(options, log)
-    document = document_of(options, runs, started)
-    text = table(document["summary"], pods=options.pods)
     output = options.output or RESULTS / ("bench_peers_quick.json" if options.quick else "bench_peers.json")
     output.parent.mkdir(parents=True, exist_ok=True)
+
+    def checkpoint(runs: list[dict[str, Any]]) -> None:
+        output.write_text(json.dumps(document_of(options, runs, started), indent=1) + "\n")
+
+    prepare(options.systems, log)  # builds before any timing: a cold cache costs minutes
+    runs = run_all(options, log, checkpoint)
+    document = document_of(options, runs, started)
+    text = table(document["summary"], pods=options.pods)
     output.write_text(json.dumps(document, indent=1) + "\n")
     title = f"{options.pods} pods over {options.nodes} nodes, pool of {options.pods}, {document['machine']['date']}"
     if not options.no_docs:
@@ -131,7 +151,7 @@ def main(argv: list[str] | None = None) -> int:
     else:
         log(plot(runs, output.with_suffix(".png"), title=title))
     print(text, file=out)
-    print("\n".join(ratio_lines(document["ratios"], document["verdicts"])), file=out)
+    print("\n".join([*document["errors"], *ratio_lines(document["ratios"], document["verdicts"])]), file=out)
     if options.json:
         print(json.dumps(document, indent=1))
     return 0

@@ -36,7 +36,10 @@ def plot(runs: Sequence[Mapping[str, Any]], path: Path, *, title: str) -> str:
         from matplotlib import ticker
     except ImportError:
         return f"matplotlib is not installed: {path.name} not drawn (pip install 'spiderpool[perf]')"
+    runs = [run for run in runs if "error" not in run]
     inflights = sorted({run["inflight"] for run in runs})
+    if not inflights:
+        return f"no run succeeded: {path.name} not drawn"
     figure, axes = plt.subplots(1, len(inflights), figsize=(6.2 * len(inflights), 4.6), squeeze=False, sharey=True)
     for axis, inflight in zip(axes[0], inflights, strict=True):
         for system in ORDER:

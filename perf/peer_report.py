@@ -46,7 +46,7 @@ def schedule(systems: Sequence[str], *, rounds: int, inflights: Sequence[int]) -
 
 
 def _runs_of(runs: Sequence[Mapping[str, Any]], system: str, inflight: int) -> list[Mapping[str, Any]]:
-    return [run for run in runs if run["system"] == system and run["inflight"] == inflight]
+    return [run for run in runs if run["system"] == system and run["inflight"] == inflight and "error" not in run]
 
 
 def _mean(values: Sequence[float]) -> float:
@@ -54,9 +54,10 @@ def _mean(values: Sequence[float]) -> float:
 
 
 def summarize(runs: Sequence[Mapping[str, Any]]) -> dict[str, dict[str, Any]]:
-    """Per ``"<system>_k<K>"``: the means over rounds, and every round's value, of the figures the table shows."""
+    """Per ``"<system>_k<K>"``: the means over rounds, and every round's value, of the figures the table shows;
+    runs that raised (``"error"``) are left out."""
     summary: dict[str, dict[str, Any]] = {}
-    for system, inflight in sorted({(run["system"], run["inflight"]) for run in runs}):
+    for system, inflight in sorted({(run["system"], run["inflight"]) for run in runs if "error" not in run}):
         group = _runs_of(runs, system, inflight)
         figures = {name: [pick(run) for run in group] for name, pick in _FIGURES.items()}
         summary[f"{system}_k{inflight}"] = {

@@ -108,7 +108,11 @@ async def _deploy_ours(bed: Testbed, plane: ControlPlane, names: Sequence[str], 
         given = node.agent.options
         node.agent = AgentProcess(replace(given, extra_args=(*given.extra_args, *controller.combiner_args()),
                                           config_dir=conf_dir if full else given.config_dir))
-    await asyncio.gather(*(asyncio.to_thread(node.agent.start) for node in nodes if node.agent is not None))
+    try:
+        await asyncio.gather(*(asyncio.to_thread(node.agent.start) for node in nodes if node.agent is not None))
+    except BaseException:
+        await asyncio.to_thread(controller.stop)  # the testbed stops the agents; the controller is ours to stop
+        raise
     configs = {node.name: bed.macvlan(node, network=NETWORK, default_ipv4_ippool=[POOL]) for node in nodes}
     return Deployment("ours-full" if full else "ours", bed.cni.plugin("spiderpool"), bed.cni_bin_dir, configs, nodes,
                       lambda: agent_pids(nodes) + ([controller.pid] if controller.pid is not None else []),

@@ -127,3 +127,18 @@ def test_hh06_whereabouts_gets_the_flat_file_and_range_its_daemonset_and_nad_wou
     pools: list[dict[str, Any]] = [{"spec": {"allocations": {"1": {}, "7": {}}}}, {"spec": {}},
                                    {"spec": {"allocations": {"3": {}}}}]
     assert peer_whereabouts.allocations_of(pools) == 3
+
+
+def test_hh07_a_run_that_raised_is_left_out_of_figures_but_not_forgotten() -> None:
+    """HH07: a run recorded with an error (its system failed to deploy, say) is left out of the summary, the ratios
+    and the table, while the other rounds of that system still count."""
+    runs = [fake_run("ours", 1, 1, add=10.0), fake_run("upstream", 1, 1, add=50.0),
+            {"system": "upstream", "inflight": 1, "round": 2, "error": "TimeoutError: agent did not answer"},
+            {"system": "whereabouts", "inflight": 1, "round": 1, "error": "BuildError: no go"}]
+    summary = summarize(runs)
+    assert sorted(summary) == ["ours_k1", "upstream_k1"]
+    assert summary["upstream_k1"]["rounds"] == 1
+    found = ratios(summary)
+    assert found["add_vs_upstream_k1"] == 5.0
+    assert "add_vs_whereabouts_k1" not in found
+    assert "whereabouts" not in table(summary, pods=1000)
