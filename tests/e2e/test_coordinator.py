@@ -3,6 +3,7 @@ simulated node's namespace (case IDs in docs/e2e-cases.md; modes in docs/coordin
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import socket
 from collections.abc import AsyncIterator, Callable, Mapping
@@ -256,4 +257,26 @@ async def test_co05_dual_stack_underlay(bed: Testbed, namespace: str, pools: Poo
     assert "-A PREROUTING -i veth0 -m conntrack --ctstate NEW -j MARK --set-xmark 0x1/0xffffffff" in mangle6
     await _coordinator_del(bed, pod, conf)
     await bed.remove_pod(pod)
+    assert _node_tables(node) == before
+
+
+async def test_co06_parallel_adds_and_dels_on_one_node(bed: Testbed, namespace: str, pools: Pools,
+                                                       coordinator: None) -> None:
+    """CO06: eight pods' chains ADDed at once on one node (the agent runs their coordinator work in parallel):
+    each pod reaches the node and the Service; then every coordinator DEL at once: the node's rules and routes are
+    as they were (no rule removed under a live pod's route, none left behind)."""
+    pool = unique("co06-v4")
+    await pools.create(pool, subnet="10.250.91.0/24", ips=["10.250.91.10-10.250.91.40"], gateway="10.250.91.1")
+    node = await bed.add_node(unique(f"{bed.prefix}-co06"))
+    run_ip("addr", "add", "10.250.91.1/24", "dev", "ens192", netns=node.netns)
+    run_ip("addr", "add", "10.250.92.10/32", "dev", "lo", netns=node.netns)
+    before = _node_tables(node)
+    network = macvlan_config(name="co06-macvlan", master="ens192", ipam=spiderpool_ipam(
+        socket_path=node.socket_path, default_ipv4_ippool=[pool]))
+    pods = [await bed.create_pod(node, name=f"co06-{i}", namespace=namespace) for i in range(8)]
+    confs = await asyncio.gather(*(_chain(bed, pod, network, serviceCIDR=["10.250.92.0/24"]) for pod in pods))
+    for pod in pods:
+        assert probe_tcp(pod.netns, ip_address("10.250.91.1")) == "answered"
+        assert probe_tcp(pod.netns, ip_address("10.250.92.10")) == "answered"
+    await asyncio.gather(*(_coordinator_del(bed, pod, conf) for pod, conf in zip(pods, confs, strict=True)))
     assert _node_tables(node) == before
