@@ -19,6 +19,7 @@ from spiderpool.controller.context import ControllerContext
 from spiderpool.core.addressing import parse_cidr, parse_ip_ranges, total_ip_count
 from spiderpool.core.allocations import allocated_ip_count, decode_allocated_ips
 from spiderpool.core.errors import InvalidSpec
+from spiderpool.core.record_text import RecordsCodec, RecordsCodecs
 from spiderpool.k8s.bodies import SpiderIPPool
 from spiderpool.k8s.store import IPPOOL, Conflict, NotFound
 from spiderpool.k8s.watch_cache import WatchCache, WatchEvent, custom_object_source
@@ -29,10 +30,16 @@ FINALIZER: Final = "spiderpool.spidernet.io"
 _MAX_RACES: Final = 16
 
 
-def desired_counts(pool: Mapping[str, Any]) -> dict[str, int]:
-    """The counts the status should carry; ``totalIPCount`` is left out when the spec cannot be read."""
+def desired_counts(pool: Mapping[str, Any], *, codec: RecordsCodec | None = None) -> dict[str, int]:
+    """The counts the status should carry; ``totalIPCount`` is left out when the spec cannot be read.
+
+    ``codec``: the pool's incremental decoder (every write of the pool comes here as an event: decoding each from
+    scratch cost the controller a loop over every record per write).
+    """
     status = pool.get("status") or {}
-    counts = {"allocatedIPCount": allocated_ip_count(decode_allocated_ips(status.get("allocatedIPs")))}
+    text = status.get("allocatedIPs")
+    records = codec.decode(text).records if codec is not None else decode_allocated_ips(text)
+    counts = {"allocatedIPCount": allocated_ip_count(records)}
     spec = pool.get("spec") or {}
     try:
         version = int(spec.get("ipVersion") or parse_cidr(spec.get("subnet"), field="spec.subnet").version)
@@ -45,10 +52,10 @@ def desired_counts(pool: Mapping[str, Any]) -> dict[str, int]:
     return counts
 
 
-def counts_drift(pool: Mapping[str, Any]) -> dict[str, int]:
+def counts_drift(pool: Mapping[str, Any], *, codec: RecordsCodec | None = None) -> dict[str, int]:
     """The counts that differ from what the status says (empty: nothing to write)."""
     status = pool.get("status") or {}
-    return {key: value for key, value in desired_counts(pool).items() if status.get(key) != value}
+    return {key: value for key, value in desired_counts(pool, codec=codec).items() if status.get(key) != value}
 
 
 def may_drop_finalizer(pool: Mapping[str, Any]) -> bool:
@@ -65,10 +72,14 @@ class PoolLifecycle:
         self._resync = resync
         self._dirty: set[str] = set()
         self._woken = asyncio.Event()
+        self._codecs = RecordsCodecs()
         self.cache: WatchCache[SpiderIPPool] | None = None
 
     def _on_event(self, event: WatchEvent[SpiderIPPool]) -> None:
-        if event.type != "DELETED" and (counts_drift(event.object) or may_drop_finalizer(event.object)):
+        name = event.object["metadata"]["name"]
+        if event.type == "DELETED":
+            self._codecs.forget(name)
+        elif counts_drift(event.object, codec=self._codecs.of(name)) or may_drop_finalizer(event.object):
             self._dirty.add(event.object["metadata"]["name"])
             self._woken.set()
         if self.cache is not None:
