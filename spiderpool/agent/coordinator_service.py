@@ -89,9 +89,13 @@ class CoordinatorService:
         netns, ifname, container_id = request.netns or "", request.ifname or "", request.container_id or ""
         # the SpiderCoordinator and the pod's namespace are read at once (a disabled mode wastes one read)
         conf, pod = await asyncio.gather(self._conf(request, tolerant=False),
-                                         asyncio.to_thread(run_in_netns, netns, read_pod))
+                                         asyncio.to_thread(run_in_netns, netns, read_pod), return_exceptions=True)
+        if isinstance(conf, BaseException):
+            raise conf
         if conf.mode == DISABLED:
-            return
+            return  # as upstream, before the namespace matters
+        if isinstance(pod, BaseException):
+            raise pod
         async with self._node.shared():
             targets = pod_addresses(pod, ifname)
             node, sources, _ = await self._in_host(lambda: read_node(targets, conf.host_rule_table))

@@ -86,7 +86,8 @@ async def test_co01_underlay_pods_reach_their_node_and_services(bed: Testbed, na
                                                                coordinator: None) -> None:
     """CO01: underlay mode through the real chain (macvlan + spiderpool, then coordinator): each of two pods on one
     node reaches the node's address and a Service CIDR routed on the node (neither reachable over macvlan alone),
-    and the other pod; the reply marks are in the pod's mangle table (not the host's); CHECK passes; DEL (twice,
+    and the other pod; the reply marks are in the pod's mangle table (not the host's); CHECK passes; ``mode:
+    disabled`` passes prevResult on and makes nothing; DEL (twice,
     and again once the sandbox is gone) leaves the node's rules and
     routes exactly as they were before the first pod."""
     pool = unique("co01-v4")
@@ -120,6 +121,10 @@ async def test_co01_underlay_pods_reach_their_node_and_services(bed: Testbed, na
     checked = await bed.cni.pod_command(pods[0], "CHECK", confs[0], ifname="eth0",
                                         extra_env={"SPIDERPOOL_SOCKET": str(node.socket_path)})
     assert checked.ok, checked.describe()
+    plain = await bed.create_pod(node, name="co01-disabled", namespace=namespace)
+    await _chain(bed, plain, network, mode="disabled")  # prevResult passed on, nothing made
+    assert interface_names(plain.netns) == ["lo", "eth0"]
+    await bed.remove_pod(plain)
     for pod, conf in zip(pods, confs, strict=True):
         await _coordinator_del(bed, pod, conf)
         await _coordinator_del(bed, pod, conf)
