@@ -77,15 +77,20 @@ class AddressChecker:
     async def checked(self, allocate: Callable[[], Awaitable[AssembledResult]], *, netns: str, nic: str,
                       pod: str) -> AssembledResult:
         skipped: list[str] = []
+        mine: list[AssignedIP] = []
         for _ in range(MAX_CONFLICT_RETRIES + 1):
             result = await allocate()
             mine = [ip for ip in result.ips if ip.nic == nic]
-            report = await self.probe(netns, nic, mine)
+            try:
+                report = await self.probe(netns, nic, mine)
+            except IpamError:
+                await self._release(mine, pod=pod)  # a failed ADD keeps nothing
+                raise
             if report.conflicts:
                 skipped += await self._skip(mine, report, pod=pod)
                 continue
             if report.unreachable:
-                await self._release(mine)
+                await self._release(mine, pod=pod)
                 self._metrics.gateway_unreachable.inc(len(report.unreachable))
                 gateways = ", ".join(str(gateway) for gateway in report.unreachable)
                 raise IpamError(IpamCode.GATEWAY_UNREACHABLE, f"gateway {gateways} of interface {nic} is unreachable",
@@ -94,6 +99,7 @@ class AddressChecker:
                                 f"namespace; the addresses of {nic} were released")
             await self._announce(netns, nic, mine)
             return result
+        await self._release(mine, pod=pod)  # the NIC's other family, which did not conflict: a failed ADD keeps nothing
         raise IpamError(IpamCode.IP_CONFLICT, f"every address tried for interface {nic} is held by another host",
                         f"conflicting: {', '.join(skipped)}")
 
@@ -127,14 +133,15 @@ class AddressChecker:
             if self._on_conflict is not None:
                 self._on_conflict(ip.pool, message)
             skipped.append(f"{_bare(ip)} ({holder})")
-        await self._release(conflicting)
+        await self._release(conflicting, pod=pod)
         return skipped
 
-    async def _release(self, ips: Sequence[AssignedIP]) -> None:
+    async def _release(self, ips: Sequence[AssignedIP], *, pod: str) -> None:
+        """Release the records of ``ips`` that name ``pod`` (by its UID, never by address alone)."""
         book = self._ctx.book
         for ip in ips:
             record = book.record(ip.pool, _bare(ip))
-            if record is not None:
+            if record is not None and record.pod == pod:
                 await self._ctx.records.release([(ip.pool, _bare(ip))], pod_uid=record.pod_uid)
 
     async def _announce(self, netns: str, nic: str, ips: Sequence[AssignedIP]) -> None:

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from spiderpool.agent.detection import MAX_CONFLICT_RETRIES
 from spiderpool.core.allocations import PoolIPAllocation
 from spiderpool.devcluster.cluster import ControlPlane
 from spiderpool.k8s.client import make_api_client
@@ -164,3 +165,29 @@ async def test_dt05_no_probe_when_disabled(bed: Testbed, namespace: str, pools: 
 
     assert run.ok, run.describe()
     assert result_ips(run.json()) == ["10.250.65.10/24"]
+
+
+async def test_dt06_exhausted_conflicts_keep_no_record(detecting_bed: Testbed, detecting_namespace: str,
+                                                       detecting_pools: Pools) -> None:
+    """DT06: dual-stack, another host answers for every IPv4 address the ADD may try while IPv6 is free: the ADD
+    fails with CNI error 105 and neither pool keeps a record of the pod (the IPv6 address is released too)."""
+    bed = detecting_bed
+    node = await bed.add_node(unique(f"{bed.prefix}-dt06"))
+    v4, v6 = unique("dt06-v4"), unique("dt06-v6")
+    last = 10 + MAX_CONFLICT_RETRIES  # as many addresses as the ADD tries
+    await detecting_pools.create(v4, subnet="10.250.66.0/24", ips=[f"10.250.66.10-10.250.66.{last}"],
+                                 gateway="10.250.66.1")
+    await detecting_pools.create(v6, subnet="fd00:250:66::/64", ips=["fd00:250:66::100-fd00:250:66::1ff"],
+                                 gateway="fd00:250:66::1")
+    held = [f"10.250.66.{host}/24" for host in range(10, last + 1)]  # every address of the pool
+    hold_on_segment(bed, node, "10.250.66.1/24", "fd00:250:66::1/64", *held)
+    pod = await bed.create_pod(node, name="dt06", namespace=detecting_namespace)
+
+    run = await bed.cni.add(pod, bed.macvlan(node, network="dt06-net", default_ipv4_ippool=[v4],
+                                             default_ipv6_ippool=[v6]))
+
+    assert not run.ok, run.describe()
+    assert run.error_code == 105, run.describe()
+    assert "every address tried for interface eth0 is held by another host" in run.json()["msg"], run.describe()
+    assert await records_of(bed, v4) == {}
+    assert await records_of(bed, v6) == {}
