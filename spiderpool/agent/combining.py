@@ -57,7 +57,8 @@ class CombinerClient:
         self._session: aiohttp.ClientSession | None = None
 
     def _open(self) -> aiohttp.ClientSession:
-        """The session, made at first use: the CA file may appear after the agent started (cert-manager)."""
+        """The session, made at first use and again after a TLS failure: the CA file may appear after the agent
+        started (cert-manager), or be replaced by a new CA."""
         if self._session is None:
             try:
                 context = ssl.create_default_context(cafile=str(self._ca_file) if self._ca_file is not None else None)
@@ -79,6 +80,8 @@ class CombinerClient:
                                           timeout=self._timeout) as response:
                 body = await response.read()
         except aiohttp.ClientError as error:
+            if isinstance(error, aiohttp.ClientSSLError):
+                await self.close()  # the CA file may be replaced (the Secret's new CA): read it again next time
             raise ConnectionError(f"record combiner {self._url}: {error}") from error
         if response.status in _UNSERVED:  # it will refuse every request alike for a while: pause, as if unreachable
             raise ConnectionError(f"record combiner {self._url}: {response.status} {body[:200]!r}")

@@ -30,12 +30,13 @@ from kubernetes_asyncio.client import (
 )
 from prometheus_client import generate_latest
 
+from spiderpool.agent.combining import CombinerClient
 from spiderpool.agent.daemon import Agent
 from spiderpool.controller.certificates import generate_serving_certificate
 from spiderpool.controller.combiner import RecordCombiner
 from spiderpool.controller.metrics import ControllerMetrics
 from spiderpool.controller.webhook_server import server_ssl_context, start_site
-from spiderpool.core.record_combining import PATH
+from spiderpool.core.record_combining import PATH, CombineRequest
 from spiderpool.devcluster.cluster import ControlPlane
 from spiderpool.k8s.access_reviews import CallerCache
 from spiderpool.k8s.core_objects import CoreObjects
@@ -333,3 +334,36 @@ async def test_a_controller_without_the_combiner_costs_one_request_per_pause(
             await assert_one_record_per_pod(cluster, pool, pods[0], given)
     finally:
         await runner.cleanup()
+
+
+async def test_a_replaced_ca_file_is_read_again_after_a_tls_failure(
+        api: ApiClient, cluster: Cluster, control_plane: ControlPlane, tmp_path: Path) -> None:
+    """RCB09: The agent's CA file first holds another CA (the Secret before the controller's new certificate): the
+    TLS handshake fails and counts as no answer; once the file holds the serving certificate's CA (the mounted Secret
+    updated), the same client reads it again and the combiner writes the record."""
+    pool = await cluster.pool(subnet="10.211.8.0/24", ips=[span("10.211.8.1", 4)])
+    (tmp_path / "served").mkdir()
+    (tmp_path / "other").mkdir()
+    other_ca = certificate_files(tmp_path / "other")[2]
+    mounted = tmp_path / "mounted-ca.crt"
+    mounted.write_bytes(other_ca.read_bytes())
+    token = control_plane.token
+
+    async def bearer() -> str:
+        return f"Bearer {token}"
+
+    async with served_combiner(api, tmp_path / "served") as ((url, ca_file), combiner):
+        client = CombinerClient(url, token=bearer, ca_file=mounted)
+        request = CombineRequest("allocate", pool, unique("uid"), pod="default/rcb09", candidates=("10.211.8.1",))
+        try:
+            with pytest.raises(ConnectionError, match="certificate verify failed"):
+                await client.send(request)
+            mounted.write_bytes(ca_file.read_bytes())
+            answer = await client.send(request)
+        finally:
+            await client.close()
+    assert answer is not None
+    assert (answer["ip"], answer["podUid"]) == ("10.211.8.1", request.pod_uid)
+    assert combiner.writer.stats.intents_committed == 1
+    assert {ip: record.pod_uid for ip, record in (await cluster.records(pool)).items()} == {
+        "10.211.8.1": request.pod_uid}
