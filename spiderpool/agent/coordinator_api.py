@@ -27,10 +27,13 @@ class CoordinatorApi:
         self._coordinators = coordinators
         self._pods = pods
 
-    async def lookup(self, namespace: str, name: str) -> dict[str, Any]:
-        """The config for one pod; ``CoordinatorNotReady`` (upstream's message) or ``StoreError`` when none."""
+    async def lookup(self, namespace: str, name: str, *, with_pod: bool = True) -> dict[str, Any]:
+        """The config for one pod; ``CoordinatorNotReady`` (upstream's message) or ``StoreError`` when none.
+        ``with_pod=False`` skips the pod (its annotation changes nothing a DEL needs)."""
         listed = await self._coordinators.list()
         coordinator = ready_coordinator([dict(item) for item in listed.items])
+        if not with_pod:
+            return coordinator_config(coordinator, {})
         pod = await self._pods.for_release(namespace, name) if name else None
         if pod is None:
             raise CoordinatorNotReady(f"failed to get pod {namespace}/{name}")

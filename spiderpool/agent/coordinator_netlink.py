@@ -122,11 +122,43 @@ def read_node(targets: Sequence[IpAddress], table: int) -> tuple[NamespaceFacts,
             source = answer[0].get_attr("RTA_PREFSRC") if answer else None
             if source:
                 sources.append(ip_address(source))
-        rules = {_VERSION[m["family"]] for family in _FAMILY.values() for m in ipr.get_rules(family=family)
-                 if (m.get_attr("FRA_TABLE") or m["table"]) == table and m.get_attr("FRA_PRIORITY") == 1000
-                 and not m.get_attr("FRA_SRC") and not m.get_attr("FRA_DST") and not m.get_attr("FRA_FWMARK")}
         node = NamespaceFacts(links=_links(ipr))
-        return node, tuple(sources), NodeTable(table, _routes(ipr, table), frozenset(rules))
+        return node, tuple(sources), NodeTable(table, _routes(ipr, table), _host_rule_families(ipr, table))
+
+
+def _link_fact(message: Any) -> LinkFact:
+    flags = message["flags"]
+    return LinkFact(name=message.get_attr("IFLA_IFNAME"), index=message["index"],
+                    mac=message.get_attr("IFLA_ADDRESS") or "", up=bool(flags & _IFF_UP),
+                    peer_index=message.get_attr("IFLA_LINK"))
+
+
+def _link_or_none(ipr: Any, **key: Any) -> LinkFact | None:
+    try:
+        return _link_fact(ipr.link("get", **key)[0])
+    except NetlinkError as error:
+        if error.code in _GONE:
+            return None
+        raise
+
+
+def read_node_table(host_veth: str, table: int) -> tuple[NamespaceFacts, NodeTable]:
+    """What a DEL needs of the node, without dumping every link and address (a node has hundreds): the host veth,
+    the host table with its rules, and the links that table's routes use."""
+    with IPRoute() as ipr:
+        routes = _routes(ipr, table)
+        rules = _host_rule_families(ipr, table)
+        wanted = {route.dev_index for route in routes if route.dev_index is not None}
+        links = [_link_or_none(ipr, ifname=host_veth), *(_link_or_none(ipr, index=index) for index in sorted(wanted))]
+        unique = {link.index: link for link in links if link is not None}
+        return NamespaceFacts(links=tuple(unique.values())), NodeTable(table, routes, rules)
+
+
+def _host_rule_families(ipr: Any, table: int) -> frozenset[int]:
+    return frozenset(
+        _VERSION[m["family"]] for family in _FAMILY.values() for m in ipr.get_rules(family=family)
+        if (m.get_attr("FRA_TABLE") or m["table"]) == table and m.get_attr("FRA_PRIORITY") == 1000
+        and not m.get_attr("FRA_SRC") and not m.get_attr("FRA_DST") and not m.get_attr("FRA_FWMARK"))
 
 
 def write_sysctl(key: str, value: str) -> None:

@@ -26,7 +26,7 @@ from pyroute2.netlink.exceptions import NetlinkError
 
 from spiderpool.agent.cni_endpoint import CniAnswer
 from spiderpool.agent.coordinator_api import CoordinatorApi
-from spiderpool.agent.coordinator_netlink import apply_steps, read_node, read_pod
+from spiderpool.agent.coordinator_netlink import apply_steps, read_node, read_node_table, read_pod
 from spiderpool.agent.netns import NetnsGone, run_in_netns
 from spiderpool.agent.node_gate import NodeGate
 from spiderpool.core.cni import error_version, parse_request
@@ -35,7 +35,7 @@ from spiderpool.core.cni_types import CniCode, CniCommand, CniError, CniRequest,
 from spiderpool.core.coordinator_config import CoordinatorNotReady
 from spiderpool.core.coordinator_facts import NODE, POD, CreateVeth, Step
 from spiderpool.core.coordinator_netconf import DISABLED, OVERLAY, UNDERLAY, CoordinatorConf, parse_coordinator_conf
-from spiderpool.core.coordinator_plan import AddInputs, plan_add, pod_addresses, resolve_mode
+from spiderpool.core.coordinator_plan import AddInputs, host_veth_name, plan_add, pod_addresses, resolve_mode
 from spiderpool.core.coordinator_teardown import check_underlay, plan_del
 from spiderpool.k8s.store import StoreError
 from spiderpool.wire import COORDINATOR_REQUEST_PATH, HEADER_EXIT_CODE, CniPassthrough, WireError
@@ -76,11 +76,12 @@ class CoordinatorService:
             return await asyncio.to_thread(work)
         return await asyncio.to_thread(run_in_netns, self._host_netns, work)
 
-    async def _conf(self, request: CniRequest, *, tolerant: bool) -> CoordinatorConf:
+    async def _conf(self, request: CniRequest, *, for_del: bool) -> CoordinatorConf:
         try:
-            api = await self._api.lookup(request.k8s.pod_namespace or "", request.k8s.pod_name or "")
+            api = await self._api.lookup(request.k8s.pod_namespace or "", request.k8s.pod_name or "",
+                                         with_pod=not for_del)
         except (CoordinatorNotReady, StoreError) as error:
-            if not tolerant:
+            if not for_del:
                 raise CniError(CniCode.TRY_AGAIN_LATER, f"failed to GetCoordinatorConfig: {error}") from None
             api = {"mode": "auto"}  # DEL must not block pod deletion: the netconf alone says enough to clean up
         return parse_coordinator_conf(request.config, api)
@@ -88,7 +89,7 @@ class CoordinatorService:
     async def add(self, request: CniRequest) -> None:
         netns, ifname, container_id = request.netns or "", request.ifname or "", request.container_id or ""
         # the SpiderCoordinator and the pod's namespace are read at once (a disabled mode wastes one read)
-        conf, pod = await asyncio.gather(self._conf(request, tolerant=False),
+        conf, pod = await asyncio.gather(self._conf(request, for_del=False),
                                          asyncio.to_thread(run_in_netns, netns, read_pod), return_exceptions=True)
         if isinstance(conf, BaseException):
             raise conf
@@ -133,18 +134,20 @@ class CoordinatorService:
         return [address.ip for address in link.addresses] if link else []
 
     async def delete(self, request: CniRequest) -> None:
-        conf = await self._conf(request, tolerant=True)
+        conf = await self._conf(request, for_del=True)
         if conf.mode == DISABLED:
             return
         # prevResult (CNI >= 0.4.0) names the addresses; the pod's namespace is read only when it does not
         addresses = _prev_addresses(request.config) or await self._ifname_addresses(request)
+        container_id = request.container_id or ""
         async with self._node.exclusive():
-            node, _, table = await self._in_host(lambda: read_node((), conf.host_rule_table))
-            steps = plan_del(request.container_id or "", addresses, node, table)
+            node, table = await self._in_host(lambda: read_node_table(host_veth_name(container_id),
+                                                                      conf.host_rule_table))
+            steps = plan_del(container_id, addresses, node, table)
             await self._in_host(lambda: apply_steps(steps))
 
     async def check(self, request: CniRequest) -> None:
-        conf = await self._conf(request, tolerant=False)
+        conf = await self._conf(request, for_del=False)
         if conf.mode == DISABLED:
             return
         ifname = request.ifname or ""
