@@ -464,3 +464,37 @@ def _scanned_version(binary: Path, stdin: bytes) -> str:
     version = orjson.loads(run.stdout)["cniVersion"]
     assert isinstance(version, str)
     return version
+
+
+async def test_cnx24_coordinator_posts_to_its_own_endpoint(cni_binary: Path, socket_dir: Path) -> None:
+    """CNX24: the ``coordinator`` build of the executable posts the invocation (CNI_* headers, stdin with its
+    prevResult) to ``/v2/coordinator``, not ``/v2/cni``, prints the agent's answer with its exit code, answers VERSION
+    itself, and names itself in its log when the agent is unreachable (code 11)."""
+    coordinator = cni_executable_path("coordinator")
+    seen: list[tuple[str, dict[str, str], bytes]] = []
+
+    async def record(request: web.Request) -> web.Response:
+        seen.append((request.path, dict(request.headers), await request.read()))
+        return web.Response(body=b'{"cniVersion":"1.0.0","ips":[]}', headers={"X-Cni-Exit-Code": "0"})
+
+    app = web.Application()
+    app.router.add_post("/v2/coordinator", record)
+    app.router.add_post("/v2/cni", record)
+    socket_path = socket_dir / "agent.sock"
+    runner = await start_unix_server(app, socket_path=socket_path)
+    try:
+        stdin = orjson.dumps({"cniVersion": "1.0.0", "name": "n", "type": "coordinator",
+                              "prevResult": {"cniVersion": "1.0.0", "ips": []}})
+        env = {**pod_env("ADD"), SOCKET_PATH_ENV: str(socket_path)}
+        run = await exec_plugin(coordinator, env, stdin)
+        assert (run.exit_code, run.stdout) == (0, b'{"cniVersion":"1.0.0","ips":[]}')
+        [(path, headers, body)] = seen
+        assert (path, headers["X-Cni-Command"], headers["X-Cni-Ifname"], body) == ("/v2/coordinator", "ADD", "eth0",
+                                                                                   stdin)
+    finally:
+        await runner.cleanup()
+    version = await exec_plugin(coordinator, {"CNI_COMMAND": "VERSION"}, b'{"cniVersion":"0.4.0"}')
+    assert version.json()["cniVersion"] == "0.4.0"
+    gone = await exec_plugin(coordinator, {**pod_env("ADD"), SOCKET_PATH_ENV: str(socket_path)}, stdin)
+    assert (gone.exit_code, gone.json()["code"]) == (1, 11)
+    assert gone.stderr.decode().startswith("coordinator: error 11:")
