@@ -42,8 +42,15 @@ def span(values: Sequence[float], show: Any) -> str:
     return f"{low}-{high}"
 
 
+def seconds_span(values: Sequence[float]) -> str:
+    """Durations across rounds in one unit, the largest one's: ``364-491 ms``, ``0.36-1.8 s``, ``42-61 s``."""
+    if max(values) < 1:
+        return span(values, seconds_text)
+    return span(values, lambda v: seconds_text(v) if v >= 1 else f"{v:.2f} s")
+
+
 def _ms(values: Sequence[float]) -> str:
-    return span([v / 1000 for v in values], seconds_text)
+    return seconds_span([v / 1000 for v in values])
 
 
 def _count(values: Sequence[float]) -> str:
@@ -68,9 +75,9 @@ def row(entry: Mapping[str, Any], *, pods: int) -> str:
     cells = [
         str(entry["inflight"]),
         SYSTEM_LABELS.get(entry["system"], entry["system"]),
-        span(each["add_seconds"], seconds_text),
+        seconds_span(each["add_seconds"]),
         f"{_ms(each['add_p50_ms'])} / {_ms(each['add_p99_ms'])}",
-        span(each["del_seconds"], seconds_text),
+        seconds_span(each["del_seconds"]),
         f"{_ms(each['del_p50_ms'])} / {_ms(each['del_p99_ms'])}",
         _failures(each, pods),
         _count(each["duplicates"]),

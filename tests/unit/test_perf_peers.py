@@ -12,7 +12,7 @@ import pytest
 from peer_report import DOC_BEGIN, DOC_END, ratios, schedule, summarize, verdicts
 from peer_run import duplicates
 from peer_systems import pool_range
-from peer_table import replace_section, seconds_text, table
+from peer_table import replace_section, seconds_span, seconds_text, table
 
 
 def fake_run(system: str, inflight: int, round_no: int, *, add: float, p99_ms: float = 900.0, failed: int = 0,
@@ -61,7 +61,7 @@ def test_hh02_ratios_are_the_peers_mean_over_ours_and_targets_judge_them() -> No
 
 def test_hh03_table_shows_rounds_as_ranges_k10_first() -> None:
     """HH03: the table has one row per system and K (K = 10 first, ours before the peers), rounds as ``min-max``
-    with one unit, failures as a share of ADDs, and no agent CPU for whereabouts."""
+    in one unit (the larger one's), failures as a share of ADDs, and no agent CPU for whereabouts."""
     runs = [fake_run("ours", 1, 1, add=43.2), fake_run("ours", 1, 2, add=61.0),
             fake_run("upstream", 10, 1, add=42.0, failed=310), fake_run("upstream", 10, 2, add=61.4, failed=312),
             fake_run("whereabouts", 10, 1, add=205.0), fake_run("ours", 10, 1, add=6.4)]
@@ -78,6 +78,8 @@ def test_hh03_table_shows_rounds_as_ranges_k10_first() -> None:
     assert rows[2][10].startswith("no agent / ")
     assert rows[0][10] == "5.0 / 1.0 / 2.0"
     assert [seconds_text(v) for v in (0.364, 1.84, 42.2)] == ["364 ms", "1.8 s", "42 s"]
+    assert [seconds_span(v) for v in ([0.364, 0.491], [0.42, 1.1], [0.42, 0.42])] == ["364-491 ms", "0.42-1.1 s",
+                                                                                         "420 ms"]
 
 
 def test_hh04_doc_section_is_replaced_between_markers_only() -> None:
