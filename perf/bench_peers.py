@@ -21,7 +21,6 @@ stderr with ``--json``).  A full run takes about 45-60 minutes on 2 cores, most 
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -30,7 +29,7 @@ from typing import Any
 
 from benchkit import machine
 from peer_plot import plot
-from peer_report import TARGETS, ratios, schedule, summarize, verdicts
+from peer_report import TARGETS, ratios, results_json, schedule, summarize, verdicts
 from peer_run import RunSpec, run_once
 from peer_systems import DEPLOYERS, SYSTEMS, prepare
 from peer_table import ratio_lines, replace_section, table
@@ -137,13 +136,13 @@ def main(argv: list[str] | None = None) -> int:
     output.parent.mkdir(parents=True, exist_ok=True)
 
     def checkpoint(runs: list[dict[str, Any]]) -> None:
-        output.write_text(json.dumps(document_of(options, runs, started), indent=1) + "\n")
+        output.write_text(results_json(document_of(options, runs, started)))
 
     prepare(options.systems, log)  # builds before any timing: a cold cache costs minutes
     runs = run_all(options, log, checkpoint)
     document = document_of(options, runs, started)
     text = table(document["summary"], pods=options.pods)
-    output.write_text(json.dumps(document, indent=1) + "\n")
+    output.write_text(results_json(document))
     title = f"{options.pods} pods over {options.nodes} nodes, pool of {options.pods}, {document['machine']['date']}"
     if not options.no_docs:
         log(plot(runs, PLOT, title=title))
@@ -153,7 +152,7 @@ def main(argv: list[str] | None = None) -> int:
     print(text, file=out)
     print("\n".join([*document["errors"], *ratio_lines(document["ratios"], document["verdicts"])]), file=out)
     if options.json:
-        print(json.dumps(document, indent=1))
+        print(results_json(document), end="")
     return 0
 
 

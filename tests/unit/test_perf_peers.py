@@ -9,7 +9,7 @@ from typing import Any
 
 import peer_whereabouts
 import pytest
-from peer_report import DOC_BEGIN, DOC_END, ratios, schedule, summarize, verdicts
+from peer_report import DOC_BEGIN, DOC_END, ratios, results_json, schedule, summarize, verdicts
 from peer_run import duplicates
 from peer_systems import pool_range
 from peer_table import replace_section, seconds_span, seconds_text, table
@@ -144,3 +144,14 @@ def test_hh07_a_run_that_raised_is_left_out_of_figures_but_not_forgotten() -> No
     assert found["add_vs_upstream_k1"] == 5.0
     assert "add_vs_whereabouts_k1" not in found
     assert "whereabouts" not in table(summary, pods=1000)
+
+
+def test_hh08_results_keep_every_call_on_few_lines_and_read_back_equal() -> None:
+    """HH08: the results file reads back exactly as the document, with each per-call list (latencies, ok) on one
+    line: 12 full-size runs would otherwise take 48,000 lines."""
+    run = fake_run("ours", 1, 1, add=1.0)
+    run["add"] = {**run["add"], "latencies_ms": [0.5 + i for i in range(1000)], "ok": [i % 7 != 0 for i in range(1000)]}
+    document = {"runs": [run, {**run, "round": 2}], "note": "@per-call-0@ is only text here", "empty": []}
+    text = results_json(document)
+    assert json.loads(text) == document
+    assert len(text.splitlines()) < 100
