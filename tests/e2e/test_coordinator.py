@@ -75,6 +75,12 @@ async def _chain(bed: Testbed, pod: SimulatedPod, main: Mapping[str, Any], ifnam
     return conf
 
 
+async def _coordinator_check(bed: Testbed, pod: SimulatedPod, conf: Mapping[str, Any], ifname: str = "eth0") -> None:
+    run = await bed.cni.pod_command(pod, "CHECK", conf, ifname=ifname,
+                                    extra_env={"SPIDERPOOL_SOCKET": str(pod.node.socket_path)})
+    assert run.ok, run.describe()
+
+
 async def _coordinator_del(bed: Testbed, pod: SimulatedPod, conf: Mapping[str, Any], ifname: str = "eth0") -> None:
     run = await bed.cni.pod_command(pod, "DEL", conf, ifname=ifname,
                                     extra_env={"SPIDERPOOL_SOCKET": str(pod.node.socket_path)})
@@ -86,7 +92,8 @@ async def test_co01_underlay_pods_reach_their_node_and_services(bed: Testbed, na
                                                                coordinator: None) -> None:
     """CO01: underlay mode through the real chain (macvlan + spiderpool, then coordinator): each of two pods on one
     node reaches the node's address and a Service CIDR routed on the node (neither reachable over macvlan alone),
-    and the other pod; the reply marks are in the pod's mangle table (not the host's); CHECK passes; ``mode:
+    and the other pod; the reply marks are in the pod's mangle table (not the host's); CHECK passes, and fails
+    naming the node's route once it is gone; ``mode:
     disabled`` passes prevResult on and makes nothing; DEL (twice,
     and again once the sandbox is gone) leaves the node's rules and
     routes exactly as they were before the first pod."""
@@ -121,6 +128,12 @@ async def test_co01_underlay_pods_reach_their_node_and_services(bed: Testbed, na
     checked = await bed.cni.pod_command(pods[0], "CHECK", confs[0], ifname="eth0",
                                         extra_env={"SPIDERPOOL_SOCKET": str(node.socket_path)})
     assert checked.ok, checked.describe()
+    address = ip_interface(run_ip("-4", "-o", "addr", "show", "dev", "eth0", netns=pods[0].netns).split()[3]).ip
+    run_ip("route", "del", f"{address}/32", "table", "500", netns=node.netns)  # something breaks it
+    broken = await bed.cni.pod_command(pods[0], "CHECK", confs[0], ifname="eth0",
+                                       extra_env={"SPIDERPOOL_SOCKET": str(node.socket_path)})
+    assert not broken.ok
+    assert f"the node has no route to {address}" in broken.json()["msg"]
     plain = await bed.create_pod(node, name="co01-disabled", namespace=namespace)
     await _chain(bed, plain, network, mode="disabled")  # prevResult passed on, nothing made
     assert interface_names(plain.netns) == ["lo", "eth0"]
@@ -138,7 +151,7 @@ async def test_co02_overlay_nic_after_a_ptp_eth0(bed: Testbed, namespace: str, p
     """CO02: overlay mode (auto picks it: net1 after an eth0 that is not ours, no veth0): eth0 from Debian's ptp
     (a veth to the node) keeps the main table's default route, net1's routes move to table 101 with a rule from its
     address, the Service CIDR and the node are reached through eth0, the node routes net1's address back through
-    eth0's host peer in table 500; DEL removes that route and the rule, nothing else."""
+    eth0's host peer in table 500; CHECK passes; DEL removes that route and the rule, nothing else."""
     pool = unique("co02-v4")
     await pools.create(pool, subnet="10.250.83.0/24", ips=["10.250.83.10-10.250.83.20"], gateway="10.250.83.1")
     node = await _underlay_node(bed, "co02")
@@ -159,6 +172,7 @@ async def test_co02_overlay_nic_after_a_ptp_eth0(bed: Testbed, namespace: str, p
     assert f"from {net1} lookup 101" in run_ip("rule", "show", netns=pod.netns)
     assert probe_tcp(pod.netns, ip_address(SERVICE_ADDRESS)) == "answered"
     assert f"{net1} dev veth" in run_ip("route", "show", "table", "500", netns=node.netns)
+    await _coordinator_check(bed, pod, conf, ifname="net1")
     await _coordinator_del(bed, pod, conf, ifname="net1")
     assert _node_tables(node) == before
 
@@ -168,7 +182,8 @@ async def test_co03_second_underlay_nic_gets_a_policy_table(bed: Testbed, namesp
     """CO03: a two-NIC underlay pod (eth0 on ens192, net1 on ens224, each macvlan + spiderpool + coordinator): net1
     reuses veth0, its default route leaves the main table for table 101 (veth0, eth0, net1: 98 + 3) with
     ``from <net1> lookup 101``, table 101 routes the node's addresses through veth0; the node reaches both pod
-    addresses (through the host veth) and the pod reaches the node's address on ens224; DEL of net1 then eth0
+    addresses (through the host veth) and the pod reaches the node's address on ens224; CHECK of net1 passes; DEL
+    of net1 then eth0
     leaves the node's tables as they were."""
     first, second = unique("co03-a"), unique("co03-b")
     await pools.create(first, subnet="10.250.86.0/24", ips=["10.250.86.10-10.250.86.20"], gateway="10.250.86.1")
@@ -193,6 +208,7 @@ async def test_co03_second_underlay_nic_gets_a_policy_table(bed: Testbed, namesp
     assert probe_tcp(pod.netns, ip_address("10.250.87.1")) == "answered"
     assert probe_tcp(node.netns, net1) == "answered"
     assert probe_tcp(node.netns, eth0) == "answered"
+    await _coordinator_check(bed, pod, confs[1], ifname="net1")
     await _coordinator_del(bed, pod, confs[1], ifname="net1")
     await _coordinator_del(bed, pod, confs[0])
     await bed.remove_pod(pod)
