@@ -8,6 +8,7 @@ anything: the steps come from ``core.coordinator_plan``/``core.coordinator_teard
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import logging
 import os
@@ -17,7 +18,7 @@ import threading
 from collections.abc import Iterable, Sequence
 from ipaddress import ip_address, ip_interface, ip_network
 from pathlib import Path
-from typing import Any, Final
+from typing import IO, Any, Final
 
 from pyroute2 import IPRoute
 from pyroute2.netlink.exceptions import NetlinkError
@@ -168,6 +169,7 @@ def write_sysctl(key: str, value: str) -> None:
 
 _RESTORE: Final = {4: "iptables-restore", 6: "ip6tables-restore"}
 _VETH_WAIT: Final = 30.0
+_MARKS_WAIT: Final = 30.0  # an iptables-restore that takes longer is stuck: killed, and the ADD fails
 
 
 def start_reply_marks(step: MarkReplies) -> list[tuple[str, subprocess.Popen[bytes]]]:
@@ -184,26 +186,42 @@ def start_reply_marks(step: MarkReplies) -> list[tuple[str, subprocess.Popen[byt
                                        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
         except OSError as error:
             raise NetlinkError(errno.EIO, f"{_RESTORE[family]}: {error}") from error
-        if process.stdin is not None:  # always: stdin=PIPE
-            process.stdin.write(rules)
-            process.stdin.close()
         started.append((_RESTORE[family], process))
+        stdin, process.stdin = process.stdin, None  # closed here: communicate() must not flush it
+        if stdin is not None:  # always: stdin=PIPE
+            _feed(stdin, rules)
     return started
 
 
-def finish_reply_marks(started: Sequence[tuple[str, subprocess.Popen[bytes]]]) -> None:
+def _feed(stdin: IO[bytes], data: bytes) -> None:
+    """Write ``data`` and close; a process that already exited is reported by ``finish_reply_marks``."""
+    try:
+        stdin.write(data)
+        stdin.flush()
+    except BrokenPipeError:
+        pass
+    finally:
+        with contextlib.suppress(BrokenPipeError):
+            stdin.close()
+
+
+def finish_reply_marks(started: Sequence[tuple[str, subprocess.Popen[bytes]]], *,
+                       timeout: float = _MARKS_WAIT) -> None:
+    """Wait for the processes of ``start_reply_marks``, each at most ``timeout`` seconds (a stuck one is killed and
+    reaped); NetlinkError naming every one that failed or was killed."""
     failures = []
     for name, process in started:
-        stderr = process.stderr.read() if process.stderr is not None else b""  # until it exits (stdin is closed)
-        if process.stderr is not None:
-            process.stderr.close()
         try:
-            process.wait(timeout=30)
+            _, stderr = process.communicate(timeout=timeout)
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()
+            if process.stderr is not None:
+                process.stderr.close()
+            failures.append(f"{name}: did not finish within {timeout:g}s (killed)")
+            continue
         if process.returncode != 0:
-            failures.append(f"{name}: {stderr.decode(errors='replace').strip()}")
+            failures.append(f"{name}: {(stderr or b'').decode(errors='replace').strip()}")
     if failures:
         raise NetlinkError(errno.EIO, "; ".join(failures))
 
