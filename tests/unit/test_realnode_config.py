@@ -48,14 +48,14 @@ def test_ru02_kubelet_config_allows_cgroup_v1_and_keeps_state_inside() -> None:
 
 def test_ru03_chart_values_change_only_the_documented_deviations() -> None:
     """RU03: the values the machine adds to the chart's defaults are exactly the CNI directories and the apiserver
-    address for both components, and no surge for the controller's hostNetwork pod on one node (docs/real-node.md
-    lists these)."""
+    address for both components, no surge for the controller's hostNetwork pod on one node, and the agent's netns
+    directory as /run/netns (docs/real-node.md lists these)."""
     values = machine_values(NodeLayout(STATE), 6443)
     env = [{"name": "KUBERNETES_SERVICE_HOST", "value": "127.0.0.1"}, {"name": "KUBERNETES_SERVICE_PORT",
                                                                        "value": "6443"}]
     assert values == {
         "global": {"cniBinHostPath": f"{STATE}/cni/bin", "cniConfHostPath": f"{STATE}/cni/net.d"},
-        "spiderpoolAgent": {"extraEnv": env},
+        "spiderpoolAgent": {"extraEnv": env, "netnsHostPath": "/run/netns"},
         "spiderpoolController": {"extraEnv": env, "updateStrategy": {
             "type": "RollingUpdate", "rollingUpdate": {"maxSurge": 0, "maxUnavailable": 1}}},
     }

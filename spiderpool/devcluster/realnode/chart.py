@@ -1,10 +1,11 @@
 """The project's Helm chart on the real node, from the working tree, with only what this machine needs changed.
 
-Deviations from the chart's defaults (docs/install.md lists them): the CNI directories are the node's own (under its
-state directory, so containerd and the agent share them), and both components reach the apiserver at 127.0.0.1:<port>
-through ``KUBERNETES_SERVICE_HOST``/``_PORT`` in ``extraEnv`` (no kube-proxy routes the ClusterIP; kubelet lets a
-container's env override the service variables).  Image, pull policy, ports, probes and the socket path are the
-defaults: the image is imported into containerd under the chart's own name, so ``IfNotPresent`` never pulls.
+Deviations from the chart's defaults (docs/real-node.md lists them): the CNI directories are the node's own (under
+its state directory, so containerd and the agent share them), the agent's netns directory is /run/netns, and both
+components reach the apiserver at 127.0.0.1:<port> through ``KUBERNETES_SERVICE_HOST``/``_PORT`` in ``extraEnv`` (no
+kube-proxy routes the ClusterIP; kubelet lets a container's env override the service variables).  Image, pull
+policy, ports, probes and the socket path are the defaults: the image is imported into containerd under the chart's
+own name, so ``IfNotPresent`` never pulls.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from urllib.parse import urlsplit
 import yaml
 
 from spiderpool.devcluster.helm import ensure_helm, run_helm
-from spiderpool.devcluster.realnode.layout import NodeLayout, RealNodeError
+from spiderpool.devcluster.realnode.layout import NETNS_RUN_DIR, NodeLayout, RealNodeError
 
 if TYPE_CHECKING:
     from spiderpool.devcluster.realnode.node import RealNode
@@ -37,7 +38,9 @@ def machine_values(layout: NodeLayout, apiserver_port: int) -> dict[str, Any]:
            {"name": "KUBERNETES_SERVICE_PORT", "value": str(port)}]
     return {
         "global": {"cniBinHostPath": str(layout.cni_bin), "cniConfHostPath": str(layout.cni_conf)},
-        "spiderpoolAgent": {"extraEnv": env},
+        # containerd 1.6 checks HostToContainer propagation on the path as given: /var/run is a symlink on this
+        # machine's private root mount, /run/netns a shared mount of its own (made by node.shared_netns_dir).
+        "spiderpoolAgent": {"extraEnv": env, "netnsHostPath": str(NETNS_RUN_DIR)},
         # One node: a surge pod (hostNetwork, the same ports) could never be scheduled beside its predecessor.
         "spiderpoolController": {"extraEnv": env,
                                  "updateStrategy": {"type": "RollingUpdate",

@@ -12,6 +12,7 @@ KUBELET_HARDCODED = (Path("/var/lib/kubelet/device-plugins"), Path("/var/log/con
 CNI_RESULTS_DIR = Path("/var/lib/cni/results")
 CONTAINERD_HARDCODED = Path("/run/containerd")
 NETNS_DIR = Path("/var/run/netns")
+NETNS_RUN_DIR = Path("/run/netns")  # what NETNS_DIR resolves to (/var/run -> /run)
 
 
 class RealNodeError(RuntimeError):
@@ -91,3 +92,16 @@ class NodeLayout:
 
     def log(self, component: str) -> Path:
         return self.root / "logs" / f"{component}.log"
+
+
+def shared_netns_dir() -> None:
+    """Make NETNS_RUN_DIR a shared mount point, as ``ip netns`` does: the agent mounts it with HostToContainer
+    propagation (detection, the coordinator) and containerd refuses that on this machine's private root mount."""
+    NETNS_RUN_DIR.mkdir(parents=True, exist_ok=True)
+    fields = [line.split() for line in Path("/proc/self/mountinfo").read_text().splitlines()]
+    mine = [f for f in fields if f[4] == str(NETNS_RUN_DIR)]
+    if not mine:
+        run(["mount", "--bind", str(NETNS_RUN_DIR), str(NETNS_RUN_DIR)], what=f"bind-mount {NETNS_RUN_DIR}")
+    elif any(tag.startswith("shared:") for tag in mine[-1][6:mine[-1].index("-")]):
+        return
+    run(["mount", "--make-shared", str(NETNS_RUN_DIR)], what=f"make {NETNS_RUN_DIR} a shared mount")

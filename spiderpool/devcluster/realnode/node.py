@@ -30,7 +30,7 @@ from spiderpool.devcluster.realnode.cleanup import SOCKET_HOST_DIR, record_link
 from spiderpool.devcluster.realnode.containerd import Containerd
 from spiderpool.devcluster.realnode.images import chart_image, pause_image
 from spiderpool.devcluster.realnode.kubelet import Kubelet, apiserver_args, node_ip, write_pki
-from spiderpool.devcluster.realnode.layout import NodeLayout, RealNodeError, run
+from spiderpool.devcluster.realnode.layout import NodeLayout, RealNodeError, run, shared_netns_dir
 from spiderpool.devcluster.realnode.multus import ensure_multus, install_plugins, nad_crd, write_cni_config
 from spiderpool.devcluster.realnode.project_image import project_image
 
@@ -155,6 +155,7 @@ class RealNode:
         write_pki(self.layout.pki)
         for master in self.masters:
             self.add_master(master)
+        shared_netns_dir()
         if not SOCKET_HOST_DIR.exists():  # the chart's hostPath (DirectoryOrCreate): removed on stop
             (self.layout.root / "created-socket-dir").touch()
 
