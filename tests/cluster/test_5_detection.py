@@ -47,7 +47,7 @@ def detecting_chart(real_node: RealNode) -> Iterator[None]:
         wait_for(lambda: not allocated(real_node, POOL), timeout=60, what=f"{POOL} empty")
         real_node.kubectl("delete", "spiderippool", POOL, "--wait=true", "--timeout=60s", "--ignore-not-found",
                           timeout=90)
-        for address in HELD:
+        for address in reversed(HELD):  # secondaries first: deleting the primary would take them along
             run(["ip", "addr", "del", address, "dev", PEER], what=f"release {address} on {PEER}")
 
 
