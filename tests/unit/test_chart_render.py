@@ -336,8 +336,12 @@ def test_h16_coordinator_privileges_are_opt_in(helm: Path, tmp_path: Path) -> No
     pod = _pods(objects)["DaemonSet"]
     agent, = (c for c in pod["containers"] if c["name"] == "spiderpool-agent")
     assert agent["securityContext"]["capabilities"] == {"add": ["NET_ADMIN", "NET_RAW", "SYS_ADMIN"], "drop": ["ALL"]}
+    # the pod's sysctls: containerd mounts /proc/sys read-only in a container that is not privileged (RN13)
+    context = agent["securityContext"]
+    assert (context["privileged"], context["allowPrivilegeEscalation"]) == (True, True)
     install, = pod["initContainers"]
     assert "add" not in install["securityContext"]["capabilities"]
+    assert install["securityContext"]["privileged"] is False
     host_paths = {v["name"]: v["hostPath"]["path"] for v in pod["volumes"] if "hostPath" in v}
     assert host_paths["host-netns"] == "/var/run/netns"
     assert "agentPrivileges" not in _controller_env(objects)["SPIDERPOOL_DEFAULT_COORDINATOR_SPEC"]

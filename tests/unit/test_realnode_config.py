@@ -5,11 +5,13 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from spiderpool.core.coordinator_status import kubeadm_cidrs
+from spiderpool.devcluster.apiserver import SERVICE_CLUSTER_IP_RANGE
 from spiderpool.devcluster.realnode.chart import machine_values
 from spiderpool.devcluster.realnode.containerd import config_toml
 from spiderpool.devcluster.realnode.kubelet import kubelet_config
 from spiderpool.devcluster.realnode.layout import NodeLayout
-from spiderpool.devcluster.realnode.multus import cluster_network
+from spiderpool.devcluster.realnode.multus import CLUSTER_SUBNET, cluster_network, kubeadm_config
 
 STATE = Path("/state/node")
 
@@ -61,3 +63,11 @@ def test_ru03_chart_values_change_only_the_documented_deviations() -> None:
     }
     network = cluster_network(NodeLayout(STATE))
     assert json.loads(json.dumps(network))["ipam"]["dataDir"].startswith(f"{STATE}/")
+
+
+def test_ru04_kubeadm_config_gives_the_coordinator_the_cluster_cidrs() -> None:
+    """RU04: the node publishes kube-system/kubeadm-config as kubeadm does, so the controller reads the cluster
+    network's pod CIDR and the apiserver's Service range from it (the default SpiderCoordinator is then Synced)."""
+    config = kubeadm_config()
+    assert (config["metadata"]["namespace"], config["metadata"]["name"]) == ("kube-system", "kubeadm-config")
+    assert kubeadm_cidrs(config["data"]) == ([CLUSTER_SUBNET], [SERVICE_CLUSTER_IP_RANGE])

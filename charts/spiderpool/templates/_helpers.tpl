@@ -67,5 +67,11 @@ that needs the same (the coordinator) adds its condition here. */}}
 {{- $_ := set $capabilities "add" $added -}}
 {{- $_ := set $context "capabilities" $capabilities -}}
 {{- end -}}
+{{- if .Values.coordinator.agentPrivileges -}}
+{{- /* The coordinator writes the pod's sysctls (rp_filter, disable_ipv6): the runtime mounts /proc/sys read-only
+in any container that is not privileged (upstream's agent is privileged). */ -}}
+{{- $_ := set $context "privileged" true -}}
+{{- $_ := set $context "allowPrivilegeEscalation" true -}}
+{{- end -}}
 {{- toYaml $context -}}
 {{- end }}

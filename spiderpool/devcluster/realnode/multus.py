@@ -16,6 +16,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from spiderpool.devcluster.apiserver import SERVICE_CLUSTER_IP_RANGE
 from spiderpool.devcluster.binaries import BuildError, build_lock, cache_root, go_build_with_progress, run_go
 from spiderpool.devcluster.realnode.layout import NodeLayout
 
@@ -100,6 +101,9 @@ def write_cni_config(layout: NodeLayout, kubeconfig: Path) -> None:
         "logLevel": "verbose",
     }
     layout.cni_conf.mkdir(parents=True, exist_ok=True)
+    # containerd made it 0700; a node's /etc/cni/net.d is 0755, and the controller (not root) reads the default
+    # network's name there for the SpiderCoordinator's podCIDRType auto (NotReady, "Permission denied", otherwise).
+    layout.cni_conf.chmod(0o755)
     partial = layout.cni_conf / "00-multus.conf.partial"
     partial.write_text(json.dumps(multus, indent=2))
     os.replace(partial, layout.cni_conf / "00-multus.conf")
@@ -123,3 +127,14 @@ def nad_crd() -> dict[str, Any]:
             "versions": [{"name": "v1", "served": True, "storage": True, "schema": {"openAPIV3Schema": schema}}],
         },
     }
+
+
+def kubeadm_config() -> dict[str, Any]:
+    """ConfigMap kube-system/kubeadm-config as kubeadm writes it (only its networking): where the controller reads
+    the cluster's pod and Service CIDRs for the SpiderCoordinator's status, as upstream's does. Without it (no
+    kubeadm, kube-controller-manager not a pod) the default SpiderCoordinator stays NotReady and every coordinator
+    ADD fails."""
+    text = (f"apiVersion: kubeadm.k8s.io/v1beta4\nkind: ClusterConfiguration\nnetworking:\n"
+            f"  podSubnet: {CLUSTER_SUBNET}\n  serviceSubnet: {SERVICE_CLUSTER_IP_RANGE}\n")
+    return {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "kubeadm-config", "namespace": "kube-system"},
+            "data": {"ClusterConfiguration": text}}

@@ -31,7 +31,13 @@ from spiderpool.devcluster.realnode.containerd import Containerd
 from spiderpool.devcluster.realnode.images import chart_image, pause_image
 from spiderpool.devcluster.realnode.kubelet import Kubelet, apiserver_args, node_ip, write_pki
 from spiderpool.devcluster.realnode.layout import NodeLayout, RealNodeError, run, shared_netns_dir
-from spiderpool.devcluster.realnode.multus import ensure_multus, install_plugins, nad_crd, write_cni_config
+from spiderpool.devcluster.realnode.multus import (
+    ensure_multus,
+    install_plugins,
+    kubeadm_config,
+    nad_crd,
+    write_cni_config,
+)
 from spiderpool.devcluster.realnode.project_image import project_image
 
 NODE_NAME = "realnode-1"
@@ -185,6 +191,7 @@ class RealNode:
                                    node_name=self.node_name, address=self.node_ip, port=free_port())
             self.kubelet.start()
             self.wait_node_ready()
+        self.apply(kubeadm_config())  # kube-system exists by now
 
     def wait_node_ready(self, timeout: float = 120) -> None:
         deadline = time.monotonic() + timeout
