@@ -88,7 +88,10 @@ class CombinerClient:
         if response.status != 200:
             log.debug("record combiner refused %s of %s: %s %s", request.op, request.pool, response.status, body[:200])
             return None
-        answer = orjson.loads(body)
+        try:
+            answer = orjson.loads(body)
+        except orjson.JSONDecodeError as error:  # not a combiner (another server at that address): pause
+            raise ConnectionError(f"record combiner {self._url}: an answer that is not JSON: {body[:200]!r}") from error
         return answer if isinstance(answer, dict) else None
 
     async def close(self) -> None:

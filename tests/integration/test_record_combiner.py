@@ -367,3 +367,31 @@ async def test_a_replaced_ca_file_is_read_again_after_a_tls_failure(
     assert combiner.writer.stats.intents_committed == 1
     assert {ip: record.pod_uid for ip, record in (await cluster.records(pool)).items()} == {
         "10.211.8.1": request.pod_uid}
+
+
+async def test_an_answer_that_is_not_json_leaves_the_agent_writing_directly(
+        cluster: Cluster, control_plane: ControlPlane, socket_dir: Path, tmp_path: Path) -> None:
+    """RCB10: Another HTTPS server at the combiner's address answers 200 with a page that is not JSON: no ADD fails;
+    the agent counts it as no answer, writes directly and does not ask again within its pause (both records
+    written, one request)."""
+    pool = await cluster.pool(subnet="10.211.11.0/24", ips=[span("10.211.11.1", 4)])
+    names, pods = await nodes_and_pods(cluster, nodes=1, pods_each=2)
+    asked: list[str] = []
+
+    async def elsewhere(request: web.Request) -> web.StreamResponse:
+        asked.append(request.path)
+        return web.Response(text="<html>not a combiner</html>", content_type="text/html")
+
+    app = web.Application()
+    app.router.add_post(PATH, elsewhere)
+    cert_file, key_file, ca_file = certificate_files(tmp_path)
+    runner, port = await start_site(app, host="127.0.0.1", port=0,
+                                    ssl_context=server_ssl_context(cert_file=cert_file, key_file=key_file))
+    try:
+        async with agents(control_plane, socket_dir, names, pool, [(f"https://127.0.0.1:{port}", ca_file)]) as running:
+            given = await add_one_at_a_time(running[0], pods[0], pool)
+            stats = running[0].record_writer.stats
+            assert (stats.combined, stats.fallbacks, stats.unreachable, len(asked)) == (0, 1, 1, 1)
+            await assert_one_record_per_pod(cluster, pool, pods[0], given)
+    finally:
+        await runner.cleanup()
