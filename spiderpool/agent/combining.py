@@ -34,8 +34,18 @@ log = logging.getLogger(__name__)
 
 _UNSERVED = frozenset({401, 403, 404, 503})  # no token accepted, no RBAC, an older controller, no review possible
 
-Candidates = Callable[[str, str | None], tuple[str, ...]]
-"""(pool, the agent's choice) -> the addresses to offer, the choice first (empty: write directly)."""
+Candidates = Callable[[str, str | None, int], tuple[str, ...]]
+"""(pool, the agent's choice, how many more) -> the addresses to offer, the choice first (empty: write directly)."""
+
+
+def candidate_count(pending: int) -> int:
+    """How many free addresses to offer after the choice, given the records ahead of ours at the combiner last
+    time: each may take one, and the watch may not have shown this agent the last write's yet."""
+    return max(MIN_CANDIDATES, min(MAX_OFFERED, 3 * pending + MIN_CANDIDATES))
+
+
+MIN_CANDIDATES = 64
+MAX_OFFERED = 256
 
 
 @dataclass(slots=True)
@@ -116,6 +126,7 @@ class CombinedWriter:
         self._always, self._window, self._node = always, window, node
         self._paused_until = 0.0
         self._contended_until: dict[str, float] = {}
+        self._pending: dict[str, int] = {}  # records ahead of ours at the combiner, by pool, as it last said
         direct.on_contention = self.contended
 
     def contended(self, pool: str) -> None:
@@ -144,10 +155,13 @@ class CombinedWriter:
             return None
         if answer is not None and answer.get("contended"):
             self.contended(request.pool)
+        if answer is not None and isinstance(answer.get("pending"), int):
+            self._pending[request.pool] = answer["pending"]
         return answer
 
     async def allocate(self, pool: str, intent: AllocateIntent) -> Allocated:
-        candidates = self._candidates(pool, intent.ip) if self._usable(pool) is not None else ()
+        count = candidate_count(self._pending.get(pool, 40))  # unknown: enough for a few dozen racing nodes
+        candidates = self._candidates(pool, intent.ip, count) if self._usable(pool) is not None else ()
         if candidates:
             answer = await self._ask(CombineRequest("allocate", pool, intent.pod_uid, pod=intent.pod, nic=intent.nic,
                                                     candidates=candidates, node=self._node))

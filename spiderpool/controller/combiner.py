@@ -71,7 +71,9 @@ class RecordCombiner:
         """The durable outcome of one request as JSON; StatusWriteError when it cannot be written here."""
         now = asyncio.get_running_loop().time()
         others = self._activity.asked(request.pool, request.node, now=now)
-        contended = {"contended": others or self.writer.busy(request.pool)}  # the agent keeps combining while true
+        # Whether the agent should keep combining, and how many records are ahead of its own (its next candidates).
+        pool = request.pool
+        contended = {"contended": others or self.writer.busy(pool), "pending": self.writer.pending(pool)}
         if request.op == "release":
             released = await self.writer.release(request.pool, ReleaseIntent(ip=request.ip, pod_uid=request.pod_uid))
             return _released_json(released) | contended

@@ -79,6 +79,7 @@ class _Lane:
     base: SpiderIPPool | None = None
     records: DecodedRecords | None = None
     lost: int | None = None  # the resourceVersion of the base the last write lost with
+    inflight: int = 0  # intents taken into the write being made now
 
 
 def _is_transient(error: BaseException) -> bool:
@@ -187,6 +188,7 @@ class PoolStatusWriter:
     def _take(self, lane: _Lane, room: int) -> list[PendingIntent]:
         taken = lane.queue[:room]
         del lane.queue[:room]
+        lane.inflight += len(taken)
         return taken
 
     async def _drain(self, name: str, lane: _Lane) -> None:
@@ -199,7 +201,9 @@ class PoolStatusWriter:
                 self.stats.largest_batch = max(self.stats.largest_batch, len(batch))
                 try:
                     await self._commit(name, lane, batch)
+                    lane.inflight = 0
                 except Exception as error:  # a bug must fail this batch's callers, not strand the lane
+                    lane.inflight = 0
                     log.exception("pool %s: status write failed unexpectedly", name)
                     lane.base = None
                     self._fail(batch, StatusWriteError(name, f"pool {name}: status write failed: {error!r}"))
@@ -294,6 +298,11 @@ class PoolStatusWriter:
         """Whether a write of ``pool`` is in flight or queued here now."""
         lane = self._lanes.get(pool)
         return lane is not None and lane.worker is not None
+
+    def pending(self, pool: str) -> int:
+        """Intents of ``pool`` queued or being written here now."""
+        lane = self._lanes.get(pool)
+        return 0 if lane is None else len(lane.queue) + lane.inflight
 
     def _set_base(self, lane: _Lane, pool: SpiderIPPool) -> None:
         codec = self._codecs.of(pool["metadata"]["name"])

@@ -6,6 +6,7 @@ from typing import Any
 
 import pytest
 
+from spiderpool.agent.combining import candidate_count
 from spiderpool.core.errors import FieldError
 from spiderpool.core.record_combining import MAX_CANDIDATES, CombineRequest, NodeActivity, first_free, parse_request
 
@@ -58,3 +59,9 @@ def test_node_activity_says_whether_other_nodes_write_the_pool() -> None:
     assert activity.asked("p", "n1", now=3.0)
     assert not activity.asked("q", "n1", now=3.0)
     assert not activity.asked("p", "n1", now=40.0)  # n2 last asked at 2.0: out of the window
+
+
+def test_the_agent_offers_more_candidates_the_more_records_are_ahead() -> None:
+    """WCB05: The agent offers 64 candidates beyond its choice when nothing is ahead of its record at the combiner,
+    three more per record ahead (each may take one, the watch may lag by a write), never more than 256."""
+    assert [candidate_count(pending) for pending in (0, 1, 10, 100, 10_000)] == [64, 67, 94, 256, 256]
