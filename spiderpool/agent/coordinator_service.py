@@ -137,8 +137,11 @@ class CoordinatorService:
         conf = await self._conf(request, for_del=True)
         if conf.mode == DISABLED:
             return
-        # prevResult (CNI >= 0.4.0) names the addresses; the pod's namespace is read only when it does not
-        addresses = _prev_addresses(request.config) or await self._ifname_addresses(request)
+        # prevResult (CNI >= 0.4.0) names the addresses; the pod's namespace is read only when it does not.  Without
+        # the namespace there is nothing of this pod's left on other devices (its veth pairs and their routes went
+        # with it), and a route to one of its old addresses is that of the pod holding the address now.
+        alive = bool(request.netns) and await asyncio.to_thread(os.path.exists, request.netns or "")
+        addresses = (_prev_addresses(request.config) or await self._ifname_addresses(request)) if alive else []
         container_id = request.container_id or ""
         async with self._node.exclusive():
             node, table = await self._in_host(lambda: read_node_table(host_veth_name(container_id),

@@ -301,3 +301,30 @@ async def test_co06_parallel_adds_and_dels_on_one_node(bed: Testbed, namespace: 
         assert probe_tcp(pod.netns, ip_address("10.250.92.10")) == "answered"
     await asyncio.gather(*(_coordinator_del(bed, pod, conf) for pod, conf in zip(pods, confs, strict=True)))
     assert _node_tables(node) == before
+
+
+async def test_cor01_stale_del_leaves_the_route_of_the_pod_that_has_the_address_now(
+        bed: Testbed, namespace: str, pools: Pools, coordinator: None) -> None:
+    """COR01: a DEL of a sandbox that is gone (a kubelet retrying the DEL of a pod whose address leak collection
+    has since given to another pod on the node) names in its prevResult the address the other pod holds now: it
+    succeeds and leaves that pod's host route, rule and reachability as they were."""
+    pool = unique("cor01-v4")
+    await pools.create(pool, subnet="10.250.91.0/24", ips=["10.250.91.10-10.250.91.20"], gateway="10.250.91.1")
+    node = await bed.add_node(unique(f"{bed.prefix}-cor01"))
+    run_ip("addr", "add", "10.250.91.1/24", "dev", "ens192", netns=node.netns)
+    network = macvlan_config(name="cor01-macvlan", master="ens192", ipam=spiderpool_ipam(
+        socket_path=node.socket_path, default_ipv4_ippool=[pool]))
+    gone = await bed.create_pod(node, name="cor01-gone", namespace=namespace)
+    await bed.remove_pod(gone)  # its sandbox and namespace are gone; its DEL comes again below
+    holder = await bed.create_pod(node, name="cor01-holder", namespace=namespace)
+    conf = await _chain(bed, holder, network)
+    before = _node_tables(node)
+    assert "10.250.91." in run_ip("route", "show", "table", "500", netns=node.netns)
+
+    stale = await bed.cni.pod_command(gone, "DEL", _coordinator_conf(network, conf["prevResult"]), ifname="eth0",
+                                      extra_env={"SPIDERPOOL_SOCKET": str(node.socket_path)})
+
+    assert stale.ok, stale.describe()
+    assert _node_tables(node) == before
+    assert probe_tcp(holder.netns, ip_address("10.250.91.1")) == "answered"
+    await _coordinator_del(bed, holder, conf)
