@@ -50,7 +50,7 @@ from spiderpool.k8s.bodies import (
 from spiderpool.k8s.client import bearer_token, make_api_client
 from spiderpool.k8s.events import EventRecorder
 from spiderpool.k8s.status_writer import PoolStatusWriter
-from spiderpool.k8s.store import ENDPOINT, IPPOOL, RESERVED_IP, CustomObjectStore, SpiderStores
+from spiderpool.k8s.store import COORDINATOR, ENDPOINT, IPPOOL, RESERVED_IP, CustomObjectStore, SpiderStores
 from spiderpool.k8s.watch_cache import WatchCache, custom_object_source, namespace_source, pod_source
 from spiderpool.k8s.workloads import WorkloadReader, single_node_source
 
@@ -83,6 +83,7 @@ class Agent:
         self._service: IpamService | None = None
         self._pools: WatchCache[SpiderIPPool] | None = None
         self._coordinators: CustomObjectStore[SpiderCoordinator] | None = None
+        self._coordinator_cache: WatchCache[SpiderCoordinator] | None = None
         self._events: EventRecorder | None = None
         self._notices: set[asyncio.Task[None]] = set()
         self.book = PoolBook(enable_ipv4=config.cluster.enable_ipv4, enable_ipv6=config.cluster.enable_ipv6,
@@ -140,6 +141,9 @@ class Agent:
         pods: WatchCache[Pod] = WatchCache(pod_source(api, node_name=node), name="pods")
         namespaces: WatchCache[Namespace] = WatchCache(namespace_source(api), name="namespaces")
         nodes: WatchCache[Node] = WatchCache(single_node_source(api, node), name="node")
+        coordinators: WatchCache[SpiderCoordinator] = WatchCache(custom_object_source(api, COORDINATOR),
+                                                                 name="coordinators")
+        self._coordinator_cache = coordinators
         self._pools = pools
         self._events = EventRecorder(api, component="spiderpool-agent", host=node)
         pools.add_handler(self.book.on_pool_event)
@@ -160,7 +164,7 @@ class Agent:
         self._coordinators = stores.coordinators
         self.metrics.watch(writer_stats=lambda: writer.stats, pool_usage=self.book.usage, overlaps=self.book.overlaps,
                            combiner_stats=lambda: combined.stats)
-        return [reserved, pools, endpoints, pods, namespaces, nodes]
+        return [reserved, pools, endpoints, pods, namespaces, nodes, coordinators]
 
     def _combiner_client(self, api: Any) -> CombinerClient | None:
         if not self.config.combiner_url:
@@ -214,7 +218,8 @@ class Agent:
         socket_app = make_cni_app(self.service)
         add_upstream_routes(socket_app, self.service)
         if self._coordinators is not None:
-            api = add_coordinator_route(socket_app, self._coordinators, self.service.context.pods)
+            api = add_coordinator_route(socket_app, self._coordinators, self.service.context.pods,
+                                        self._coordinator_cache)
             add_coordinator_cni_route(socket_app, CoordinatorService(api, host_netns=self.config.host_netns))
         claim = self._socket_claim = SocketClaim.take(Path(self.config.socket_path))  # before the stale socket goes
         self._socket_runner = await start_unix_server(socket_app, socket_path=claim.socket_path)
