@@ -94,8 +94,8 @@ class AddressChecker:
                 self._metrics.gateway_unreachable.inc(len(report.unreachable))
                 gateways = ", ".join(str(gateway) for gateway in report.unreachable)
                 raise IpamError(IpamCode.GATEWAY_UNREACHABLE, f"gateway {gateways} of interface {nic} is unreachable",
-                                f"no answer to {self._detection.settings.retries} ARP/NDP probes of "
-                                f"{self._detection.settings.timeout * 1000:g} ms each from the pod's network "
+                                f"no answer to {self._detection.settings.retries} ARP/NDP probes within "
+                                f"{self._detection.settings.timeout * 1000:g} ms from the pod's network "
                                 f"namespace; the addresses of {nic} were released")
             await self._announce(netns, nic, mine)
             return result

@@ -2,7 +2,7 @@
 
 Blocking code for one worker thread: the interface is brought up (IPAM runs before the main plugin does it; upstream
 does the same), a raw ``AF_PACKET`` socket bound to it sends the frames of ``core.neighbor_frames`` and reads the
-answers until each probe's timeout. Nothing here touches the pod's addresses or routes.
+answers until the check's timeout. Nothing here touches the pod's addresses or routes.
 """
 
 from __future__ import annotations
@@ -42,8 +42,8 @@ Address = IPv4Address | IPv6Address
 
 @dataclass(frozen=True, slots=True)
 class ProbeSettings:
-    """Each check sends up to ``retries`` probes and waits ``timeout`` seconds for an answer after each (upstream's
-    100 ms and 3); a free address costs ``retries * timeout``, a live gateway one round trip."""
+    """Each check lasts at most ``timeout`` seconds (upstream's 100 ms) and sends ``retries`` probes (upstream's 3)
+    spread over it: a free address or a dead gateway costs ``timeout``, a live gateway one round trip."""
 
     timeout: float = 0.1
     retries: int = 3
@@ -91,21 +91,28 @@ def _open(ifname: str, ethertype: int) -> socket.socket:
 
 def _exchange(sock: socket.socket, frame: bytes, answer: Callable[[bytes], bytes | None],
               settings: ProbeSettings) -> bytes | None:
-    """Sends ``frame`` up to ``settings.retries`` times; the first answer (what ``answer`` finds in a frame read)."""
-    for _ in range(settings.retries):
-        sock.send(frame)
-        deadline = time.monotonic() + settings.timeout
-        while (left := deadline - time.monotonic()) > 0:
-            sock.settimeout(left)
-            try:
-                data, origin = sock.recvfrom(_FRAME_BYTES)
-            except TimeoutError:
-                break
-            if origin[2] == _PACKET_OUTGOING:
-                continue
-            found = answer(data)
-            if found is not None:
-                return found
+    """The first answer (what ``answer`` finds in a frame read) within ``settings.timeout``; ``frame`` is sent
+    ``settings.retries`` times, spread evenly over that window (a lost probe or answer costs nothing more)."""
+    start = time.monotonic()
+    deadline, interval = start + settings.timeout, settings.timeout / settings.retries
+    sent = 0
+    while (now := time.monotonic()) < deadline:
+        if sent < settings.retries and now >= start + sent * interval:
+            sock.send(frame)
+            sent += 1
+        until = min(deadline, start + sent * interval) if sent < settings.retries else deadline
+        if until <= now:
+            continue
+        sock.settimeout(until - now)
+        try:
+            data, origin = sock.recvfrom(_FRAME_BYTES)
+        except TimeoutError:
+            continue
+        if origin[2] == _PACKET_OUTGOING:
+            continue
+        found = answer(data)
+        if found is not None:
+            return found
     return None
 
 
