@@ -53,11 +53,16 @@ async def review_token(api: ApiClient, token: str) -> Caller | None:
 
 class CallerCache:
     """:func:`review_token` answers by token digest, each kept ``ttl`` seconds (refusals too: a bad token retried
-    in a loop must not become two API requests per try)."""
+    in a loop must not become two API requests per try), at most ``limit`` at a time: a flood of made-up tokens
+    costs a TokenReview each but cannot grow the controller's memory (the oldest answer is forgotten first)."""
 
-    def __init__(self, api: ApiClient, *, ttl: float = 60.0, clock: Callable[[], float] = time.monotonic) -> None:
-        self._api, self._ttl, self._clock = api, ttl, clock
-        self._known: dict[bytes, tuple[float, Caller | None]] = {}
+    def __init__(self, api: ApiClient, *, ttl: float = 60.0, limit: int = 65536,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self._api, self._ttl, self._limit, self._clock = api, ttl, max(1, limit), clock
+        self._known: dict[bytes, tuple[float, Caller | None]] = {}  # oldest first: expiry order
+
+    def __len__(self) -> int:
+        return len(self._known)
 
     async def caller(self, token: str) -> Caller | None:
         key = hashlib.sha256(token.encode()).digest()
@@ -66,7 +71,9 @@ class CallerCache:
         if found is not None and found[0] > now:
             return found[1]
         caller = await review_token(self._api, token)
-        if len(self._known) > 4096:  # tokens rotate; forget the expired ones now and then
-            self._known = {k: v for k, v in self._known.items() if v[0] > now}
-        self._known[key] = (now + self._ttl, caller)
+        self._known.pop(key, None)  # re-inserted at the end: the dict stays in expiry order
+        known = self._known
+        while known and (len(known) >= self._limit or next(iter(known.values()))[0] <= now):
+            del known[next(iter(known))]  # the expired, then the oldest: O(1) each
+        known[key] = (now + self._ttl, caller)
         return caller

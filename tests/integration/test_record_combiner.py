@@ -395,3 +395,17 @@ async def test_an_answer_that_is_not_json_leaves_the_agent_writing_directly(
             await assert_one_record_per_pod(cluster, pool, pods[0], given)
     finally:
         await runner.cleanup()
+
+
+async def test_the_caller_cache_keeps_at_most_its_limit(api: ApiClient, control_plane: ControlPlane) -> None:
+    """RCB11: tokens that do not authenticate (a flood of made-up ones) are each reviewed and remembered, but at most
+    ``limit`` answers are kept, the oldest forgotten first; a real token is still answered and kept."""
+    cache = CallerCache(api, limit=3)
+    for number in range(6):
+        assert await cache.caller(f"made-up-{number}") is None
+    assert len(cache) == 3
+    admin = await cache.caller(control_plane.token)
+    assert admin is not None
+    assert admin.may_write_pool_status
+    assert len(cache) == 3
+    assert await cache.caller(control_plane.token) == admin  # remembered: the same answer
