@@ -16,6 +16,7 @@ reaped children: ``RUSAGE_CHILDREN``) and of kube-apiserver and etcd (``/proc``)
 from __future__ import annotations
 
 import asyncio
+import functools
 import os
 import resource
 import tempfile
@@ -106,7 +107,7 @@ async def phase(probe: Probe, deployment: Deployment, pods: Sequence[SimulatedPo
                 ) -> tuple[dict[str, Any], list[PluginRun]]:
     per_node: dict[str, list[Call[PluginRun]]] = {node.name: [] for node in deployment.nodes}
     for pod in pods:
-        per_node[pod.node.name].append(lambda pod=pod: _exec(deployment, pod, command))  # type: ignore[misc]
+        per_node[pod.node.name].append(functools.partial(_exec, deployment, pod, command))
     counts_before, cpu_before = await probe.read()
     started = time.perf_counter()
     runs = [run for node_runs in (await run_per_node(per_node, inflight=inflight)).values() for run in node_runs]
