@@ -22,6 +22,7 @@ from spiderpool.agent.cni_endpoint import client_gone
 from spiderpool.agent.endpoints import STATEFULSET, endpoint_entries, endpoint_uid, owner_type
 from spiderpool.agent.ipam import IpamService
 from spiderpool.agent.results import nic_entries
+from spiderpool.cluster_config import ClusterSettings
 from spiderpool.core.cni_types import CniError
 from spiderpool.core.selection_types import CniPoolDefaults
 from spiderpool.k8s.store import StoreError
@@ -98,6 +99,18 @@ def _guarded(call: Callable[[web.Request], Awaitable[web.Response]]) -> Handler:
     return handle
 
 
+def with_detection_flags(document: dict[str, Any], settings: ClusterSettings) -> dict[str, Any]:
+    """Upstream's ``IPConfig.enableIPConflictDetection`` / ``enableGatewayDetection`` on each address (omitted when
+    false, as upstream's ``omitempty``): upstream's IPAM executable, which calls this API, probes itself when they
+    are set (the agent probes only for its own executable's ``/v2/cni``)."""
+    flags = {key: True for key, on in (("enableIPConflictDetection", settings.enable_ip_conflict_detection),
+                                        ("enableGatewayDetection", settings.enable_gateway_detection)) if on}
+    if not flags:
+        return document
+    ips = document.get("ips")
+    return {**document, "ips": [{**ip, **flags} for ip in ips]} if isinstance(ips, list) else document
+
+
 class UpstreamApi:
     """The handlers, one per endpoint of upstream's openapi."""
 
@@ -118,7 +131,7 @@ class UpstreamApi:
             container_id=body["containerID"],
             cni=CniPoolDefaults(ipv4=_pools(body, "defaultIPv4IPPool"), ipv6=_pools(body, "defaultIPv6IPPool"),
                                 clean_gateway=clean_gateway)))
-        return _json({**assembled.to_dict(), "dns": {}})
+        return _json({**with_detection_flags(assembled.to_dict(), self._service.context.settings), "dns": {}})
 
     async def delete_ip(self, request: web.Request) -> web.Response:
         body = await _body(request, _DEL_REQUIRED)

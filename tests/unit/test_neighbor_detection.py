@@ -12,6 +12,7 @@ import pytest
 from spiderpool.agent.conflicts import ConflictQuarantine
 from spiderpool.agent.detection import Detection
 from spiderpool.agent.pool_book import PoolBook
+from spiderpool.agent.upstream_api import with_detection_flags
 from spiderpool.cluster_config import ClusterSettings, ConfigError, parse_conf_yml
 from spiderpool.core.neighbor_frames import (
     ARP_REPLY,
@@ -218,3 +219,17 @@ def test_nd11_what_is_probed_of_a_nics_addresses() -> None:
     found = both.targets(ips)
     assert sorted(found) == [4, 6]
     assert (found[6][0].address, found[6][0].conflict, found[6][0].check_gateway) == (V6, True, False)
+
+
+def test_nd12_upstream_api_answers_carry_upstreams_detection_flags() -> None:
+    """ND12: upstream's ``POST /v1/ipam/ip`` answer marks each address with ``enableIPConflictDetection`` /
+    ``enableGatewayDetection`` as upstream's agent does (its executable then probes itself), and leaves them out
+    when off (upstream's omitempty)."""
+    document = {"ips": [{"version": 4, "address": "192.0.2.10/24", "nic": "eth0", "ipPool": "v4"}], "routes": []}
+    assert with_detection_flags(document, ClusterSettings()) == document
+    marked = with_detection_flags(document, ClusterSettings(enable_ip_conflict_detection=True))
+    assert marked["ips"] == [{**document["ips"][0], "enableIPConflictDetection": True}]
+    both = with_detection_flags(document, ClusterSettings(enable_ip_conflict_detection=True,
+                                                          enable_gateway_detection=True))
+    assert both["ips"][0]["enableGatewayDetection"] is True
+    assert both["routes"] == []
