@@ -4,6 +4,7 @@ segment are addresses on the fabric's bridge (another namespace on the same L2 s
 
 from __future__ import annotations
 
+import json
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -15,10 +16,10 @@ from spiderpool.devcluster.cluster import ControlPlane
 from spiderpool.k8s.client import make_api_client
 from spiderpool.k8s.network_attachments import list_events
 from spiderpool.testbed.members import SimulatedNode
-from spiderpool.testbed.netns import run_ip
+from spiderpool.testbed.netns import in_netns, run_command, run_ip
 from spiderpool.testbed.testbed import Testbed
 
-from .support import Pools, interface, records_of, result_ips, unique
+from .support import Pools, eventually, interface, records_of, result_ips, unique
 
 pytestmark = pytest.mark.e2e
 
@@ -191,3 +192,34 @@ async def test_dt06_exhausted_conflicts_keep_no_record(detecting_bed: Testbed, d
     assert "every address tried for interface eth0 is held by another host" in run.json()["msg"], run.describe()
     assert await records_of(bed, v4) == {}
     assert await records_of(bed, v6) == {}
+
+
+def _neighbour_mac(bed: Testbed, bridge: str, address: str) -> str | None:
+    entries = json.loads(run_command(in_netns(bed.fabric.netns, ["ip", "-j", "-4", "neigh", "show", "dev", bridge])))
+    return next((entry.get("lladdr") for entry in entries if entry.get("dst") == address), None)
+
+
+async def test_dt07_gratuitous_arp_after_success(detecting_bed: Testbed, detecting_namespace: str,
+                                                 detecting_pools: Pools) -> None:
+    """DT07: after a successful ADD the agent announces the address (gratuitous ARP): a host of the segment that
+    accepts gratuitous ARP (arp_accept) learns the pod's address at the pod's MAC, although nothing else it received
+    named that address (the conflict probe's sender is 0.0.0.0; the pool has no gateway to probe)."""
+    bed = detecting_bed
+    node = await bed.add_node(unique(f"{bed.prefix}-dt07"))
+    pool = unique("dt07-v4")
+    await detecting_pools.create(pool, subnet="10.250.67.0/24", ips=["10.250.67.10-10.250.67.20"])
+    bridge = bed.fabric.bridge(node.masters[0])
+    hold_on_segment(bed, node, "10.250.67.1/24")
+    run_command(in_netns(bed.fabric.netns, ["sysctl", "-qw", f"net.ipv4.conf.{bridge}.arp_accept=1"]))
+    pod = await bed.create_pod(node, name="dt07", namespace=detecting_namespace)
+
+    run = await bed.cni.add(pod, bed.macvlan(node, network="dt07-net", default_ipv4_ippool=[pool]))
+
+    assert run.ok, run.describe()
+    assert result_ips(run.json()) == ["10.250.67.10/24"]
+    mac = interface(pod).mac
+
+    async def learned() -> bool:
+        return _neighbour_mac(bed, bridge, "10.250.67.10") == mac
+
+    await eventually(learned, within=10, what=f"the fabric's bridge learning 10.250.67.10 at {mac}")
