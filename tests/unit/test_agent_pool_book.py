@@ -5,6 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 import orjson
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from spiderpool.agent.pool_book import PoolBook
 from spiderpool.k8s.bodies import SpiderIPPool, SpiderReservedIP
@@ -223,3 +225,25 @@ def test_candidates_offer_the_choice_then_the_next_free_addresses_without_taking
                                                       "10.0.0.8")
     assert book.choose("p", "u3") == "10.0.0.3"  # offering did not take it
     assert book.candidates("p", None) == ()  # no choice: the writer decides on the server's records
+
+
+_UIDS = st.sampled_from(["u1", "u2", "u3", "u4", "u5"])
+_STATE = st.dictionaries(st.integers(1, 14).map(lambda i: f"10.0.0.{i}"), _UIDS, max_size=10)
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(_STATE, min_size=1, max_size=12))
+def test_pb05_applying_differences_gives_the_book_of_the_last_state(states: list[dict[str, str]]) -> None:
+    """PB05: a book fed any sequence of a pool's versions (each applied as its difference from the last, decoded
+    incrementally) holds exactly what a book fed only the last version holds: the same records, the same UID index,
+    the same free addresses in the same order."""
+    book, fresh = PoolBook(), PoolBook()
+    feed = Feed(book)
+    for version, state in enumerate(states, start=1):
+        feed.pool(_versioned(pool("p", ["10.0.0.1-10.0.0.16"], state), version))
+    Feed(fresh).pool(_versioned(pool("p", ["10.0.0.1-10.0.0.16"], states[-1]), len(states)))
+    for ip in (f"10.0.0.{i}" for i in range(1, 17)):
+        assert book.record("p", ip) == fresh.record("p", ip)
+    for uid in ("u1", "u2", "u3", "u4", "u5"):
+        assert book.held_by(uid) == fresh.held_by(uid)
+    assert [book.choose("p", f"n{i}") for i in range(17)] == [fresh.choose("p", f"n{i}") for i in range(17)]
