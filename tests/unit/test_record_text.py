@@ -38,9 +38,9 @@ def test_rt01_a_history_encodes_and_decodes_exactly_as_the_full_codec(
     start: dict[str, PoolIPAllocation], steps: list[tuple[list[str], dict[str, PoolIPAllocation]]]
 ) -> None:
     """RT01: one agent writes a random history of changes (records removed, added and replaced, both families, with
-    and without a NIC) by incremental encodes; every text is byte for byte the full encoder's, and a second codec (another
-    agent's) decodes each to exactly the full decoder's records, with the same differences as a record-by-record
-    comparison."""
+    and without a NIC) by incremental encodes; every text is byte for byte the full encoder's, and a second codec
+    (another agent's) decodes each to exactly the full decoder's records, with the same differences as a
+    record-by-record comparison."""
     writer, reader = RecordsCodec(), RecordsCodec()
     base = writer.decode(encode_allocated_ips(start))
     seen = reader.decode(base.text)
