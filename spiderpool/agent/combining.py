@@ -114,8 +114,9 @@ class CombinedWriter:
     """The status writer's interface: through the combiner when it answers, else through ``direct``.
 
     Only a contended pool goes through the combiner (unless ``always``): one whose direct writes lost a race or
-    found that another writer had changed it, or whose combined write carried other agents' records too, within the
-    last ``window`` seconds.  Alone on a pool, an agent writes directly and saves the hop.
+    found that another writer had changed it, or for which the combiner said that other nodes write it too, within
+    the last ``window`` seconds.  The first record of a pool in a window asks the combiner, which is how an agent
+    learns of the others before racing them; alone on a pool, an agent then writes directly and saves the hop.
     """
 
     def __init__(self, direct: PoolStatusWriter, client: CombinerClient | None, *, candidates: Candidates,
@@ -126,6 +127,7 @@ class CombinedWriter:
         self._always, self._window, self._node = always, window, node
         self._paused_until = 0.0
         self._contended_until: dict[str, float] = {}
+        self._known_until: dict[str, float] = {}  # until when the combiner's last word on a pool holds
         self._pending: dict[str, int] = {}  # records ahead of ours at the combiner, by pool, as it last said
         direct.on_contention = self.contended
 
@@ -137,9 +139,9 @@ class CombinedWriter:
         now = asyncio.get_running_loop().time()
         if self._client is None or now < self._paused_until:
             return None
-        if not self._always and now >= self._contended_until.get(pool, 0.0):
-            return None
-        return self._client
+        if self._always or now < self._contended_until.get(pool, 0.0) or now >= self._known_until.get(pool, 0.0):
+            return self._client
+        return None
 
     async def _ask(self, request: CombineRequest) -> dict[str, Any] | None:
         client = self._usable(request.pool)
@@ -153,6 +155,8 @@ class CombinedWriter:
             log.warning("record combiner unreachable (%s); writing pool records directly for %.0fs", error,
                         self._pause)
             return None
+        if answer is not None:
+            self._known_until[request.pool] = asyncio.get_running_loop().time() + self._window
         if answer is not None and answer.get("contended"):
             self.contended(request.pool)
         if answer is not None and isinstance(answer.get("pending"), int):

@@ -207,6 +207,10 @@ class Agent:
             log.warning("could not record %s on SpiderIPPool %s as an Event: %s", reason,
                         pool["metadata"]["name"], error)
 
+    def watched_pool(self, name: str) -> SpiderIPPool | None:
+        """The pool watch's copy of ``name`` (None before it is delivered, or when the agent is not started)."""
+        return None if self._pools is None else self._pools.get(name)
+
     async def wait_for_pools(self, names: Iterable[str]) -> None:
         """Return once the pool watch has delivered every pool of ``names`` (bound it with a timeout)."""
         if self._pools is None:

@@ -41,7 +41,7 @@ from spiderpool.devcluster.cluster import ControlPlane
 from spiderpool.k8s.access_reviews import CallerCache
 from spiderpool.k8s.core_objects import CoreObjects
 from spiderpool.k8s.status_plan import AllocateIntent
-from spiderpool.k8s.status_writer import PoolStatusWriter
+from spiderpool.k8s.status_writer import PoolStatusWriter, resource_version_number
 from spiderpool.k8s.store import SpiderStores
 
 pytestmark = pytest.mark.integration
@@ -285,28 +285,44 @@ async def test_a_late_combiner_write_finds_the_record_the_agent_wrote(
 
 async def test_an_agent_alone_writes_directly_until_another_writer_gets_in_the_way(
         api: ApiClient, cluster: Cluster, control_plane: ControlPlane, socket_dir: Path, tmp_path: Path) -> None:
-    """RCB07: With the default policy an agent alone on a pool writes its records itself (no hop to the
-    controller); once its writer finds the pool changed by another writer (here a record written meanwhile by
-    someone else), its next records go through the combiner."""
+    """RCB07: With the default policy an agent's first record of a pool asks the combiner, which says nobody else
+    writes the pool: its next records it writes itself (no hop to the controller); once its writer finds the pool
+    changed by another writer (here a record written meanwhile by someone else), its next records go through the
+    combiner again."""
     pool = await cluster.pool(subnet="10.211.6.0/24", ips=[span("10.211.6.1", 8)])
-    names, pods = await nodes_and_pods(cluster, nodes=1, pods_each=3)
+    names, pods = await nodes_and_pods(cluster, nodes=1, pods_each=4)
     async with served_combiner(api, tmp_path) as (address, combiner), \
             agents(control_plane, socket_dir, names, pool, [address], always=False) as running:
         agent = running[0]
         given = await add_one_at_a_time(agent, pods[0][:1], pool)
-        assert (agent.record_writer.stats.combined, agent.writer.stats.writes) == (0, 1)
+        assert (agent.record_writer.stats.combined, agent.writer.stats.writes) == (1, 0)  # the first one asks
+        await watch_caught_up(agent, api, pool)
+        given += await add_one_at_a_time(agent, pods[0][1:2], pool)
+        assert (agent.record_writer.stats.combined, agent.writer.stats.writes) == (1, 1)  # alone: directly
         other = PoolStatusWriter(SpiderStores(api).ippools, redecide=lambda *_: None)
         await other.allocate(pool, AllocateIntent(pod="default/other", pod_uid=unique("uid"), ip="10.211.6.8"))
         await other.close()
-        await eventually(lambda: agent.book.record(pool, "10.211.6.8") is not None)
-        given += await add_one_at_a_time(agent, pods[0][1:2], pool)
+        await watch_caught_up(agent, api, pool)
+        given += await add_one_at_a_time(agent, pods[0][2:3], pool)
         assert (agent.record_writer.stats.combined, agent.writer.stats.writes, agent.writer.stats.foreign_changes) == (
-            0, 2, 1)
-        given += await add_one_at_a_time(agent, pods[0][2:], pool)
-        assert (agent.record_writer.stats.combined, agent.writer.stats.writes) == (1, 2)
-        assert combiner.writer.stats.intents_committed == 1
+            1, 2, 1)
+        given += await add_one_at_a_time(agent, pods[0][3:], pool)
+        assert (agent.record_writer.stats.combined, agent.writer.stats.writes) == (2, 2)
+        assert combiner.writer.stats.intents_committed == 2
         records = await cluster.records(pool)
         assert sorted(records) == sorted([*given, "10.211.6.8"])
+
+
+async def watch_caught_up(agent: Agent, api: ApiClient, pool: str) -> None:
+    """Until the agent's pool watch has delivered the pool as the API server has it now."""
+    current = resource_version_number(await SpiderStores(api).ippools.get(pool))
+    assert current is not None
+
+    def seen() -> bool:
+        copy = resource_version_number(agent.watched_pool(pool))
+        return copy is not None and copy >= current
+
+    await eventually(seen, within=30)
 
 
 async def test_a_controller_without_the_combiner_costs_one_request_per_pause(
