@@ -130,8 +130,9 @@ class RecordsCodec:
         if not (text.startswith('{"') and text.endswith('"}}')):
             return None
         parts = text[2:-2].split(_CUT)
+        part_set = frozenset(parts)  # hashed once: for the table look-up here and for diffs later
         known = self._known
-        for part in set(parts).difference(known):
+        for part in part_set.difference(known):
             parsed = _parse_part(part, self._version)
             if parsed is None:
                 return None
@@ -139,7 +140,7 @@ class RecordsCodec:
         records = self._records_of(parts)
         if len(records) != len(parts):
             return None  # an address twice: the careful decode says what a full decode would
-        return DecodedRecords(text, records, parts)
+        return DecodedRecords(text, records, parts, part_set)
 
     def encode(self, records: dict[str, PoolIPAllocation], *, base: DecodedRecords | None = None,
                removed: Iterable[str] = (), added: Mapping[str, PoolIPAllocation] | None = None) -> DecodedRecords:
