@@ -35,14 +35,14 @@ HEALTH_PORT = 5710  # the agent's health port, hostNetwork on every node address
 
 @pytest.fixture
 def coordinating_chart(real_node: RealNode) -> Iterator[None]:
-    """The chart with coordinator.agentPrivileges, the node holding an address on the macvlan master; the chart's
-    defaults, the namespace, the pool and the address restored afterwards."""
+    """The chart with its defaults (coordinator.agentPrivileges is on by default: a default install runs the
+    coordinator), the node holding an address on the macvlan master; the namespace, the pool and the address
+    removed afterwards."""
     run(["ip", "addr", "add", f"{NODE_ADDRESS}/24", "dev", MASTER], what=f"{NODE_ADDRESS} on {MASTER}")
     try:
-        chart.install(real_node, {"coordinator": {"agentPrivileges": True}})
+        chart.install(real_node)
         yield
     finally:
-        chart.install(real_node)
         real_node.kubectl("delete", "namespace", NS, "--wait=true", "--timeout=120s", "--ignore-not-found",
                           timeout=150)
         wait_for(lambda: not allocated(real_node, POOL), timeout=60, what=f"{POOL} empty")

@@ -74,6 +74,15 @@ def default_objects(helm: Path, tmp_path_factory: pytest.TempPathFactory) -> lis
     return _render(helm, tmp_path_factory.mktemp("default"))
 
 
+LOCKED = {"coordinator": {"agentPrivileges": False}}
+
+
+@pytest.fixture(scope="module")
+def locked_objects(helm: Path, tmp_path_factory: pytest.TempPathFactory) -> list[dict[str, Any]]:
+    """The chart with the agent locked down: ``coordinator.agentPrivileges: false`` (the default is true, H16)."""
+    return _render(helm, tmp_path_factory.mktemp("locked"), LOCKED)
+
+
 @pytest.fixture(scope="module")
 def custom_objects(helm: Path, tmp_path_factory: pytest.TempPathFactory) -> list[dict[str, Any]]:
     return _render(helm, tmp_path_factory.mktemp("custom"), NON_DEFAULT)
@@ -253,16 +262,22 @@ def _image_user() -> str:
     return users[-1]  # the last one is the runtime stage's
 
 
-def test_h01_every_container_is_locked_down(default_objects: list[dict[str, Any]]) -> None:
-    """H01: every container of the agent and the controller (init container included): no privilege escalation, no
-    capability at all, not privileged, RuntimeDefault seccomp, read-only root filesystem with an emptyDir at /tmp."""
-    for kind, pod in _pods(default_objects).items():
-        volumes = {volume["name"]: volume for volume in pod["volumes"]}
-        for container in _containers(pod):
-            effective = _effective(pod, container)
-            assert {key: effective.get(key) for key in LOCKED_DOWN} == LOCKED_DOWN, (kind, container["name"])
-            [tmp] = [mount for mount in container["volumeMounts"] if mount["mountPath"] == "/tmp"]
-            assert "emptyDir" in volumes[tmp["name"]], (kind, container["name"])
+def test_h01_every_container_is_locked_down(default_objects: list[dict[str, Any]],
+                                            locked_objects: list[dict[str, Any]]) -> None:
+    """H01: with ``coordinator.agentPrivileges: false`` every container of the agent and the controller (init
+    container included): no privilege escalation, no capability at all, not privileged, RuntimeDefault seccomp,
+    read-only root filesystem with an emptyDir at /tmp; by default the same holds for every container but the agent
+    container (H16)."""
+    for objects, privileged in ((locked_objects, set()), (default_objects, {"spiderpool-agent"})):
+        for kind, pod in _pods(objects).items():
+            volumes = {volume["name"]: volume for volume in pod["volumes"]}
+            for container in _containers(pod):
+                [tmp] = [mount for mount in container["volumeMounts"] if mount["mountPath"] == "/tmp"]
+                assert "emptyDir" in volumes[tmp["name"]], (kind, container["name"])
+                if container["name"] in privileged:
+                    continue
+                effective = _effective(pod, container)
+                assert {key: effective.get(key) for key in LOCKED_DOWN} == LOCKED_DOWN, (kind, container["name"])
 
 
 def test_h02_controller_runs_as_the_images_unprivileged_user(default_objects: list[dict[str, Any]]) -> None:
@@ -277,11 +292,11 @@ def test_h02_controller_runs_as_the_images_unprivileged_user(default_objects: li
     assert pod["securityContext"]["fsGroup"] == effective["runAsGroup"]
 
 
-def test_h03_agent_is_root_without_capabilities_and_only_its_host_paths(default_objects: list[dict[str, Any]]) -> None:
-    """H03: the agent (and install-cni) run as root for the root-owned host directories they write, with no
-    capability added back; the only hostPaths are the CNI bin directory (init container only) and the socket
-    directory (agent only): no /var/run/netns, no host root."""
-    pod = _pods(default_objects)["DaemonSet"]
+def test_h03_agent_is_root_without_capabilities_and_only_its_host_paths(locked_objects: list[dict[str, Any]]) -> None:
+    """H03: with ``coordinator.agentPrivileges: false`` the agent (and install-cni) run as root for the root-owned
+    host directories they write, with no capability added back; the only hostPaths are the CNI bin directory (init
+    container only) and the socket directory (agent only): no /var/run/netns, no host root."""
+    pod = _pods(locked_objects)["DaemonSet"]
     host_paths = {v["name"]: v["hostPath"]["path"] for v in pod["volumes"] if "hostPath" in v}
     assert host_paths == {"cni-bin-path": "/opt/cni/bin", "ipam-socket-dir": "/var/run/spidernet"}
     mounted = {c["name"]: {m["name"] for m in c["volumeMounts"]} & set(host_paths) for c in _containers(pod)}
@@ -299,7 +314,7 @@ def test_h13_security_context_values_are_honoured(helm: Path, tmp_path: Path) ->
     for the agent (a site that needs it), each other field kept from the defaults."""
     objects = _render(helm, tmp_path, {
         "spiderpoolController": {"securityContext": {"runAsUser": 10001}, "podSecurityContext": {"fsGroup": 10001}},
-        "spiderpoolAgent": {"securityContext": {"capabilities": {"add": ["NET_ADMIN"]}}},
+        "spiderpoolAgent": {"securityContext": {"capabilities": {"add": ["NET_ADMIN"]}}}, **LOCKED,
     })
     pods = _pods(objects)
     controller = _effective(pods["Deployment"], pods["Deployment"]["containers"][0])
@@ -310,10 +325,11 @@ def test_h13_security_context_values_are_honoured(helm: Path, tmp_path: Path) ->
 
 
 def test_h15_detection_gives_the_agent_only_what_it_needs(helm: Path, tmp_path: Path) -> None:
-    """H15: with ipam.enableGatewayDetection (or enableIPConflictDetection) the agent container, and only it, gets
-    CAP_NET_ADMIN, CAP_NET_RAW and CAP_SYS_ADMIN back and the host's /var/run/netns (HostToContainer, for the
-    runtime's CNI_NETNS paths); conf.yml carries both keys; everything else stays as H01/H03 say."""
-    objects = _render(helm, tmp_path, {"ipam": {"enableGatewayDetection": True}})
+    """H15: with ipam.enableGatewayDetection (or enableIPConflictDetection) and ``coordinator.agentPrivileges: false``
+    the agent container, and only it, gets CAP_NET_ADMIN, CAP_NET_RAW and CAP_SYS_ADMIN back (not privileged) and
+    the host's /var/run/netns (HostToContainer, for the runtime's CNI_NETNS paths); conf.yml carries both keys;
+    everything else stays as H01/H03 say."""
+    objects = _render(helm, tmp_path, {"ipam": {"enableGatewayDetection": True}, **LOCKED})
     pod = _pods(objects)["DaemonSet"]
     agent, = (c for c in pod["containers"] if c["name"] == "spiderpool-agent")
     assert agent["securityContext"]["capabilities"] == {"add": ["NET_ADMIN", "NET_RAW", "SYS_ADMIN"], "drop": ["ALL"]}
@@ -328,12 +344,13 @@ def test_h15_detection_gives_the_agent_only_what_it_needs(helm: Path, tmp_path: 
     assert (settings["enable_gateway_detection"], settings["enable_ip_conflict_detection"]) == (True, False)
 
 
-def test_h16_coordinator_privileges_are_opt_in(helm: Path, tmp_path: Path) -> None:
-    """H16: ``coordinator.agentPrivileges`` gives the agent container (only it) what the coordinator's work needs
-    (CAP_NET_ADMIN, CAP_NET_RAW, CAP_SYS_ADMIN, the host's /var/run/netns); without it the agent stays as H01/H03
-    say, and the default SpiderCoordinator's spec does not carry the chart-only key."""
-    objects = _render(helm, tmp_path, {"coordinator": {"agentPrivileges": True}})
-    pod = _pods(objects)["DaemonSet"]
+def test_h16_coordinator_privileges_by_default(default_objects: list[dict[str, Any]]) -> None:
+    """H16: by default (``coordinator.agentPrivileges: true``, as upstream's agent is always privileged and
+    SpiderMultusConfig chains the coordinator by default) the agent container, and only it, gets what the
+    coordinator's work needs: CAP_NET_ADMIN, CAP_NET_RAW, CAP_SYS_ADMIN, the host's /var/run/netns and
+    ``privileged``; ``false`` gives the locked-down agent of H01/H03; the default SpiderCoordinator's spec does not
+    carry the chart-only key."""
+    pod = _pods(default_objects)["DaemonSet"]
     agent, = (c for c in pod["containers"] if c["name"] == "spiderpool-agent")
     assert agent["securityContext"]["capabilities"] == {"add": ["NET_ADMIN", "NET_RAW", "SYS_ADMIN"], "drop": ["ALL"]}
     # the pod's sysctls: containerd mounts /proc/sys read-only in a container that is not privileged (RN13)
@@ -344,7 +361,7 @@ def test_h16_coordinator_privileges_are_opt_in(helm: Path, tmp_path: Path) -> No
     assert install["securityContext"]["privileged"] is False
     host_paths = {v["name"]: v["hostPath"]["path"] for v in pod["volumes"] if "hostPath" in v}
     assert host_paths["host-netns"] == "/var/run/netns"
-    assert "agentPrivileges" not in _controller_env(objects)["SPIDERPOOL_DEFAULT_COORDINATOR_SPEC"]
+    assert "agentPrivileges" not in _controller_env(default_objects)["SPIDERPOOL_DEFAULT_COORDINATOR_SPEC"]
 
 
 def _controller_env(objects: list[dict[str, Any]]) -> dict[str, str]:
