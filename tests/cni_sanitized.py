@@ -21,6 +21,8 @@ CONFIGURE: Final = ("cmake", "-S", str(ROOT / "cni"), "-B", str(BUILD_DIR), "-DS
                     "-DCMAKE_BUILD_TYPE=Debug")
 BUILD: Final = ("cmake", "--build", str(BUILD_DIR))
 SANITIZED_BINARY: Final = BUILD_DIR / "spiderpool"
+# The chained plugin: the same program, built a second time posting to the agent's /v2/coordinator.
+SANITIZED_COORDINATOR: Final = BUILD_DIR / "coordinator"
 # Where tests/conftest.py leaves the build's failure for the fuzz tests' fixture.
 BUILD_ERROR: Final = pytest.StashKey[str]()
 # Every finding ends the run with this status (besides the report on stderr), leaks included.

@@ -5,8 +5,10 @@ status 0 or 1, and stdout empty (a silent success) or one valid UTF-8 JSON docum
 its code, a result, a VERSION reply).  Generation is seeded (``derandomize``), so every run feeds the same input.
 
 About half of the runs reach an agent (``make_cni_app`` over a unix socket in a thread, with an in-memory backend of
-our ``CniBackend`` interface), so the executable's reply parsing runs under the sanitizers too.  Case IDs H05-H11 in
-docs/e2e-cases.md.
+our ``CniBackend`` interface, and the agent's ``/v2/coordinator`` route over an in-memory ``CoordinatorService``), so
+the executable's reply parsing runs under the sanitizers too.  The generated cases (H05, H06) and the nesting bound
+(H10) run both executables, ``spiderpool`` and ``coordinator`` (the same C program posting to another path), sharing
+one budget of examples.  Case IDs H05-H11 in docs/e2e-cases.md.
 """
 
 from __future__ import annotations
@@ -24,11 +26,12 @@ from typing import Any, Final
 
 import orjson
 import pytest
-from cni_sanitized import BUILD_ERROR, SANITIZED_BINARY, SANITIZER_ENV
+from cni_sanitized import BUILD_ERROR, SANITIZED_BINARY, SANITIZED_COORDINATOR, SANITIZER_ENV
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from spiderpool.agent.cni_endpoint import make_cni_app, start_unix_server
+from spiderpool.agent.coordinator_service import CoordinatorService, add_coordinator_cni_route
 from spiderpool.core.cni_types import Attachment, CniCode, CniRequest, IpamResult, IpConfig, Route
 from spiderpool.wire import AGENT_TIMEOUT_MS_ENV, MAX_STDIN_BYTES, SOCKET_PATH_ENV
 
@@ -41,11 +44,14 @@ COMMANDS: Final = ("ADD", "DEL", "CHECK", "GC", "STATUS", "VERSION")
 CODES: Final = frozenset(int(code) for code in CniCode)
 RESULT: Final = IpamResult(ips=(IpConfig(ip_interface("10.7.0.10/16"), ip_address("10.7.0.1")),),
                            routes=(Route(ip_network("0.0.0.0/0"), ip_address("10.7.0.1")),))
+PREV_RESULT: Final = {"cniVersion": "1.0.0", "interfaces": [{"name": "eth0", "sandbox": "/var/run/netns/web-0"}],
+                      "ips": [{"address": "10.7.0.10/16", "gateway": "10.7.0.1", "interface": 0}]}
 POD_ARGS: Final = b"IgnoreUnknown=1;K8S_POD_NAMESPACE=default;K8S_POD_NAME=web-0;K8S_POD_UID=uid-web-0"
 # Stand-ins inside JSON strings, replaced by raw bytes after serialisation (invalid UTF-8, quotes, controls...).
 VERSION_MARK: Final = "@@version@@"
 SOCKET_MARK: Final = "@@socket@@"
-FUZZ_SETTINGS: Final = settings(max_examples=150, derandomize=True, deadline=None, database=None,
+# One budget for both executables: each gets half of the 150 examples a generated case had for one.
+FUZZ_SETTINGS: Final = settings(max_examples=75, derandomize=True, deadline=None, database=None,
                                 suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 
 
@@ -68,15 +74,42 @@ class FixedBackend:
         return None
 
 
-@pytest.fixture(scope="module")
-def sanitized_cni(request: pytest.FixtureRequest) -> Path:
+class FixedCoordinator(CoordinatorService):
+    """An in-memory coordinator: no netlink, every command succeeds (ADD then prints the ``prevResult``)."""
+
+    def __init__(self) -> None:  # no SpiderCoordinator source, no namespaces
+        pass
+
+    async def add(self, request: CniRequest) -> None:
+        return None
+
+    async def delete(self, request: CniRequest) -> None:
+        return None
+
+    async def check(self, request: CniRequest) -> None:
+        return None
+
+
+def _built(request: pytest.FixtureRequest, binary: Path) -> Path:
     """Built right after collection by tests/conftest.py (unit tests never build)."""
     error = request.config.stash.get(BUILD_ERROR, None)
     if error is not None:
-        pytest.fail(f"the sanitized CNI executable could not be built: {error}", pytrace=False)
-    if not SANITIZED_BINARY.is_file():
-        pytest.fail(f"{SANITIZED_BINARY} is missing: `make cni-sanitize` builds it", pytrace=False)
-    return SANITIZED_BINARY
+        pytest.fail(f"the sanitized CNI executables could not be built: {error}", pytrace=False)
+    if not binary.is_file():
+        pytest.fail(f"{binary} is missing: `make cni-sanitize` builds it", pytrace=False)
+    return binary
+
+
+@pytest.fixture(scope="module")
+def sanitized_cni(request: pytest.FixtureRequest) -> Path:
+    return _built(request, SANITIZED_BINARY)
+
+
+@pytest.fixture(scope="module", params=[SANITIZED_BINARY, SANITIZED_COORDINATOR], ids=["spiderpool", "coordinator"])
+def sanitized_executable(request: pytest.FixtureRequest) -> Path:
+    """Each executable in turn: the IPAM one and the chained ``coordinator``."""
+    binary: Path = request.param
+    return _built(request, binary)
 
 
 @pytest.fixture(scope="module")
@@ -88,8 +121,10 @@ def agent_socket() -> Iterator[Path]:
     thread = threading.Thread(target=loop.run_forever, name="fuzz-agent", daemon=True)
     thread.start()
     try:
+        app = make_cni_app(FixedBackend())
+        add_coordinator_cni_route(app, FixedCoordinator())
         runner = asyncio.run_coroutine_threadsafe(
-            start_unix_server(make_cni_app(FixedBackend()), socket_path=socket_path), loop).result(timeout=30)
+            start_unix_server(app, socket_path=socket_path), loop).result(timeout=30)
         try:
             yield socket_path
         finally:
@@ -176,6 +211,8 @@ def netconfs(draw: st.DrawFn, socket: Path) -> bytes:
     ipam = draw(st.just({"type": "spiderpool", "ipam_unix_socket_path": socket_value}) | JSON_VALUES)
     extra = draw(st.dictionaries(st.text(max_size=8), JSON_VALUES, max_size=3))
     document: Any = {**extra, "cniVersion": version, "name": "fuzz", "type": "macvlan", "ipam": ipam}
+    if draw(st.booleans()):  # what a chained plugin gets; the coordinator's ADD prints it back
+        document["prevResult"] = draw(st.just(PREV_RESULT) | JSON_VALUES)
     if draw(st.integers(min_value=0, max_value=9)) == 0:
         document = draw(JSON_VALUES)  # not an object at all
     text = json.dumps(document, ensure_ascii=draw(st.booleans())).encode()
@@ -203,13 +240,16 @@ def pod_env(command: str, socket: Path | None) -> dict[bytes, bytes]:
 @pytest.mark.timeout(FUZZ_TIMEOUT)
 @FUZZ_SETTINGS
 @given(data=st.data())
-def test_h05_hostile_configuration_on_stdin(sanitized_cni: Path, agent_socket: Path, data: st.DataObject) -> None:
+def test_h05_hostile_configuration_on_stdin(
+    sanitized_executable: Path, agent_socket: Path, data: st.DataObject
+) -> None:
     """H05: truncated, deeply nested, non-UTF-8, wrongly typed configurations for every command, with the agent
     named by the configuration, by the environment, or by neither: a CNI outcome, no sanitizer finding."""
     command = data.draw(st.sampled_from(COMMANDS), label="command")
     via_env = data.draw(st.booleans(), label="socket in the environment")
     stdin = data.draw(netconfs(agent_socket), label="stdin")
-    document = assert_cni_outcome(run_cni(sanitized_cni, pod_env(command, agent_socket if via_env else None), stdin))
+    env = pod_env(command, agent_socket if via_env else None)
+    document = assert_cni_outcome(run_cni(sanitized_executable, env, stdin))
     if command == "VERSION":
         assert document is not None
         assert document["supportedVersions"] == list(VERSIONS)
@@ -238,13 +278,13 @@ def hostile_env(socket: Path) -> st.SearchStrategy[dict[bytes, bytes]]:
 @pytest.mark.timeout(FUZZ_TIMEOUT)
 @FUZZ_SETTINGS
 @given(data=st.data())
-def test_h06_hostile_environment(sanitized_cni: Path, agent_socket: Path, data: st.DataObject) -> None:
+def test_h06_hostile_environment(sanitized_executable: Path, agent_socket: Path, data: st.DataObject) -> None:
     """H06: arbitrary bytes (non-UTF-8 included) in CNI_COMMAND, every other CNI_* variable, the socket path and the
     agent timeout: a CNI outcome, no sanitizer finding; an unknown or missing command is error 4 that names it."""
     env = data.draw(hostile_env(agent_socket), label="env")
     stdin = data.draw(st.just(b'{"cniVersion":"1.0.0","name":"n","type":"macvlan","ipam":{"type":"spiderpool"}}')
                       | netconfs(agent_socket), label="stdin")
-    document = assert_cni_outcome(run_cni(sanitized_cni, env, stdin))
+    document = assert_cni_outcome(run_cni(sanitized_executable, env, stdin))
     command = env.get(b"CNI_COMMAND", b"")
     if command.decode("latin-1") not in COMMANDS:
         assert document is not None
@@ -321,11 +361,11 @@ def test_h09_huge_configuration(sanitized_cni: Path, agent_socket: Path, size: i
 
 
 @pytest.mark.parametrize("opener", [b"[", b'{"a":', b'{"ipam":'])
-def test_h10_nesting_past_the_bound(sanitized_cni: Path, agent_socket: Path, opener: bytes) -> None:
+def test_h10_nesting_past_the_bound(sanitized_executable: Path, agent_socket: Path, opener: bytes) -> None:
     """H10: 200 000 levels of nesting (closed) are refused as malformed by the bounded scanner, never a stack
     overflow; the agent answers the decode error (6)."""
     closer = b"]" if opener == b"[" else b"}"
     stdin = b'{"cniVersion":"0.4.0","x":' + opener * 200_000 + b"1" + closer * 200_000 + b"}"
-    document = assert_cni_outcome(run_cni(sanitized_cni, pod_env("ADD", agent_socket), stdin))
+    document = assert_cni_outcome(run_cni(sanitized_executable, pod_env("ADD", agent_socket), stdin))
     assert document is not None
     assert document["code"] == CniCode.DECODING_FAILURE
