@@ -56,7 +56,7 @@ cluster-down: ## stop the background cluster and remove its state (NODE=real for
 crds: ## regenerate charts/spiderpool/crds/ from spiderpool/k8s/crd_schema.py
 	$(PYTHON) -m spiderpool.k8s.crd_schema --write
 
-cni-sanitize: ## build the CNI executable with ASan+UBSan into build/cni-sanitize (what tests/unit/test_cni_fuzz.py runs)
+cni-sanitize: ## build the CNI executables (spiderpool, coordinator) with ASan+UBSan into build/cni-sanitize (what tests/unit/test_cni_fuzz.py runs)
 	cmake -S cni -B build/cni-sanitize -DSPIDERPOOL_CNI_SANITIZE=ON -DCMAKE_BUILD_TYPE=Debug
 	cmake --build build/cni-sanitize
 
