@@ -16,11 +16,20 @@ from typing import Any
 
 from spiderpool.agent.allocation import ReleaseFailed
 from spiderpool.agent.context import IpamContext
-from spiderpool.agent.endpoints import STATEFULSET, container_id_of, endpoint_entries, endpoint_uid, owner_type
+from spiderpool.agent.endpoints import (
+    ENDPOINT_CONTROLLERS,
+    STATEFULSET,
+    container_id_of,
+    endpoint_entries,
+    endpoint_uid,
+    owner_type,
+)
 from spiderpool.agent.ipam_errors import try_again
 from spiderpool.agent.metrics import RETRIES_EXHAUSTED
 from spiderpool.agent.pod_state import in_grace_period, is_pod_alive, is_valid_statefulset_pod
 from spiderpool.agent.results import entry_holdings
+from spiderpool.cluster_config import ClusterSettings
+from spiderpool.core.annotations import IPPOOLS as IPPOOLS_ANNOTATION
 from spiderpool.core.cni_types import Attachment, CniCode, CniError
 from spiderpool.k8s.bodies import Pod, SpiderEndpoint
 from spiderpool.k8s.store import StoreError
@@ -95,15 +104,24 @@ class EndpointRelease:
             log.info("DEL of pod %s/%s: the pod is alive (sandbox re-created); its addresses are kept",
                      namespace, name)
             return
-        try:
-            endpoint = await self._ctx.endpoints.get(namespace, name)
-        except StoreError as error:
-            raise try_again(f"SpiderEndpoint {namespace}/{name} could not be read", str(error)) from error
+        endpoint = await self._endpoint_for_release(namespace, name, pod, target)
         if await self._statefulset_keeps(namespace, name, endpoint, pod):
             log.info("DEL of StatefulSet pod %s/%s: its ordinal is still wanted; its addresses are kept",
                      namespace, name)
             return
         await self.release_uid(target, endpoint, pod=f"{namespace}/{name}")
+
+    async def _endpoint_for_release(self, namespace: str, name: str, pod: Pod | None, uid: str
+                                    ) -> SpiderEndpoint | None:
+        """The pod's SpiderEndpoint: a direct read (the watch may lag behind an endpoint written moments ago),
+        except for a pod that goes without one (:func:`goes_without_endpoint`): nobody writes one for it, so one it
+        has from an earlier mode is long in the watch cache, and the read would only ever answer 404."""
+        if pod is not None and pod["metadata"].get("uid") == uid and goes_without_endpoint(pod, self._ctx.settings):
+            return self._ctx.endpoints.cached(namespace, name)
+        try:
+            return await self._ctx.endpoints.get(namespace, name)
+        except StoreError as error:
+            raise try_again(f"SpiderEndpoint {namespace}/{name} could not be read", str(error)) from error
 
     async def collect(self, valid: Sequence[Attachment]) -> None:
         """GC: release the pods of this node whose sandbox is not in ``valid`` and that will not run again.
@@ -165,6 +183,16 @@ class EndpointRelease:
         log.info("GC: pod %s/%s (uid %s, container %s) is not a valid attachment; releasing", namespace, name, uid,
                  container_id_of(endpoint))
         await self.release_uid(uid, endpoint, pod=f"{namespace}/{name}")
+
+
+def goes_without_endpoint(pod: Pod, settings: ClusterSettings) -> bool:
+    """Whether the agent writes no SpiderEndpoint for ``pod``: lean mode, and no owner of a kind that keeps one
+    (StatefulSet, kubevirt) and no ``ipam.spidernet.io/ippools`` annotation (judged on the pod alone, erring towards
+    "may have one")."""
+    meta = pod["metadata"]
+    owners = {ref.get("kind") for ref in meta.get("ownerReferences") or ()}
+    return (not settings.enable_stateless_spider_endpoint and not owners & ENDPOINT_CONTROLLERS
+            and IPPOOLS_ANNOTATION not in (meta.get("annotations") or {}))
 
 
 def _statefulset_name(endpoint: SpiderEndpoint | None, pod: Pod | None) -> str | None:

@@ -23,8 +23,10 @@ from spiderpool.agent.endpoints import FINALIZER
 from spiderpool.core.allocations import decode_allocated_ips
 from spiderpool.core.cni_types import Attachment
 from spiderpool.devcluster.cluster import ControlPlane
+from spiderpool.k8s.core_objects import CoreObjects
 from spiderpool.k8s.crd_schema import ENDPOINT, IPPOOL
 from spiderpool.k8s.watch_cache import WatchCache, WatchEvent, custom_object_source
+from spiderpool.testbed.request_counting import parse_request_counts
 
 pytestmark = pytest.mark.integration
 
@@ -254,3 +256,30 @@ async def test_writes_per_pod_lifecycle_lean_and_full(
     assert lean == [f"MODIFIED pools/{pool}"] * 2, lean
     kinds = sorted(change.split("/")[0] for change in full)
     assert kinds == ["ADDED endpoints", "DELETED endpoints", "MODIFIED pools", "MODIFIED pools"], full
+
+
+async def _endpoint_reads(api: ApiClient) -> int:
+    """Direct reads of single SpiderEndpoints the API server has answered so far (every code, 404 included)."""
+    counts = parse_request_counts(await CoreObjects(api).read_metrics(), resources=("spiderendpoints",))
+    return sum(value for kind, value in counts.items() if kind.verb == "GET")
+
+
+async def _del_reads(cluster: Cluster, api: ApiClient, agent: Agent, pool: str, pod: Any) -> int:
+    await agent.service.add(cni_request("ADD", pod, default_ipv4_ippool=[pool]))
+    await cluster.terminate(pod.metadata.name)
+    before = await _endpoint_reads(api)
+    await agent.service.delete(cni_request("DEL", pod, default_ipv4_ippool=[pool]))
+    return await _endpoint_reads(api) - before
+
+
+async def test_le08_a_lean_del_reads_no_endpoint(cluster: Cluster, api: ApiClient, lean_agent: LeanAgent) -> None:
+    """LE08: the DEL of a lean pod (no StatefulSet or kubevirt owner, no ``ippools`` annotation) reads no
+    SpiderEndpoint from the API server (nobody writes one for it; before: one GET answered 404 per DEL), and still
+    releases its record."""
+    node = await cluster.node()
+    pool = await cluster.pool(subnet="10.187.0.0/24", ips=[span("10.187.0.2", 4)])
+    pod = await cluster.pod(node)
+    async with lean_agent(node, pool) as agent:
+        assert await _del_reads(cluster, api, agent, pool, pod) == 0
+    assert await cluster.records(pool) == {}
+    await cluster.force_delete(pod.metadata.name)
