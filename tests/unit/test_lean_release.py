@@ -28,9 +28,9 @@ def _pod(*, owners: tuple[str, ...] = (), annotations: dict[str, str] | None = N
         (_pod(owners=("ReplicaSet",)), False, False),
     ],
 )
-def test_lr01_only_pods_the_agent_writes_no_endpoint_for_skip_the_read(pod: Any, lean_mode: bool,
+def test_ldr01_only_pods_the_agent_writes_no_endpoint_for_skip_the_read(pod: Any, lean_mode: bool,
                                                                         expected: bool) -> None:
-    """LR01: lean mode and a pod with no StatefulSet or kubevirt owner and no ``ippools`` annotation: no endpoint
+    """LDR01: lean mode and a pod with no StatefulSet or kubevirt owner and no ``ippools`` annotation: no endpoint
     (the DEL skips the direct read); any of those, or the full mode: it may have one."""
     settings = ClusterSettings(enable_stateless_spider_endpoint=not lean_mode)
     assert goes_without_endpoint(pod, settings) is expected
