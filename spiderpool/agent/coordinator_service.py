@@ -33,9 +33,17 @@ from spiderpool.core.cni import error_version, parse_request
 from spiderpool.core.cni_result import format_error
 from spiderpool.core.cni_types import CniCode, CniCommand, CniError, CniRequest, IpAddress
 from spiderpool.core.coordinator_config import CoordinatorNotReady
-from spiderpool.core.coordinator_facts import NODE, POD, CreateVeth, Step
+from spiderpool.core.coordinator_facts import NODE, POD, CreateVeth, NamespaceFacts, Step
 from spiderpool.core.coordinator_netconf import DISABLED, OVERLAY, UNDERLAY, CoordinatorConf, parse_coordinator_conf
-from spiderpool.core.coordinator_plan import AddInputs, host_veth_name, plan_add, pod_addresses, resolve_mode
+from spiderpool.core.coordinator_plan import (
+    OVERLAY_NIC,
+    UNDERLAY_VETH,
+    AddInputs,
+    host_veth_name,
+    plan_add,
+    pod_addresses,
+    resolve_mode,
+)
 from spiderpool.core.coordinator_teardown import check_underlay, plan_del
 from spiderpool.k8s.store import StoreError
 from spiderpool.wire import COORDINATOR_REQUEST_PATH, HEADER_EXIT_CODE, CniPassthrough, WireError
@@ -123,30 +131,37 @@ class CoordinatorService:
             if isinstance(outcome, BaseException):
                 raise outcome
 
-    async def _ifname_addresses(self, request: CniRequest) -> list[IpAddress]:
-        if not request.netns:
-            return []
+    async def _alive_pod(self, request: CniRequest) -> NamespaceFacts | None:
+        if not request.netns or not await asyncio.to_thread(os.path.exists, request.netns):
+            return None
         try:
-            pod = await asyncio.to_thread(run_in_netns, request.netns, read_pod)
+            return await asyncio.to_thread(run_in_netns, request.netns, read_pod)
         except NetnsGone:
-            return []
-        link = pod.link(request.ifname or "")
-        return [address.ip for address in link.addresses] if link else []
+            return None
 
     async def delete(self, request: CniRequest) -> None:
         conf = await self._conf(request, for_del=True)
         if conf.mode == DISABLED:
             return
-        # prevResult (CNI >= 0.4.0) names the addresses; the pod's namespace is read only when it does not.  Without
-        # the namespace there is nothing of this pod's left on other devices (its veth pairs and their routes went
-        # with it), and a route to one of its old addresses is that of the pod holding the address now.
-        alive = bool(request.netns) and await asyncio.to_thread(os.path.exists, request.netns or "")
-        addresses = (_prev_addresses(request.config) or await self._ifname_addresses(request)) if alive else []
+        # Without the namespace there is nothing of this pod's left on other devices (its veth pairs and their routes
+        # went with it), and a route to one of its old addresses is that of the pod holding the address now. With
+        # it, prevResult (CNI >= 0.4.0) or the NIC names the addresses, and only routes on the host peer of the
+        # pod's eth0 are this pod's (overlay mode): the same address on another device is another pod's.
+        pod = await self._alive_pod(request)
+        addresses: list[IpAddress] = []
+        host_peer = None
+        if pod is not None:
+            link = pod.link(request.ifname or "")
+            addresses = _prev_addresses(request.config) or ([a.ip for a in link.addresses] if link else [])
+            overlay_nic = pod.link(OVERLAY_NIC)
+            # with veth0 (underlay) eth0 is the main plugin's (macvlan: its IFLA_LINK is the master, not a peer)
+            if overlay_nic is not None and pod.link(UNDERLAY_VETH) is None:
+                host_peer = overlay_nic.peer_index
         container_id = request.container_id or ""
         async with self._node.exclusive():
             node, table = await self._in_host(lambda: read_node_table(host_veth_name(container_id),
                                                                       conf.host_rule_table))
-            steps = plan_del(container_id, addresses, node, table)
+            steps = plan_del(container_id, addresses, node, table, host_peer=host_peer)
             await self._in_host(lambda: apply_steps(steps))
 
     async def check(self, request: CniRequest) -> None:

@@ -1,9 +1,11 @@
 """The coordinator's DEL and CHECK as data: what to remove from the node, and what an ADD must have left behind.
 
 DEL removes what ADD made on the node and nothing else (the pod's side dies with its namespace): the host veth of
-the container (its routes and neighbours go with it), the host-table routes to the pod's addresses that sit on
-another device (an overlay NIC's host peer), and the ``from all lookup <hostRuleTable> pref 1000`` rule of a family
-once that table holds no route of it any more (upstream leaves the rule behind for ever; nothing else uses it).
+the container (its routes and neighbours go with it), the host-table routes to the pod's addresses that sit on the
+host peer of the pod's ``eth0`` (where an overlay-mode ADD put them; a route to the same address on any other device
+is another pod's, e.g. that of the pod holding an address a stale DEL still names), and the
+``from all lookup <hostRuleTable> pref 1000`` rule of a family once that table holds no route of it any more
+(upstream leaves the rule behind for ever; nothing else uses it).
 """
 
 from __future__ import annotations
@@ -40,8 +42,10 @@ def _host_route(address: IpAddress) -> IpNetwork:
     return ip_network(f"{address}/{address.max_prefixlen}")
 
 
-def plan_del(container_id: str, addresses: Sequence[IpAddress], node: NamespaceFacts, table: NodeTable) -> tuple[
-        Step, ...]:
+def plan_del(container_id: str, addresses: Sequence[IpAddress], node: NamespaceFacts, table: NodeTable, *,
+             host_peer: int | None) -> tuple[Step, ...]:
+    """``host_peer``: the node's index of the pod's ``eth0`` peer (None when the pod has no veth ``eth0`` or its
+    namespace is gone): the only device, besides the host veth, whose routes to ``addresses`` DEL removes."""
     host_veth = node.link(host_veth_name(container_id))
     steps: list[Step] = [DeleteLink(NODE, host_veth.name)] if host_veth else []
     gone_index = host_veth.index if host_veth else None
@@ -50,7 +54,7 @@ def plan_del(container_id: str, addresses: Sequence[IpAddress], node: NamespaceF
     for route in table.routes:
         if route.dev_index is not None and route.dev_index == gone_index:
             continue  # removed with the host veth
-        if route.dst in targets:
+        if route.dst in targets and host_peer is not None and route.dev_index == host_peer:
             device = node.link_by_index(route.dev_index) if route.dev_index is not None else None
             spec = RouteSpec(route.family, route.dst, table.table, device.name if device else None, route.gateway,
                              None, route.scope)

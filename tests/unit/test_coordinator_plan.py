@@ -223,17 +223,31 @@ def test_cu07_del_removes_what_add_made_and_nothing_else() -> None:
               RouteFact(4, ip_network("10.7.0.10/32"), 500, 7, scope=SCOPE_LINK),
               RouteFact(6, ip_network("fd00::99/128"), 500, 7, scope=SCOPE_LINK))
     table = NodeTable(500, routes, frozenset({4, 6}))
-    steps = plan_del(CID, [ip_address("10.6.0.10"), ip_address("10.7.0.10")], node, table)
+    steps = plan_del(CID, [ip_address("10.6.0.10"), ip_address("10.7.0.10")], node, table, host_peer=7)
     assert steps == (DeleteLink(NODE, HOST_VETH),
                      DeleteRoute(NODE, RouteSpec(4, ip_network("10.7.0.10/32"), 500, "cali1234", None, None,
                                                  SCOPE_LINK)),
                      DeleteRule(NODE, RuleSpec(4, 500, 1000)))
-    assert plan_del(CID, [], NamespaceFacts(links=NODE_NS.links), NodeTable(500, (), frozenset())) == ()
+    assert plan_del(CID, [], NamespaceFacts(links=NODE_NS.links), NodeTable(500, (), frozenset()), host_peer=None) == ()
     pod = NamespaceFacts(links=(link("lo", 1), link("eth0", 2, "10.6.0.10/24"), link("veth0", 3)))
     assert check_underlay(CID, [ip_address("10.6.0.10")], pod, node, table) == []
     problems = check_underlay(CID, [ip_address("10.6.0.11")], pod, node, NodeTable(500, routes, frozenset({6})))
     assert problems == [f"the node has no route to 10.6.0.11 via {HOST_VETH} in table 500",
                         "the node has no rule 'from all lookup 500' for IPv4"]
+
+
+def test_cu10_stale_del_leaves_another_devices_route_to_the_address() -> None:
+    """CU10: a stale DEL (the pod's namespace still there, its address now another pod's) removes a host-table route
+    to the address only on the host peer of this pod's eth0 (where its overlay ADD put it); the same address routed
+    through another device (the new holder's) stays, and so does the rule its family still needs."""
+    node = NamespaceFacts(links=(*NODE_NS.links, link("cali1234", 7), link("cali5678", 8)))
+    routes = (RouteFact(4, ip_network("10.7.0.10/32"), 500, 8, scope=SCOPE_LINK),)
+    table = NodeTable(500, routes, frozenset({4}))
+    assert plan_del(CID, [ip_address("10.7.0.10")], node, table, host_peer=7) == ()
+    assert plan_del(CID, [ip_address("10.7.0.10")], node, table, host_peer=None) == ()
+    ours = RouteSpec(4, ip_network("10.7.0.10/32"), 500, "cali5678", None, None, SCOPE_LINK)
+    assert plan_del(CID, [ip_address("10.7.0.10")], node, table, host_peer=8) == (
+        DeleteRoute(NODE, ours), DeleteRule(NODE, RuleSpec(4, 500, 1000)))
 
 
 def test_cu08_node_addresses_of_the_pods_families_each_once() -> None:
