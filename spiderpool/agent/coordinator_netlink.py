@@ -179,12 +179,14 @@ def start_reply_marks(step: MarkReplies) -> list[tuple[str, subprocess.Popen[byt
     rules = (f"*mangle\n-A PREROUTING -i {step.link} -m conntrack --ctstate NEW -j MARK --set-xmark {mark}\n"
              f"-A PREROUTING -m mark --mark {mark} -j CONNMARK --save-mark\n"
              "-A OUTPUT -j CONNMARK --restore-mark\nCOMMIT\n").encode()
-    started = []
+    started: list[tuple[str, subprocess.Popen[bytes]]] = []
     for family in step.families:
         try:
             process = subprocess.Popen([_RESTORE[family], "--noflush"], stdin=subprocess.PIPE,
                                        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
         except OSError as error:
+            with contextlib.suppress(NetlinkError):  # this failure is the one to report
+                finish_reply_marks(started)  # the families already started: no process left unreaped
             raise NetlinkError(errno.EIO, f"{_RESTORE[family]}: {error}") from error
         started.append((_RESTORE[family], process))
         stdin, process.stdin = process.stdin, None  # closed here: communicate() must not flush it

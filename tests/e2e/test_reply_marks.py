@@ -4,11 +4,14 @@ never for ever: real child processes stand in for a stuck and a failing ``iptabl
 from __future__ import annotations
 
 import subprocess
+from typing import Any
 
 import pytest
 from pyroute2.netlink.exceptions import NetlinkError
 
+from spiderpool.agent import coordinator_netlink
 from spiderpool.agent.coordinator_netlink import finish_reply_marks
+from spiderpool.core.coordinator_facts import MarkReplies
 
 pytestmark = pytest.mark.e2e
 
@@ -38,3 +41,26 @@ def test_crm01_a_stuck_reply_mark_process_is_killed_and_reported() -> None:
     assert "fine" not in message
     assert stuck.returncode == -9  # killed (SIGKILL) and reaped
     assert (failing.returncode, fine.returncode) == (1, 0)
+
+
+def test_crm02_first_family_reaped_when_the_second_cannot_start(monkeypatch: pytest.MonkeyPatch) -> None:
+    """CRM02: when the second family's ``ip6tables-restore`` cannot be started, the first family's process (already
+    running) is waited for before the error propagates: no zombie left behind (before: it was never waited for).
+    ``true`` stands in for the first family's restore, a missing path for the second's."""
+    started: list[subprocess.Popen[bytes]] = []
+
+    class Recorded(subprocess.Popen[bytes]):
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            super().__init__(*args, **kwargs)
+            started.append(self)
+
+    monkeypatch.setattr(subprocess, "Popen", Recorded)
+    monkeypatch.setitem(coordinator_netlink._RESTORE, 4, "true")
+    monkeypatch.setitem(coordinator_netlink._RESTORE, 6, "/nonexistent/ip6tables-restore")
+
+    with pytest.raises(NetlinkError) as raised:
+        coordinator_netlink.start_reply_marks(MarkReplies("veth0", (4, 6)))
+
+    assert "/nonexistent/ip6tables-restore" in str(raised.value.args[-1])
+    assert len(started) == 1
+    assert started[0].returncode == 0  # waited for (reaped), not left running or a zombie
