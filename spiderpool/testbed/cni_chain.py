@@ -1,11 +1,14 @@
-"""A chained network configuration (a ``.conflist``) run as a container runtime runs it (libcni's semantics).
+"""A chained network configuration (a ``.conflist``) run as a container runtime runs it, with libcni's (v1.x) list
+semantics.
 
 - ADD runs the plugins in list order; each gets its own configuration with the list's ``name`` and ``cniVersion``
   and, from the second on, ``prevResult`` = the result of the plugin before it.  The first failure stops the chain
   (the runtime then DELs the whole list).  The last result is the list's result, which the runtime caches.
-- DEL runs the plugins in reverse order, each with ``prevResult`` = the cached result of the list's ADD (when there
-  is one); every plugin runs even when an earlier DEL failed, and the first failure is reported.
-- CHECK runs them in list order with the cached result as ``prevResult``.
+- DEL runs the plugins in reverse order and stops at the first failure (libcni's ``DelNetworkList`` returns it; the
+  runtime retries the whole DEL later).  Each gets ``prevResult`` = the cached result of the list's ADD only when the
+  list's ``cniVersion`` is 0.4.0 or later (cached results on DEL came with CNI 0.4.0) and there is a cached result.
+- CHECK runs them in list order with the cached result as ``prevResult`` and stops at the first failure (libcni
+  refuses CHECK below 0.4.0; this runner does not check the version).
 
 Each plugin is exec'd from ``CNI_PATH`` by its ``type`` (in the node's namespace, as a runtime on that node would),
 with the pod's CNI environment (:meth:`spiderpool.testbed.members.SimulatedPod.call`).
@@ -51,6 +54,20 @@ def plugin_configs(config_list: Mapping[str, Any]) -> list[dict[str, Any]]:
     return [{**plugin, **common} for plugin in plugins]
 
 
+def _version(text: object) -> tuple[int, ...]:
+    try:
+        return tuple(int(part) for part in str(text).split("."))
+    except ValueError:
+        raise ValueError(f"cniVersion {text!r} is not a version (libcni refuses it too)") from None
+
+
+def del_configs(configs: Sequence[Mapping[str, Any]], cached: Mapping[str, Any] | None) -> list[dict[str, Any]]:
+    """What each DEL reads on stdin, in execution order (reversed): ``prevResult`` only from CNI 0.4.0 on."""
+    with_result = cached is not None and all(_version(config["cniVersion"]) >= (0, 4, 0) for config in configs)
+    return [{**config, "prevResult": dict(cached)} if with_result and cached is not None else dict(config)
+            for config in reversed(configs)]
+
+
 class CniChain:
     """Run ``config_list`` for pods of one runtime whose plugins live in ``cni_bin_dir`` (CNI_PATH)."""
 
@@ -77,11 +94,14 @@ class CniChain:
         return ChainRun(tuple(runs), previous)
 
     async def delete(self, pod: SimulatedPod, *, cached: Mapping[str, Any] | None, ifname: str = "eth0") -> ChainRun:
-        """DEL in reverse order with the cached ADD result (``None``: the runtime has none, e.g. ADD failed)."""
+        """DEL in reverse order with the cached ADD result (``None``: the runtime has none, e.g. ADD failed), stopping
+        at the first failure."""
         runs: list[tuple[str, PluginRun]] = []
-        for config in reversed(self.configs):
-            stdin = config if cached is None else {**config, "prevResult": dict(cached)}
-            runs.append((str(config["type"]), await self._exec(pod, "DEL", stdin, ifname)))
+        for stdin in del_configs(self.configs, cached):
+            run = await self._exec(pod, "DEL", stdin, ifname)
+            runs.append((str(stdin["type"]), run))
+            if not run.ok:
+                break  # libcni returns the first DEL error; the runtime retries the whole list
         return ChainRun(tuple(runs), None)
 
     async def check(self, pod: SimulatedPod, *, cached: Mapping[str, Any], ifname: str = "eth0") -> ChainRun:

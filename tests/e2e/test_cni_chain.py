@@ -58,3 +58,20 @@ async def test_t04_chain_passes_prev_result_in_order_and_deletes_in_reverse(bed:
     assert not failed.ok
     assert [kind for kind, _ in failed.runs] == ["macvlan"]
     assert failed.result is None
+
+
+async def test_t05_del_stops_at_the_first_failing_plugin(bed: Testbed, namespace: str) -> None:
+    """T05: as libcni's DelNetworkList, the chain's DEL stops at the first plugin that fails (the runtime retries
+    the whole list later): the last plugin, macvlan with an IPAM plugin missing from CNI_PATH, fails its DEL, and
+    sbr before it in the list is never run."""
+    node = await bed.add_node(f"{bed.prefix}-chdel", start_agent=False)
+    macvlan = {"type": "macvlan", "master": "ens192", "mode": "bridge", "ipam": {"type": "no-such-ipam"}}
+    chain = CniChain({"cniVersion": "1.0.0", "name": "chain-del", "plugins": [{"type": "sbr"}, macvlan]},
+                     cni_bin_dir=bed.cni_bin_dir)
+    pod = await bed.create_pod(node, name="chain-del-0", namespace=namespace)
+
+    deleted = await chain.delete(pod, cached=None)
+
+    assert not deleted.ok
+    assert [kind for kind, _ in deleted.runs] == ["macvlan"], deleted.describe()
+    assert "no-such-ipam" in deleted.describe()
