@@ -10,7 +10,8 @@ def test_chn01_del_gets_prev_result_only_from_cni_0_4_0() -> None:
     ``cniVersion`` is 0.4.0 or later (as libcni's DelNetworkList), never without a cached result."""
     cached = {"cniVersion": "1.0.0", "ips": [{"address": "10.250.14.2/24"}]}
     for version, expected in (("0.3.1", False), ("0.4.0", True), ("1.0.0", True)):
-        configs = plugin_configs({"cniVersion": version, "name": "n", "plugins": [{"type": "macvlan"}, {"type": "sbr"}]})
+        plugins = [{"type": "macvlan"}, {"type": "sbr"}]
+        configs = plugin_configs({"cniVersion": version, "name": "n", "plugins": plugins})
         stdins = del_configs(configs, cached)
         assert [stdin["type"] for stdin in stdins] == ["sbr", "macvlan"]
         assert all(("prevResult" in stdin) == expected for stdin in stdins), version
