@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import socket
 import uuid
@@ -33,7 +34,14 @@ def test_ns01_work_runs_inside_and_the_caller_never_moves() -> None:
         assert seen != before
         assert seen == (os.stat(path).st_dev, os.stat(path).st_ino)
         assert _own_netns() == before
-        assert run_in_netns(path, lambda: sorted(os.listdir("/sys/class/net"))) != []
+        # The links a socket made in the thread sees (if_nameindex asks the kernel through it): exactly the
+        # namespace's, as `ip` lists them there, with a veth pair only the namespace has.
+        run_ip("link", "add", "ns01a", "type", "veth", "peer", "name", "ns01b", netns=name)
+        listed = json.loads(run_ip("-j", "link", "show", netns=name))
+        inside_links = run_in_netns(path, socket.if_nameindex)
+        assert sorted(inside_links) == sorted((link["ifindex"], link["ifname"]) for link in listed)
+        assert {"ns01a", "ns01b"} <= {link_name for _, link_name in inside_links}
+        assert not {"ns01a", "ns01b"} & {link_name for _, link_name in socket.if_nameindex()}
 
         def write_rp_filter() -> None:
             _RP_FILTER.write_text("2")
