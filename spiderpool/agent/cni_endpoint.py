@@ -16,6 +16,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import socket
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -204,16 +205,26 @@ def _claim_socket_path(socket_path: Path) -> None:
         socket_path.unlink()  # a stale socket of a previous agent
 
 
+def bind_private_socket(socket_path: Path) -> socket.socket:
+    """A listening unix socket at ``socket_path`` whose file is created 0600: Linux gives the new file the socket
+    inode's mode (less the umask), so ``fchmod`` before ``bind`` leaves no window before a chmod and never touches the
+    process-wide umask (worker threads create files meanwhile)."""
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        os.fchmod(sock.fileno(), 0o600)
+        sock.bind(str(socket_path))
+        sock.listen(_LISTEN_BACKLOG)
+    except BaseException:
+        sock.close()
+        raise
+    return sock
+
+
 async def start_unix_server(app: web.Application, *, socket_path: Path) -> web.AppRunner:
     """Serves ``app`` on ``socket_path`` (a stale socket file is replaced), readable and writable by root only."""
     _claim_socket_path(socket_path)
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()
-    # A restrictive umask closes the window between bind() and the chmod that follows.
-    previous_umask = os.umask(0o177)
-    try:
-        await web.UnixSite(runner, str(socket_path), backlog=_LISTEN_BACKLOG).start()
-    finally:
-        os.umask(previous_umask)
-    os.chmod(socket_path, 0o600)
+    await web.SockSite(runner, bind_private_socket(socket_path), backlog=_LISTEN_BACKLOG).start()
+    os.chmod(socket_path, 0o600)  # exactly 0600 whatever the umask took away
     return runner
