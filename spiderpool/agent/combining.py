@@ -8,7 +8,9 @@ the combiner, or an answer that it serves nobody like this agent (401, 403, 404,
 ``pause`` seconds before it asks again, so a dead or misconfigured controller costs one request per pause, not one
 per ADD.
 
-An allocation's outcome is unknown when the request timed out: the combiner may still write the record.  The direct
+Each request carries the agent's deadline (when its timeout ends): the combiner drops an allocation it has not
+written by then.  An allocation's outcome is unknown when the request timed out: a write already under way may still
+land.  The direct
 write that follows is idempotent by pod UID (it finds that record, or its compare-and-swap makes the combiner's
 late write find this one), so the pod holds one address whichever lands first.
 """
@@ -18,8 +20,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import ssl
+import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -85,6 +88,8 @@ class CombinerClient:
             return None
         session = self._open()
         headers = {"Authorization": token, "Content-Type": "application/json"}
+        # Past this time nobody waits for the answer: the combiner drops the intent instead of writing it late.
+        request = replace(request, deadline=time.time() + (self._timeout.total or 0.0))
         try:
             async with session.post(self._url, data=orjson.dumps(request.to_json()), headers=headers,
                                           timeout=self._timeout) as response:

@@ -8,29 +8,35 @@ once the record is durable.  An agent that gets no answer writes directly (see `
 idempotency by pod UID makes a record both paths wrote, or one the combiner wrote after the agent gave up, count once.
 
 The combiner grants nothing: a caller must present a bearer token of a user that may ``update``
-``spiderippools/status`` itself (TokenReview + SubjectAccessReview, cached).
+``spiderippools/status`` itself (TokenReview + SubjectAccessReview, cached), and it trusts no agent's view: at every
+plan it re-checks each offered address against the pool object it writes (:class:`PoolEligibility`), and drops an
+allocation whose deadline (the agent's patience) has passed rather than write a record nobody waits for.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Set
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 import orjson
 from aiohttp import web
 
-from spiderpool.core.errors import FieldError
+from spiderpool.core.errors import FieldError, InvalidSpec
 from spiderpool.core.record_combining import (
     CONTENTION_WINDOW,
     PATH,
     CombineRequest,
+    NoCandidate,
     NodeActivity,
-    first_free,
+    PoolEligibility,
+    first_eligible,
     parse_request,
 )
+from spiderpool.core.specs import parse_ippool_spec
 from spiderpool.k8s.access_reviews import CallerCache
 from spiderpool.k8s.bodies import SpiderIPPool
 from spiderpool.k8s.status_plan import Allocated, AllocateIntent, Released, ReleaseIntent, StatusWriteError
@@ -42,28 +48,62 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True, slots=True)
 class CandidateIntent(AllocateIntent):
-    """An allocation with the agent's candidates, in its order (``ip`` is the first)."""
+    """An allocation with the agent's candidates, in its order (``ip`` is the first), and the monotonic time after
+    which nobody waits for it (None: no deadline, an older agent)."""
 
+    recheck: ClassVar[bool] = True
     candidates: tuple[str, ...] = ()
+    expires: float | None = None
 
 
-class CandidatesTaken(Exception):
-    """Every candidate the agent offered is held: the agent re-decides on its own (it writes directly)."""
+class CandidatesTaken(StatusWriteError):
+    """No candidate the agent offered is free and eligible: the agent re-decides on its own (it writes directly)."""
 
 
-def _from_candidates(pool: SpiderIPPool, taken: Set[str], intent: AllocateIntent) -> str | None:
-    candidates = intent.candidates if isinstance(intent, CandidateIntent) else ()
-    chosen = first_free(candidates, taken)
-    if chosen is None:
-        raise CandidatesTaken(f"all {len(candidates)} candidates are taken")
-    return chosen
+class DeadlinePassed(StatusWriteError):
+    """The agent no longer waits for this allocation: it was dropped unwritten (the pod may be gone by now)."""
+
+
+class _Candidates:
+    """The combiner's ``redecide``: the first offered address that is free and eligible in the pool object being
+    written, checked at every plan; each pool's eligibility is parsed once per spec generation."""
+
+    def __init__(self) -> None:
+        self._eligibility: dict[str, tuple[tuple[object, object], PoolEligibility]] = {}
+        self.expired = 0  # intents dropped because their deadline passed
+
+    def __call__(self, pool: SpiderIPPool, taken: Set[str], intent: AllocateIntent) -> str | None:
+        name = str(pool["metadata"].get("name", ""))
+        if isinstance(intent, CandidateIntent) and intent.expires is not None and time.monotonic() >= intent.expires:
+            self.expired += 1
+            raise DeadlinePassed(name, f"pool {name}: the deadline of {intent.pod}'s request passed before its "
+                                       "record was written; dropped, nothing written")
+        candidates = intent.candidates if isinstance(intent, CandidateIntent) else ()
+        chosen = first_eligible(candidates, taken, self._of(name, pool))
+        if isinstance(chosen, NoCandidate):
+            raise CandidatesTaken(name, f"pool {name}: {chosen}")
+        return chosen
+
+    def _of(self, name: str, pool: SpiderIPPool) -> PoolEligibility:
+        metadata = pool["metadata"]
+        key = (metadata.get("uid"), metadata.get("generation"))
+        known = self._eligibility.get(name)
+        if known is not None and known[0] == key and key[1] is not None:
+            return known[1]
+        try:
+            eligibility = PoolEligibility.of(parse_ippool_spec(pool.get("spec")))
+        except InvalidSpec as error:
+            raise StatusWriteError(name, f"pool {name}: its spec is invalid: {error}") from error
+        self._eligibility[name] = (key, eligibility)
+        return eligibility
 
 
 class RecordCombiner:
     """Serves :data:`spiderpool.core.record_combining.PATH` on the controller's HTTPS server."""
 
     def __init__(self, pools: CustomObjectStore[SpiderIPPool], callers: CallerCache) -> None:
-        self.writer = PoolStatusWriter(pools, redecide=_from_candidates, deadline=10.0)
+        self.candidates = _Candidates()
+        self.writer = PoolStatusWriter(pools, redecide=self.candidates, deadline=10.0)
         self._callers = callers
         self._activity = NodeActivity(window=CONTENTION_WINDOW)
 
@@ -78,7 +118,7 @@ class RecordCombiner:
             released = await self.writer.release(request.pool, ReleaseIntent(ip=request.ip, pod_uid=request.pod_uid))
             return _released_json(released) | contended
         intent = CandidateIntent(pod=request.pod, pod_uid=request.pod_uid, ip=request.candidates[0], nic=request.nic,
-                                 candidates=request.candidates)
+                                 candidates=request.candidates, expires=_expiry(request.deadline))
         return _allocated_json(await self.writer.allocate(request.pool, intent)) | contended
 
     async def view(self, request: web.Request) -> web.Response:
@@ -113,6 +153,11 @@ class RecordCombiner:
 
     async def close(self) -> None:
         await self.writer.close()
+
+
+def _expiry(deadline: float | None) -> float | None:
+    """The agent's deadline (its wall clock) as this process's monotonic time; the writer's own deadline bounds it."""
+    return None if deadline is None else time.monotonic() + (deadline - time.time())
 
 
 def _allocated_json(allocated: Allocated) -> dict[str, Any]:

@@ -14,7 +14,7 @@ from collections.abc import Callable, Set
 from dataclasses import dataclass
 from dataclasses import field as dataclass_field
 from operator import attrgetter
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any, ClassVar, cast
 
 from spiderpool.core.addressing import canonical_ip, ip_version_of
 from spiderpool.core.allocations import PoolIPAllocation, allocated_ip_count, encode_allocated_ips
@@ -35,6 +35,9 @@ class AllocateIntent:
     pod_uid: str
     ip: str | None = None
     nic: str = ""  # the pod's interface, kept in the record (ours; upstream ignores it)
+    # Ask ``redecide`` at every plan, even while the choice is free: it re-checks the choice against each fresh pool
+    # object (the record combiner's, which trusts no agent's view and drops intents whose deadline passed).
+    recheck: ClassVar[bool] = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -195,13 +198,18 @@ def _allocation_refusal(name: str, pool: SpiderIPPool) -> StatusWriteError | Non
 def _decide(
     name: str, pool: SpiderIPPool, taken: set[str], pending: PendingIntent, redecide: Redecide, plan: BatchPlan
 ) -> str | StatusWriteError:
-    """The allocation's current choice if still free, else the allocator's new choice (validated)."""
-    if pending.choice is not None and pending.choice not in taken:
-        return pending.choice
-    plan.redecisions += 1
+    """The allocation's current choice if still free, else the allocator's new choice (validated).  ``redecide`` may
+    refuse with a StatusWriteError of its own, which is the intent's outcome as it is."""
     intent = cast(AllocateIntent, pending.intent)
+    free = pending.choice is not None and pending.choice not in taken
+    if free and not intent.recheck:
+        return cast(str, pending.choice)
+    if not free:
+        plan.redecisions += 1
     try:
         chosen = redecide(pool, taken, intent)
+    except StatusWriteError as refusal:
+        return refusal
     except Exception as error:  # the allocator's failure is this caller's failure, not the whole batch's
         return StatusWriteError(name, f"pool {name}: choosing an address for {intent.pod} failed: {error}")
     if chosen is None:

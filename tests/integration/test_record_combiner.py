@@ -8,16 +8,15 @@ Every case checks the invariants, never timings: every ADD answered, one record 
 from __future__ import annotations
 
 import asyncio
-import ssl
 import uuid
 from collections.abc import AsyncIterator, Sequence
 from contextlib import AsyncExitStack, asynccontextmanager
 from pathlib import Path
 
-import orjson
 import pytest
 from agent_support import Cluster, cni_request, eventually, running_agent, span, unique
-from aiohttp import ClientSession, TCPConnector, web
+from aiohttp import web
+from combiner_support import Combiner, certificate_files, post_json, served_combiner
 from controller_support import ControllerProcess
 from kubernetes_asyncio.client import (
     ApiClient,
@@ -32,8 +31,6 @@ from prometheus_client import generate_latest
 
 from spiderpool.agent.combining import CombinerClient
 from spiderpool.agent.daemon import Agent
-from spiderpool.controller.certificates import generate_serving_certificate
-from spiderpool.controller.combiner import RecordCombiner
 from spiderpool.controller.metrics import ControllerMetrics
 from spiderpool.controller.webhook_server import server_ssl_context, start_site
 from spiderpool.core.record_combining import PATH, CombineRequest
@@ -45,51 +42,6 @@ from spiderpool.k8s.status_writer import PoolStatusWriter, resource_version_numb
 from spiderpool.k8s.store import SpiderStores
 
 pytestmark = pytest.mark.integration
-
-Combiner = tuple[str, Path]  # (URL, CA file) as an agent is configured with them
-
-
-def certificate_files(directory: Path) -> tuple[Path, Path, Path]:
-    """A serving certificate for 127.0.0.1: (chain, key, CA)."""
-    certificate = generate_serving_certificate(hosts=("127.0.0.1",))
-    cert_file, key_file = certificate.write(directory)
-    ca_file = directory / "ca.crt"
-    ca_file.write_bytes(certificate.ca_pem)
-    return cert_file, key_file, ca_file
-
-
-@asynccontextmanager
-async def served_combiner(api: ApiClient, directory: Path, *, lose_answers: int = 0,
-                          hold: asyncio.Event | None = None) -> AsyncIterator[tuple[Combiner, RecordCombiner]]:
-    """A RecordCombiner on HTTPS; the first ``lose_answers`` requests are carried out (durably) and then the
-    connection is dropped without an answer, as when the controller dies between its write and its reply; with
-    ``hold``, each request waits for that event before the combiner sees it (a combiner slower than the agent's
-    patience)."""
-    combiner = RecordCombiner(SpiderStores(api).ippools, CallerCache(api))
-    lost = {"left": lose_answers}
-
-    async def view(request: web.Request) -> web.StreamResponse:
-        if hold is not None:
-            await request.read()  # buffered now: the agent will have hung up by the time the combiner reads it
-            await hold.wait()
-        response = await combiner.view(request)
-        if lost["left"] > 0 and response.status == 200:
-            lost["left"] -= 1
-            assert request.transport is not None
-            request.transport.abort()
-        return response
-
-    app = web.Application()
-    app.router.add_post(PATH, view)
-    cert_file, key_file, ca_file = certificate_files(directory)
-    runner, port = await start_site(app, host="127.0.0.1", port=0,
-                                    ssl_context=server_ssl_context(cert_file=cert_file, key_file=key_file))
-    try:
-        yield (f"https://127.0.0.1:{port}", ca_file), combiner
-    finally:
-        await runner.cleanup()
-        await combiner.close()
-
 
 @asynccontextmanager
 async def agents(control_plane: ControlPlane, socket_dir: Path, nodes: Sequence[str], pool: str,
@@ -227,12 +179,8 @@ async def test_direct_writers_and_the_combiner_race_without_a_duplicate(
 
 
 async def post(url: str, ca_file: Path, *, token: str | None) -> tuple[int, dict[str, object]]:
-    body = {"op": "release", "pool": "p", "podUid": "u", "ip": "10.211.4.1"}
-    headers = {"Authorization": f"Bearer {token}"} if token is not None else {}
-    ssl_context = ssl.create_default_context(cafile=str(ca_file))
-    async with ClientSession(connector=TCPConnector(ssl=ssl_context)) as session, \
-            session.post(url + PATH, data=orjson.dumps(body), headers=headers) as response:
-        return response.status, orjson.loads(await response.read())
+    return await post_json(url, ca_file, {"op": "release", "pool": "p", "podUid": "u", "ip": "10.211.4.1"},
+                           token=token)
 
 
 async def service_account_token(api: ApiClient, namespace: str, name: str) -> str:

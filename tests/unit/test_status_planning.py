@@ -21,6 +21,7 @@ from spiderpool.k8s.status_plan import (
     Intent,
     PendingIntent,
     PoolExhausted,
+    PoolUnavailable,
     Released,
     ReleaseIntent,
     plan_batch,
@@ -134,3 +135,36 @@ def test_a_redecided_choice_is_kept_for_the_retry() -> None:
     assert first.redecisions == 1
     assert retry.outcomes == first.outcomes
     assert calls == []
+
+
+class Rechecked(AllocateIntent):
+    recheck = True
+
+
+def test_a_rechecked_choice_is_asked_at_every_plan_and_may_be_refused() -> None:
+    """STP04: An intent that asks for a re-check (the record combiner's) reaches ``redecide`` at every plan even
+    while its choice is free, not counted as a redecision; a StatusWriteError ``redecide`` raises is the intent's
+    outcome as it is (its type names why), not a generic failure, and the rest of the batch is written (before: the
+    first choice was written without ``redecide`` ever seeing it)."""
+    loop = asyncio.new_event_loop()
+    calls: list[str] = []
+
+    def refuse_b(pool: SpiderIPPool, taken: Set[str], intent: AllocateIntent) -> str | None:
+        calls.append(intent.pod_uid)
+        if intent.pod_uid == "ub":
+            raise PoolUnavailable("p", "not for ub")
+        return intent.ip
+
+    try:
+        batch = pending([Rechecked(pod="ns/a", pod_uid="ua", ip="10.0.0.1"),
+                         Rechecked(pod="ns/b", pod_uid="ub", ip="10.0.0.2")], loop)
+        plans = [plan_batch("p", POOL, {}, batch, refuse_b) for _ in range(2)]
+    finally:
+        loop.close()
+    assert calls == ["ua", "ub", "ua", "ub"]
+    for plan in plans:
+        assert plan.outcomes[0] == Allocated("p", "10.0.0.1", "ns/a", "ua", existing=False)
+        assert isinstance(plan.outcomes[1], PoolUnavailable)
+        assert str(plan.outcomes[1]) == "not for ub"
+        assert list(plan.added) == ["10.0.0.1"]
+        assert plan.redecisions == 0
