@@ -11,7 +11,14 @@ from typing import Any
 
 import orjson
 from aiohttp import ClientSession, TCPConnector, web
-from kubernetes_asyncio.client import ApiClient
+from kubernetes_asyncio.client import (
+    ApiClient,
+    AuthenticationV1TokenRequest,
+    CoreV1Api,
+    V1ObjectMeta,
+    V1ServiceAccount,
+    V1TokenRequestSpec,
+)
 
 from spiderpool.controller.certificates import generate_serving_certificate
 from spiderpool.controller.combiner import RecordCombiner
@@ -73,3 +80,11 @@ async def post_json(url: str, ca_file: Path, body: dict[str, Any], *, token: str
     async with ClientSession(connector=TCPConnector(ssl=ssl_context)) as session, \
             session.post(url + PATH, data=orjson.dumps(body), headers=headers) as response:
         return response.status, orjson.loads(await response.read())
+
+
+async def service_account_token(api: ApiClient, namespace: str, name: str) -> str:
+    core = CoreV1Api(api)
+    await core.create_namespaced_service_account(namespace, V1ServiceAccount(metadata=V1ObjectMeta(name=name)))
+    request = AuthenticationV1TokenRequest(spec=V1TokenRequestSpec(audiences=[], expiration_seconds=600))
+    answer = await core.create_namespaced_service_account_token(name, namespace, request)
+    return str(answer.status.token)

@@ -8,9 +8,9 @@ once the record is durable.  An agent that gets no answer writes directly (see `
 idempotency by pod UID makes a record both paths wrote, or one the combiner wrote after the agent gave up, count once.
 
 The combiner grants nothing: a caller must present a bearer token of a user that may ``update``
-``spiderippools/status`` itself (TokenReview + SubjectAccessReview, cached), and it trusts no agent's view: at every
-plan it re-checks each offered address against the pool object it writes (:class:`PoolEligibility`), and drops an
-allocation whose deadline (the agent's patience) has passed rather than write a record nobody waits for.
+``spiderippools/status`` of the pool itself (TokenReview + SubjectAccessReview, cached), and it trusts no agent's
+view: at every plan it re-checks each offered address against the pool object it writes (:class:`PoolEligibility`),
+and drops an allocation whose deadline (the agent's patience) has passed rather than write a record nobody waits for.
 """
 
 from __future__ import annotations
@@ -37,7 +37,7 @@ from spiderpool.core.record_combining import (
     parse_request,
 )
 from spiderpool.core.specs import parse_ippool_spec
-from spiderpool.k8s.access_reviews import CallerCache
+from spiderpool.k8s.access_reviews import Caller, CallerCache
 from spiderpool.k8s.bodies import SpiderIPPool
 from spiderpool.k8s.status_plan import Allocated, AllocateIntent, Released, ReleaseIntent, StatusWriteError
 from spiderpool.k8s.status_writer import PoolStatusWriter
@@ -122,20 +122,7 @@ class RecordCombiner:
         return _allocated_json(await self.writer.allocate(request.pool, intent)) | contended
 
     async def view(self, request: web.Request) -> web.Response:
-        refusal = await self._refusal(request.headers.get("Authorization", ""))
-        if refusal is not None:
-            return refusal
-        try:
-            combine = parse_request(orjson.loads(await request.read()))
-        except (FieldError, orjson.JSONDecodeError) as error:
-            return _error(400, "invalid", str(error))
-        try:
-            return web.Response(body=orjson.dumps(await self.write(combine)), content_type="application/json")
-        except StatusWriteError as error:
-            return _error(409, type(error).__name__, str(error))
-
-    async def _refusal(self, header: str) -> web.Response | None:
-        scheme, _, token = header.partition(" ")
+        scheme, _, token = request.headers.get("Authorization", "").partition(" ")
         if scheme.lower() != "bearer" or not token:
             return _error(401, "Unauthorized", "a bearer token is required")
         try:
@@ -144,8 +131,26 @@ class RecordCombiner:
             return _error(503, "Unavailable", f"cannot review the caller now: {error}")
         if caller is None:
             return _error(401, "Unauthorized", "the token does not authenticate")
-        if not caller.may_write_pool_status:
-            return _error(403, "Forbidden", f"{caller.user} may not update spiderippools/status")
+        try:
+            combine = parse_request(orjson.loads(await request.read()))
+        except (FieldError, orjson.JSONDecodeError) as error:
+            return _error(400, "invalid", str(error))
+        refusal = await self._refusal(token, caller, combine.pool)
+        if refusal is not None:
+            return refusal
+        try:
+            return web.Response(body=orjson.dumps(await self.write(combine)), content_type="application/json")
+        except StatusWriteError as error:
+            return _error(409, type(error).__name__, str(error))
+
+    async def _refusal(self, token: str, caller: Caller, pool: str) -> web.Response | None:
+        """403 unless the caller may update this pool's status itself (every pool's, or this one's by name)."""
+        try:
+            allowed = await self._callers.may_write(token, caller, pool)
+        except StoreError as error:
+            return _error(503, "Unavailable", f"cannot review the caller now: {error}")
+        if not allowed:
+            return _error(403, "Forbidden", f"{caller.user} may not update spiderippools/status of {pool}")
         return None
 
     def add_route(self, app: web.Application) -> None:

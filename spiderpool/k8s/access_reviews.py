@@ -4,7 +4,9 @@ The controller's record combiner (``spiderpool.controller.combiner``) writes poo
 nothing a caller could not do itself, so it asks the API server two questions about the bearer token a request
 carries: who is this (``TokenReview``), and may that user ``update`` ``spiderippools/status`` (``SubjectAccessReview``).
 Both are cached for ``ttl`` seconds by the token's SHA-256 (never the token itself), so the API server sees two
-reviews per agent token and minute, not per ADD.  Needs RBAC ``create`` on ``tokenreviews`` and
+reviews per agent token and minute, not per ADD.  A user refused for every pool may still be allowed some by name
+(RBAC ``resourceNames``): only then is the pool named in a further review, cached by token and pool, so callers
+allowed every pool (agents) never pay for it.  Needs RBAC ``create`` on ``tokenreviews`` and
 ``subjectaccessreviews`` (the chart's controller ClusterRole has both).
 """
 
@@ -12,8 +14,8 @@ from __future__ import annotations
 
 import hashlib
 import time
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, replace
 from typing import Any, Final
 
 from kubernetes_asyncio.client import ApiClient
@@ -31,7 +33,8 @@ class Caller:
 
     user: str
     groups: tuple[str, ...]
-    may_write_pool_status: bool
+    may_write_pool_status: bool  # every pool's
+    uid: str = ""
 
 
 async def review_token(api: ApiClient, token: str) -> Caller | None:
@@ -42,13 +45,21 @@ async def review_token(api: ApiClient, token: str) -> Caller | None:
     if not status.get("authenticated"):
         return None
     user: dict[str, Any] = status.get("user", {})
-    name, groups = str(user.get("username", "")), tuple(str(group) for group in user.get("groups", []))
-    review = await request_json(api, "POST", ACCESS_REVIEWS, what=f"SubjectAccessReview of {name}", body={
+    caller = Caller(str(user.get("username", "")), tuple(str(group) for group in user.get("groups", [])), False,
+                    str(user.get("uid", "")))
+    return replace(caller, may_write_pool_status=await may_write_status(api, caller, pool=None))
+
+
+async def may_write_status(api: ApiClient, caller: Caller, *, pool: str | None) -> bool:
+    """Whether ``caller`` may ``update`` ``spiderippools/status``: of every pool (None), or of the one named."""
+    attributes = {"group": GROUP, "resource": IPPOOL.plural, "subresource": "status", "verb": "update"}
+    if pool is not None:
+        attributes["name"] = pool
+    review = await request_json(api, "POST", ACCESS_REVIEWS, what=f"SubjectAccessReview of {caller.user}", body={
         "apiVersion": "authorization.k8s.io/v1", "kind": "SubjectAccessReview",
-        "spec": {"user": name, "groups": list(groups), "uid": str(user.get("uid", "")),
-                 "resourceAttributes": {"group": GROUP, "resource": IPPOOL.plural, "subresource": "status",
-                                        "verb": "update"}}})
-    return Caller(name, groups, bool(review.get("status", {}).get("allowed")))
+        "spec": {"user": caller.user, "groups": list(caller.groups), "uid": caller.uid,
+                 "resourceAttributes": attributes}})
+    return bool(review.get("status", {}).get("allowed"))
 
 
 class CallerCache:
@@ -65,12 +76,26 @@ class CallerCache:
         return len(self._known)
 
     async def caller(self, token: str) -> Caller | None:
-        key = hashlib.sha256(token.encode()).digest()
+        return await self._remembered(hashlib.sha256(token.encode()).digest(), lambda: review_token(self._api, token))
+
+    async def may_write(self, token: str, caller: Caller, pool: str) -> bool:
+        """Whether the ``caller`` that ``token`` authenticated may update ``pool``'s status: allowed for every pool,
+        or else for this one by name (a further review, remembered by token and pool)."""
+        if caller.may_write_pool_status:
+            return True
+        key = hashlib.sha256(token.encode() + b"\0" + pool.encode()).digest()
+        allowed = await self._remembered(key, lambda: self._named(caller, pool))
+        return allowed is not None
+
+    async def _named(self, caller: Caller, pool: str) -> Caller | None:
+        return caller if await may_write_status(self._api, caller, pool=pool) else None
+
+    async def _remembered(self, key: bytes, review: Callable[[], Awaitable[Caller | None]]) -> Caller | None:
         now = self._clock()
         found = self._known.get(key)
         if found is not None and found[0] > now:
             return found[1]
-        caller = await review_token(self._api, token)
+        caller = await review()
         self._known.pop(key, None)  # re-inserted at the end: the dict stays in expiry order
         known = self._known
         while known and (len(known) >= self._limit or next(iter(known.values()))[0] <= now):

@@ -16,16 +16,11 @@ from pathlib import Path
 import pytest
 from agent_support import Cluster, cni_request, eventually, running_agent, span, unique
 from aiohttp import web
-from combiner_support import Combiner, certificate_files, post_json, served_combiner
+from combiner_support import Combiner, certificate_files, post_json, served_combiner, service_account_token
 from controller_support import ControllerProcess
 from kubernetes_asyncio.client import (
     ApiClient,
-    AuthenticationV1TokenRequest,
-    CoreV1Api,
-    V1ObjectMeta,
     V1Pod,
-    V1ServiceAccount,
-    V1TokenRequestSpec,
 )
 from prometheus_client import generate_latest
 
@@ -181,14 +176,6 @@ async def test_direct_writers_and_the_combiner_race_without_a_duplicate(
 async def post(url: str, ca_file: Path, *, token: str | None) -> tuple[int, dict[str, object]]:
     return await post_json(url, ca_file, {"op": "release", "pool": "p", "podUid": "u", "ip": "10.211.4.1"},
                            token=token)
-
-
-async def service_account_token(api: ApiClient, namespace: str, name: str) -> str:
-    core = CoreV1Api(api)
-    await core.create_namespaced_service_account(namespace, V1ServiceAccount(metadata=V1ObjectMeta(name=name)))
-    request = AuthenticationV1TokenRequest(spec=V1TokenRequestSpec(audiences=[], expiration_seconds=600))
-    answer = await core.create_namespaced_service_account_token(name, namespace, request)
-    return str(answer.status.token)
 
 
 async def test_the_combiner_writes_only_for_callers_that_may_write_themselves(

@@ -10,14 +10,20 @@ from typing import Any
 
 import pytest
 from agent_support import Cluster, eventually, span, unique
-from combiner_support import post_json, served_combiner
+from combiner_support import post_json, served_combiner, service_account_token
 from kubernetes_asyncio.client import ApiClient
 
 from spiderpool.agent.combining import CombinerClient
 from spiderpool.core.record_combining import CombineRequest
 from spiderpool.devcluster.cluster import ControlPlane
+from spiderpool.k8s.access_reviews import Caller, may_write_status, review_token
+from spiderpool.k8s.api_requests import request_json
+from spiderpool.k8s.core_objects import CoreObjects
+from spiderpool.k8s.crd_schema import GROUP, IPPOOL
 
 pytestmark = pytest.mark.integration
+
+RBAC = "/apis/rbac.authorization.k8s.io/v1"
 
 
 def allocation(pool: str, uid: str, *candidates: str, deadline: float | None = None) -> dict[str, Any]:
@@ -94,3 +100,46 @@ async def test_an_allocation_past_the_agents_deadline_is_dropped_unwritten(
     assert (combiner.candidates.expired, held.candidates.expired) == (1, 1)
     assert {ip: record.pod_uid for ip, record in (await cluster.records(pool)).items()} == {
         "10.211.13.1": ahead, "10.211.13.2": old}
+
+
+async def test_a_caller_allowed_some_pools_by_name_is_served_for_those(
+        api: ApiClient, cluster: Cluster, control_plane: ControlPlane, tmp_path: Path) -> None:
+    """RCB14: A service account whose ClusterRole allows updating spiderippools/status of one pool only (RBAC
+    resourceNames) is served for that pool (the pool is named in a further SubjectAccessReview) and refused (403,
+    the pool named) for another, where nothing is written (before: 403 for both, the review named no pool)."""
+    mine = await cluster.pool(subnet="10.211.14.0/24", ips=[span("10.211.14.1", 2)])
+    other = await cluster.pool(subnet="10.211.15.0/24", ips=[span("10.211.15.1", 2)])
+    namespace, role = unique("rcb"), unique("rcb14")
+    await CoreObjects(api).create_namespace(namespace)
+    token = await service_account_token(api, namespace, "one-pool")
+    await request_json(api, "POST", f"{RBAC}/clusterroles", what="ClusterRole", body={
+        "metadata": {"name": role},
+        "rules": [{"apiGroups": [GROUP], "resources": [f"{IPPOOL.plural}/status"], "verbs": ["update"],
+                   "resourceNames": [mine]}]})
+    await request_json(api, "POST", f"{RBAC}/clusterrolebindings", what="ClusterRoleBinding", body={
+        "metadata": {"name": role}, "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole",
+                                                "name": role},
+        "subjects": [{"kind": "ServiceAccount", "name": "one-pool", "namespace": namespace}]})
+    caller = await authorized(api, token, mine)
+    assert not await may_write_status(api, caller, pool=None), "the review without a name (the old one) refuses"
+    uid = unique("uid")
+    async with served_combiner(api, tmp_path) as ((url, ca_file), _):
+        served = await post_json(url, ca_file, allocation(mine, uid, "10.211.14.1"), token=token)
+        refused = await post_json(url, ca_file, allocation(other, unique("uid"), "10.211.15.1"), token=token)
+    assert (served[0], served[1]["ip"]) == (200, "10.211.14.1")
+    assert refused[0] == 403
+    assert f"of {other}" in str(refused[1]["message"])
+    assert {ip: record.pod_uid for ip, record in (await cluster.records(mine)).items()} == {"10.211.14.1": uid}
+    assert await cluster.records(other) == {}
+
+
+async def authorized(api: ApiClient, token: str, pool: str) -> Caller:
+    """Until the API server's authorizer has the RBAC objects just created (its informer): the combiner remembers a
+    refusal for a minute, so it must not be asked before."""
+    caller = await review_token(api, token)
+    assert caller is not None
+    for _ in range(300):
+        if await may_write_status(api, caller, pool=pool):
+            return caller
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"{caller.user} never became allowed to update {pool}'s status")
