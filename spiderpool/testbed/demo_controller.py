@@ -33,7 +33,9 @@ async def start_controller(*, kubeconfig: Path, log_dir: Path, say: Say) -> Cont
     """Start the controller and wait until the API server calls its webhooks; the caller stops it."""
     log_path = log_dir / CONTROLLER_LOG
     log_path.unlink(missing_ok=True)
-    controller = ControllerProcess(ControllerOptions(kubeconfig=kubeconfig, log_path=log_path.resolve()))
+    # A certificate the agents can trust too: they send contended pools' records through its record combiner.
+    controller = ControllerProcess(ControllerOptions(kubeconfig=kubeconfig, log_path=log_path.resolve(),
+                                                     tls_dir=(log_dir / "controller-tls").resolve()))
     started = time.monotonic()
     try:
         await asyncio.to_thread(controller.start)

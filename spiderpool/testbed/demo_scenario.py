@@ -142,10 +142,11 @@ async def run_scenario(
 ) -> None:
     await _install_crds(plane)
     say(f"[2/{STEPS}] CRDs: the six spiderpool.spidernet.io/v2beta1 kinds installed and served")
-    say(f"[3/{STEPS}] controller: spiderpool-controller registers its admission webhooks and runs leak collection")
+    say(f"[3/{STEPS}] controller: spiderpool-controller registers its admission webhooks, runs leak collection and")
+    say("      serves the agents' record combiner (their contended pools' records)")
     controller = await start_controller(kubeconfig=plane.kubeconfig, log_dir=log_dir, say=say)
     try:
-        async with Testbed(kubeconfig=plane.kubeconfig) as bed:
+        async with Testbed(kubeconfig=plane.kubeconfig, agent_args=controller.combiner_args()) as bed:
             await _run_on_testbed(bed, scenario, say=say, keep_until_signal=keep_until_signal, ready_line=ready_line)
     finally:
         await stop_controller(controller, kubeconfig=plane.kubeconfig, say=say)
