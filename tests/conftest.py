@@ -37,6 +37,15 @@ _UNIT_DIR = Path(__file__).resolve().parent / "unit"
 _BINARIES_ERROR = pytest.StashKey[str]()
 
 
+def pytest_sessionstart(session: pytest.Session) -> None:
+    """No implicit event loop in the main thread (R07): looptime's plugin asks the policy for the current loop around
+    every test, sync ones included, and Python 3.11's policy then creates one that nothing closes; the next
+    ``asyncio.run`` (the control plane's fixture) drops it, and its "unclosed event loop" ResourceWarning fails
+    whichever async test collects it.  Once the loop is set explicitly (to none), the policy raises instead, which
+    looptime expects; pytest-asyncio sets its own loops for async tests and restores none afterwards."""
+    asyncio.set_event_loop(None)
+
+
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         if item.path.is_relative_to(_UNIT_DIR) and item.get_closest_marker("timeout") is None:

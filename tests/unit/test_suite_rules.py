@@ -7,6 +7,7 @@ its ID. Other helpers add tests all the time, so the checks read the tree as it 
 from __future__ import annotations
 
 import ast
+import asyncio
 import re
 from collections import defaultdict
 from collections.abc import Iterator
@@ -104,3 +105,17 @@ def test_r05_no_unit_test_builds_anything() -> None:
         if path.name != Path(__file__).name and build.search(path.read_text())
     ]
     assert not offenders, f"unit test modules that run a build: {offenders}"
+
+
+def test_r07_a_sync_test_never_gets_an_implicit_event_loop() -> None:
+    """R07: in a sync test the event loop policy cannot create a loop implicitly: looptime's plugin asks the policy
+    for the current loop around every test, and on Python 3.11 that call made an unclosed loop, which the next
+    ``asyncio.run`` (the control plane's fixture) dropped: its ResourceWarning then failed a later async test with
+    "unclosed event loop". tests/conftest.py marks the main thread's loop as explicitly unset for the session."""
+    policy = asyncio.get_event_loop_policy()
+    try:
+        created = policy.get_event_loop()
+    except RuntimeError:
+        return  # what the session guarantees: no loop, and none made
+    created.close()  # the failure below must not leak one more loop
+    pytest.fail("the event loop policy created a loop implicitly in a sync test")
