@@ -13,17 +13,19 @@ shown as a Python repr:
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 import os
 import socket
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Final, Protocol, TypeVar
+from typing import Final, Protocol, TypeVar, cast
 
 from aiohttp import web
 
+from spiderpool.agent.cni_fastpath import CniFastProtocol
 from spiderpool.core.cni import error_version, parse_request
 from spiderpool.core.cni_result import format_error, format_result, format_version_reply, verify_prev_result
 from spiderpool.core.cni_types import Attachment, CniCode, CniCommand, CniError, CniRequest, IpamResult
@@ -70,6 +72,10 @@ class CniAnswer:
 
     exit_code: int
     stdout: bytes = b""
+
+
+# The backend of an app made by ``make_cni_app``: ``start_unix_server`` serves its ``POST /v2/cni`` on the fast path.
+CNI_BACKEND: Final = web.AppKey[CniBackend]("spiderpool_cni_backend")
 
 
 def _describe(request: CniRequest) -> str:
@@ -146,18 +152,21 @@ async def answer_cni(backend: CniBackend, passthrough: CniPassthrough) -> CniAns
     return answer
 
 
+async def answer_http(backend: CniBackend, headers: Mapping[str, str], body: bytes) -> CniAnswer:
+    """The answer to one ``POST /v2/cni`` of ``headers`` (looked up case-insensitively) and ``body``."""
+    try:
+        passthrough = CniPassthrough.from_headers(headers, body)
+    except WireError as err:
+        error = CniError(CniCode.INVALID_ENVIRONMENT, str(err))
+        return CniAnswer(1, format_error(error, cni_version=error_version(body)))
+    return await answer_cni(backend, passthrough)
+
+
 def make_cni_handler(backend: CniBackend) -> Callable[[web.Request], Awaitable[web.Response]]:
     """The aiohttp handler for ``POST /v2/cni``."""
 
     async def handle_cni(http_request: web.Request) -> web.Response:
-        body = await http_request.read()
-        try:
-            passthrough = CniPassthrough.from_headers(http_request.headers, body)
-        except WireError as err:
-            error = CniError(CniCode.INVALID_ENVIRONMENT, str(err))
-            answer = CniAnswer(1, format_error(error, cni_version=error_version(body)))
-        else:
-            answer = await answer_cni(backend, passthrough)
+        answer = await answer_http(backend, http_request.headers, await http_request.read())
         return web.Response(
             body=answer.stdout, headers={HEADER_EXIT_CODE: str(answer.exit_code)}, content_type="application/json"
         )
@@ -168,6 +177,7 @@ def make_cni_handler(backend: CniBackend) -> Callable[[web.Request], Awaitable[w
 def add_cni_route(app: web.Application, backend: CniBackend) -> None:
     """Mounts the CNI endpoint; ``app`` must accept bodies of ``MAX_STDIN_BYTES`` (see ``make_cni_app``)."""
     app.router.add_post(CNI_REQUEST_PATH, make_cni_handler(backend))
+    app[CNI_BACKEND] = backend
 
 
 def client_gone(request: web.BaseRequest) -> bool:
@@ -189,6 +199,30 @@ async def _quiet_when_the_client_is_gone(
             raise
         logger.debug("%s %s: the client closed the connection first (%s)", request.method, request.path, error)
         return web.Response(status=400)  # written to nobody: aiohttp drops a reply to a closed connection quietly
+
+
+class _CniFastSite(web.SockSite):
+    """The socket's site: ``POST /v2/cni`` served by ``CniFastProtocol``, every other request by the app."""
+
+    def __init__(self, runner: web.AppRunner, sock: socket.socket, backend: CniBackend) -> None:
+        super().__init__(runner, sock, backlog=_LISTEN_BACKLOG)
+        self._backend = backend
+
+    async def start(self) -> None:
+        await web.BaseSite.start(self)
+        server = self._runner.server
+        assert server is not None
+        fallback = cast(Callable[[], asyncio.Protocol], server)
+
+        async def answer(headers: Mapping[str, str], body: bytes) -> tuple[int, bytes]:
+            found = await answer_http(self._backend, headers, body)
+            return found.exit_code, found.stdout
+
+        def protocol() -> CniFastProtocol:
+            return CniFastProtocol(answer, fallback, max_body=_CLIENT_MAX_SIZE, exit_code_header=HEADER_EXIT_CODE)
+
+        self._server = await asyncio.get_running_loop().create_server(protocol, sock=self._sock,
+                                                                      backlog=_LISTEN_BACKLOG)
 
 
 def make_cni_app(backend: CniBackend) -> web.Application:
@@ -225,6 +259,10 @@ async def start_unix_server(app: web.Application, *, socket_path: Path) -> web.A
     _claim_socket_path(socket_path)
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()
-    await web.SockSite(runner, bind_private_socket(socket_path), backlog=_LISTEN_BACKLOG).start()
+    backend = app.get(CNI_BACKEND)
+    if backend is None:
+        await web.SockSite(runner, bind_private_socket(socket_path), backlog=_LISTEN_BACKLOG).start()
+    else:
+        await _CniFastSite(runner, bind_private_socket(socket_path), backend).start()
     os.chmod(socket_path, 0o600)  # exactly 0600 whatever the umask took away
     return runner
