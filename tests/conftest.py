@@ -20,6 +20,7 @@ import pytest
 from cni_build import CNI_BUILD_ERROR, rebuild_editable_cni
 from cni_sanitized import BUILD_ERROR as SANITIZED_BUILD_ERROR
 from cni_sanitized import SanitizedBuildError, build_sanitized_cni
+from hypothesis import settings
 from kubernetes_asyncio import client as k8s_client
 
 from spiderpool.devcluster.binaries import BINARIES, BuildError, ensure_binaries
@@ -28,6 +29,11 @@ from spiderpool.devcluster.helm import ensure_helm
 from spiderpool.devcluster.processes import raise_on_termination
 from spiderpool.k8s.client import close_api_client, make_api_client
 from spiderpool.k8s.crds import install_crds
+
+# Tests check correctness, never wall-clock time: Hypothesis's per-example deadline (200 ms by default) is a
+# wall-clock bound that a loaded machine breaks (test_pool_filters failed with DeadlineExceeded at 256 ms under load).
+settings.register_profile("spiderpool", deadline=None)
+settings.load_profile("spiderpool")
 
 _REAL_CLUSTER_MARKERS = ("integration", "e2e")
 # Unit tests are pure and fast: 30 s each (the 300 s default of pyproject.toml is for the suites that start
